@@ -1,0 +1,69 @@
+"""attnzero: discover efficient attention for Vision Transformers by evolutionary search.
+
+The heavy OpenMMLab stack (mmcv with compiled ops in particular) is installed by
+``tools/install.sh``; the extras below name what each part of the project needs.
+"""
+import os
+import re
+
+from setuptools import find_packages, setup
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def read_version() -> str:
+    with open(os.path.join(HERE, 'attnzero', 'version.py'), encoding='utf-8') as f:
+        match = re.search(r"__version__\s*=\s*'([^']+)'", f.read())
+    if not match:
+        raise RuntimeError('attnzero/version.py has no __version__')
+    return match.group(1)
+
+
+CORE = [
+    'torch>=2.6',
+    'numpy>=2.0',
+    'timm>=1.0',
+    'pymoo>=0.6.1',
+    'tqdm',
+    'rich',
+    'matplotlib',
+    'pyyaml',
+]
+EXTRAS = {
+    # OpenMMLab transfer (issue 6); mmcv 2.1.0 must be built from source: see tools/install.sh
+    'mm': [
+        'mmengine==0.10.7',
+        'mmcv==2.1.0',
+        'mmdet==3.3.0',
+        'mmsegmentation==1.2.2',
+        'mmpretrain==1.2.0',
+        'ftfy',
+        'regex',
+        'pycocotools',
+        'scipy',
+    ],
+    'dist': ['dask[distributed]'],
+    'bench': ['pandas', 'pyarrow', 'scikit-learn'],
+    'dev': ['pytest', 'pytest-timeout'],
+}
+EXTRAS['all'] = sorted({req for reqs in EXTRAS.values() for req in reqs})
+
+setup(
+    name='attnzero',
+    version=read_version(),
+    description='Evolutionary discovery of linear-complexity attention for Vision Transformers, '
+                'with OpenMMLab transfer to detection and segmentation.',
+    long_description=open(os.path.join(HERE, 'README.md'), encoding='utf-8').read(),
+    long_description_content_type='text/markdown',
+    license='Apache-2.0',
+    python_requires='>=3.10',
+    packages=find_packages(include=['attnzero', 'attnzero.*']),
+    include_package_data=True,
+    package_data={'attnzero': ['data/*', 'data/**/*']},
+    install_requires=CORE,
+    extras_require=EXTRAS,
+    classifiers=[
+        'Programming Language :: Python :: 3',
+        'Topic :: Scientific/Engineering :: Artificial Intelligence',
+    ],
+)
