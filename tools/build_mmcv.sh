@@ -86,7 +86,7 @@ pid=$!
 # Progress: ninja prints "[k/n] ..." per compiled unit.
 while kill -0 "$pid" 2>/dev/null; do
   sleep 30
-  step=$(grep -o '^\[[0-9]*/[0-9]*\]' "$WHEELHOUSE/$KEY.log" | tail -n 1)
+  step=$(grep -oE '^ *\[[0-9]+/[0-9]+\]' "$WHEELHOUSE/$KEY.log" | tail -n 1 | tr -d ' ')
   log "  ... $(( $(date +%s) - start ))s elapsed ${step:+, compiled $step}"
 done
 wait "$pid"; rc=$?

@@ -5,20 +5,36 @@ same attention code as the plain ones:
 
 * :class:`AttentionKernel` -- the token-mixing core. ``kernel(q, k, v, hw, attn_bias=None)`` takes
   per-head tensors of shape ``(B, heads, N, d)`` (keys/values may have ``M != N`` tokens) and
-  returns ``(B, heads, N, d)``. ``hw`` is the ``(H, W)`` grid of the *spatial* tokens (prefix tokens
-  such as a cls token come first and are not part of the grid). A kernel may own parameters
-  (learnable scales, a depthwise conv on V, agent tokens).
-* :class:`Attention` -- the module around a kernel: ``qkv`` projection, head split, kernel, head
+  returns ``(B, heads, N, d)``. ``hw`` is the ``(H, W)`` grid of the *spatial* query tokens (prefix
+  tokens such as a cls token come first and are not part of the grid). A kernel may own parameters
+  (learnable scales, a depthwise conv on V). When keys/values were spatially reduced, the grid of
+  their spatial tokens may be passed as ``kv_hw`` (inferred from the token count if omitted).
+* :class:`Attention` -- the module around a kernel: q/k/v projections, head split, kernel, head
   merge, output projection. ``Attention(x, hw) -> x`` on ``(B, N, C)`` tokens. Optional spatial
-  reduction of keys/values (PVT) lives here.
+  reduction of keys/values (PVT v1/v2) lives here.
 
 Kernels register by name in :data:`ATTENTIONS`; ``build_kernel('linear', ...)`` makes one.
+
+Parameter naming of :class:`Attention` (so that published checkpoints map one to one):
+
+* fused (default when ``sr_ratio == 1``): ``qkv`` = Linear(C, 3C) with output laid out as
+  ``(3, heads, d)`` -- the DeiT / Swin / timm layout;
+* separate (default when ``sr_ratio > 1``; force with ``qkv_fused=False``): ``q`` = Linear(C, C),
+  ``kv`` = Linear(C, 2C) laid out as ``(2, heads, d)`` -- the PVT v1/v2 layout (PVT uses ``q``/``kv``
+  in every stage, so PVT backbones pass ``qkv_fused=False``);
+* spatial reduction (``sr_ratio > 1``): ``sr`` = Conv2d(C, C, sr_ratio, stride=sr_ratio),
+  ``norm`` = LayerNorm(C) -- as in PVT;
+* ``proj`` = Linear(C, C); the kernel's own parameters live under ``kernel.`` (e.g. ``kernel.dwc``).
+Both layouts have the same parameter count (3C^2 + 3C with bias).
 """
 from __future__ import annotations
 
-from typing import Callable, Dict, Optional, Tuple, Type
+import inspect
+import math
+from typing import Callable, Dict, Optional, Tuple, Type, Union
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 HW = Tuple[int, int]
@@ -39,6 +55,72 @@ def register_attention(name: str) -> Callable[[Type['AttentionKernel']], Type['A
     return deco
 
 
+def acc_dtype(dtype: torch.dtype) -> torch.dtype:
+    """Dtype in which normaliser sums are accumulated: float32 for half types, else unchanged."""
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+
+
+def infer_kv_hw(hw: HW, m_spatial: int) -> HW:
+    """Grid of ``m_spatial`` key/value tokens reduced from the query grid ``hw`` by a common
+    integer stride (PVT's ``floor(H / r) x floor(W / r)``)."""
+    H, W = hw
+    if m_spatial == H * W:
+        return (H, W)
+    r0 = max(1, int(round(math.sqrt(H * W / max(m_spatial, 1)))))
+    for r in sorted(range(1, max(H, W) + 1), key=lambda r: abs(r - r0)):
+        if (H // r) * (W // r) == m_spatial:
+            return (H // r, W // r)
+    raise ValueError(f'cannot infer the key/value grid of {m_spatial} tokens from query grid {hw}; '
+                     'pass kv_hw')
+
+
+class VBranch(nn.Conv2d):
+    """Depthwise conv on V on the spatial grid, added to the kernel output ("rank restoration" DWC
+    of FLatten, the local branch of Agent Attention and of AttnZero's reference module).
+
+    A :class:`torch.nn.Conv2d` (parameters ``weight``/``bias``) with a token-layout ``forward``:
+    ``v`` is ``(B, heads, M, d)`` with ``num_prefix_tokens`` leading non-spatial tokens on a
+    ``kv_hw`` grid; the result is ``(B, heads, N, d)`` on the query layout with zero prefix rows.
+    If the key/value grid differs from the query grid (spatial reduction), V is resized to the query
+    grid with bilinear interpolation before the conv.
+
+    Args:
+        shared_across_heads: one ``d``-channel depthwise filter bank applied to every head (FLatten's
+            layout) instead of one filter per channel of ``C = heads * d``.
+    """
+
+    def __init__(self, head_dim: int, num_heads: int, kernel_size: int = 3,
+                 shared_across_heads: bool = False, num_prefix_tokens: int = 0) -> None:
+        ch = head_dim if shared_across_heads else head_dim * num_heads
+        super().__init__(ch, ch, kernel_size, padding=kernel_size // 2, groups=ch)
+        self.head_dim, self.num_heads = head_dim, num_heads
+        self.shared_across_heads = shared_across_heads
+        self.num_prefix_tokens = num_prefix_tokens
+
+    def forward(self, v: torch.Tensor, hw: HW, n_out: int,  # type: ignore[override]
+                kv_hw: Optional[HW] = None) -> torch.Tensor:
+        B, h, M, d = v.shape
+        p = self.num_prefix_tokens
+        if hw is None:
+            raise ValueError('the depthwise-conv branch on V needs hw=(H, W)')
+        H, W = hw
+        if kv_hw is None or kv_hw[0] * kv_hw[1] != M - p:
+            kv_hw = infer_kv_hw(hw, M - p)
+        Hk, Wk = kv_hw
+        vs = v[:, :, p:].transpose(-1, -2)  # (B, h, d, Mk)
+        if self.shared_across_heads:
+            g = vs.reshape(B * h, d, Hk, Wk)
+        else:
+            g = vs.reshape(B, h * d, Hk, Wk)
+        if (Hk, Wk) != (H, W):
+            g = F.interpolate(g, size=(H, W), mode='bilinear', align_corners=False)
+        g = self._conv_forward(g, self.weight, self.bias)
+        out = g.reshape(B, h, d, H * W).transpose(-1, -2)
+        if n_out != H * W:
+            out = F.pad(out, (0, 0, n_out - H * W, 0))
+        return out
+
+
 class AttentionKernel(nn.Module):
     """Token-mixing core on per-head tensors ``(B, heads, N, d)``.
 
@@ -46,10 +128,17 @@ class AttentionKernel(nn.Module):
         head_dim: channels per head ``d``.
         num_heads: number of heads.
         num_prefix_tokens: tokens at the start of the sequence that are not on the ``hw`` grid
-            (e.g. DeiT's cls token); spatial operations (depthwise convs) skip them.
+            (e.g. DeiT's cls token); spatial operations (depthwise convs, pooling) skip them. The
+            key/value sequence has the same number of prefix tokens.
         v_branch: whether the kernel adds its own local branch on V (depthwise conv) when its
             formulation has one. Backbones with their own positional branch (CSwin's LePE) pass
             ``False``.
+        attn_drop: dropout on the attention matrix (used only by kernels that form one).
+
+    ``forward(q, k, v, hw=None, attn_bias=None, kv_hw=None)``: ``q`` is ``(B, heads, N, d)``,
+    ``k``/``v`` are ``(B, heads, M, d)``; returns ``(B, heads, N, d)`` in ``q``'s dtype. ``hw`` is
+    needed by kernels with spatial branches; ``attn_bias`` (additive, broadcastable to
+    ``(B, heads, N, M)``) only by kernels with ``supports_attn_bias``.
     """
 
     name: str = ''
@@ -68,11 +157,21 @@ class AttentionKernel(nn.Module):
         self.attn_drop = attn_drop
 
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, hw: Optional[HW] = None,
-                attn_bias: Optional[torch.Tensor] = None) -> torch.Tensor:  # pragma: no cover
+                attn_bias: Optional[torch.Tensor] = None,
+                kv_hw: Optional[HW] = None) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
 
+    def _check_bias(self, attn_bias: Optional[torch.Tensor]) -> None:
+        if attn_bias is not None and not self.supports_attn_bias:
+            raise ValueError(f'attention {self.name!r} does not take an attn_bias')
+
     def extra_repr(self) -> str:
-        return f'head_dim={self.head_dim}, num_heads={self.num_heads}'
+        return (f'head_dim={self.head_dim}, num_heads={self.num_heads}, '
+                f'num_prefix_tokens={self.num_prefix_tokens}, linear={self.linear}')
+
+
+def _accepts(cls: type, arg: str) -> bool:
+    return arg in inspect.signature(cls.__init__).parameters
 
 
 def build_kernel(name: str, head_dim: int, num_heads: int, **kwargs) -> AttentionKernel:
@@ -82,3 +181,91 @@ def build_kernel(name: str, head_dim: int, num_heads: int, **kwargs) -> Attentio
     if name not in ATTENTIONS:
         raise KeyError(f'unknown attention {name!r}; known: {sorted(ATTENTIONS)}')
     return ATTENTIONS[name](head_dim=head_dim, num_heads=num_heads, **kwargs)
+
+
+class Attention(nn.Module):
+    """Multi-head attention module on ``(B, N, C)`` tokens around a named kernel.
+
+    ``forward(x, hw, attn_bias=None) -> (B, N, C)``: ``x`` holds ``num_prefix_tokens`` prefix tokens
+    followed by ``H * W`` spatial tokens in row-major order; ``hw = (H, W)``.
+
+    Args:
+        dim: channels C.
+        num_heads: heads (``C % num_heads == 0``).
+        attn: kernel name in :data:`ATTENTIONS` (``softmax``, ``linear``, ``focused``,
+            ``relu_linear``, ``hydra``, ``agent``, ``attnzero``).
+        qkv_bias: bias of the q/k/v projections.
+        attn_drop: attention dropout (only kernels forming an attention matrix use it).
+        proj_drop: dropout after the output projection.
+        num_prefix_tokens: non-spatial leading tokens (cls/dist tokens).
+        sr_ratio: PVT spatial reduction of keys/values (Conv2d(C, C, r, stride=r) + LayerNorm on the
+            grid; prefix tokens are not reduced but are layer-normed with the reduced tokens).
+        v_branch: forwarded to the kernel (its depthwise conv on V, if it has one).
+        genome: AttnZero genome (canonical text, ``Genome`` or original-format dict); forwarded only
+            to kernels that take one (so a per-stage mix of kernels can share one ``genome``).
+        qkv_fused: ``True`` -> one ``qkv`` Linear; ``False`` -> ``q`` and ``kv``; default ``None`` =
+            fused iff ``sr_ratio == 1``.
+        **kernel_kwargs: passed to the kernel constructor (e.g. ``scale``, ``agent_num``).
+    """
+
+    def __init__(self, dim: int, num_heads: int = 8, attn: str = 'softmax', qkv_bias: bool = True,
+                 attn_drop: float = 0.0, proj_drop: float = 0.0, num_prefix_tokens: int = 0,
+                 sr_ratio: int = 1, v_branch: bool = True,
+                 genome: Union[None, str, object] = None, qkv_fused: Optional[bool] = None,
+                 **kernel_kwargs) -> None:
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f'dim {dim} is not divisible by num_heads {num_heads}')
+        self.dim, self.num_heads = dim, num_heads
+        self.head_dim = dim // num_heads
+        self.num_prefix_tokens = num_prefix_tokens
+        self.sr_ratio = sr_ratio
+        self.qkv_fused = (sr_ratio == 1) if qkv_fused is None else bool(qkv_fused)
+        if self.qkv_fused and sr_ratio > 1:
+            raise ValueError('a fused qkv projection cannot be used with sr_ratio > 1')
+        if self.qkv_fused:
+            self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+        else:
+            self.q = nn.Linear(dim, dim, bias=qkv_bias)
+            self.kv = nn.Linear(dim, dim * 2, bias=qkv_bias)
+        if sr_ratio > 1:
+            self.sr = nn.Conv2d(dim, dim, kernel_size=sr_ratio, stride=sr_ratio)
+            self.norm = nn.LayerNorm(dim)
+        from . import zoo  # noqa: F401
+        if attn not in ATTENTIONS:
+            raise KeyError(f'unknown attention {attn!r}; known: {sorted(ATTENTIONS)}')
+        cls = ATTENTIONS[attn]
+        if genome is not None and _accepts(cls, 'genome'):
+            kernel_kwargs['genome'] = genome
+        self.kernel = cls(head_dim=self.head_dim, num_heads=num_heads,
+                          num_prefix_tokens=num_prefix_tokens, v_branch=v_branch,
+                          attn_drop=attn_drop, **kernel_kwargs)
+        self.attn = attn
+        self.proj = nn.Linear(dim, dim)
+        self.proj_drop = nn.Dropout(proj_drop)
+
+    def forward(self, x: torch.Tensor, hw: HW, attn_bias: Optional[torch.Tensor] = None) -> torch.Tensor:
+        B, N, C = x.shape
+        h, d, p = self.num_heads, self.head_dim, self.num_prefix_tokens
+        H, W = hw
+        if N != p + H * W:
+            raise ValueError(f'{N} tokens but {p} prefix + {H}x{W} grid')
+        kv_hw: Optional[HW] = hw
+        if self.qkv_fused:
+            q, k, v = self.qkv(x).reshape(B, N, 3, h, d).permute(2, 0, 3, 1, 4).unbind(0)
+        else:
+            q = self.q(x).reshape(B, N, h, d).transpose(1, 2)
+            xkv = x
+            if self.sr_ratio > 1:
+                grid = x[:, p:].transpose(1, 2).reshape(B, C, H, W)
+                grid = self.sr(grid)
+                kv_hw = (grid.shape[-2], grid.shape[-1])
+                xkv = self.norm(torch.cat([x[:, :p], grid.flatten(2).transpose(1, 2)], dim=1))
+            M = xkv.shape[1]
+            k, v = self.kv(xkv).reshape(B, M, 2, h, d).permute(2, 0, 3, 1, 4).unbind(0)
+        out = self.kernel(q, k, v, hw, attn_bias=attn_bias, kv_hw=kv_hw)
+        out = out.transpose(1, 2).reshape(B, N, C)
+        return self.proj_drop(self.proj(out))
+
+    def extra_repr(self) -> str:
+        return f'dim={self.dim}, num_heads={self.num_heads}, attn={self.attn!r}, sr_ratio={self.sr_ratio}'

@@ -1,0 +1,83 @@
+"""Focused linear attention -- Han et al., "FLatten Transformer: Vision Transformer using Focused
+Linear Attention", ICCV 2023.
+
+Feature map (applied to q and k, per token over the ``d`` channels of a head)::
+
+    x'      = ReLU(x) / softplus(s)                   s: learnable per-channel scale (C = heads*d)
+    phi(x)  = f_p(x') = ||x'|| / ||x'^p|| * x'^p      (elementwise power, p = 3 by default)
+
+Output::
+
+    out = phi(Q)(phi(K)^T V) / (phi(Q) sum_m phi(K_m) + eps)  +  DWC(V)
+
+where DWC is the paper's rank-restoration depthwise conv (kernel 5) on V on the spatial grid
+(prefix tokens skipped; with spatially reduced keys/values V is resized to the query grid first).
+
+Kept from the paper: the ReLU + focusing function with p=3, the learnable softplus scale, the
+normaliser, the DWC (kernel 5, one ``d``-channel filter bank shared by all heads). Left out: the
+learnable positional encoding FLatten adds to K, which fixes the token count (backbones have their
+own position embeddings).
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .base import HW, AttentionKernel, VBranch, acc_dtype, register_attention
+from .linear import kernelized_linear_attention
+
+
+def focusing_function(x: torch.Tensor, p: float) -> torch.Tensor:
+    """``f_p(x) = ||x|| / ||x^p|| * x^p`` over the last dim for non-negative ``x``. Computed on
+    ``u = x / max(x)`` (mathematically identical: ``||x|| = max(x) ||u||`` and ``f_p`` is
+    scale-equivariant), so that neither ``x^p`` nor ``||x||`` overflows or underflows; all-zero rows
+    map to zero."""
+    tiny = torch.finfo(x.dtype).tiny
+    m = x.amax(dim=-1, keepdim=True).clamp_min(tiny)
+    u = x / m
+    up = u ** p
+    return (m * u.norm(dim=-1, keepdim=True)) * up / up.norm(dim=-1, keepdim=True).clamp_min(tiny)
+
+
+@register_attention('focused')
+class FocusedLinearAttention(AttentionKernel):
+    """FLatten's focused linear attention (see module docstring).
+
+    Args:
+        focusing_factor: ``p`` (3 in the paper).
+        kernel_size: DWC kernel size (5 in the paper).
+        eps: added to the normaliser.
+        dwc_shared_heads: share the DWC filters across heads (FLatten's layout).
+    """
+
+    linear = True
+
+    def __init__(self, head_dim: int, num_heads: int, num_prefix_tokens: int = 0,
+                 v_branch: bool = True, attn_drop: float = 0.0, focusing_factor: float = 3.0,
+                 kernel_size: int = 5, eps: float = 1e-6, dwc_shared_heads: bool = True) -> None:
+        super().__init__(head_dim, num_heads, num_prefix_tokens, v_branch, attn_drop)
+        self.focusing_factor = focusing_factor
+        self.eps = eps
+        self.scale = nn.Parameter(torch.zeros(1, num_heads, 1, head_dim))  # softplus(0) = ln 2
+        self.dwc = (VBranch(head_dim, num_heads, kernel_size, dwc_shared_heads, num_prefix_tokens)
+                    if v_branch else None)
+
+    def feature_map(self, x: torch.Tensor) -> torch.Tensor:
+        s = F.softplus(self.scale.to(x.dtype))
+        return focusing_function(F.relu(x) / s, self.focusing_factor)
+
+    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, hw: Optional[HW] = None,
+                attn_bias: Optional[torch.Tensor] = None, kv_hw: Optional[HW] = None) -> torch.Tensor:
+        self._check_bias(attn_bias)
+        dt = acc_dtype(q.dtype)
+        out = kernelized_linear_attention(self.feature_map(q.to(dt)), self.feature_map(k.to(dt)),
+                                          v, self.eps).to(q.dtype)
+        if self.dwc is not None:
+            out = out + self.dwc(v, hw, q.shape[-2], kv_hw)
+        return out
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f', p={self.focusing_factor}'

@@ -1,0 +1,97 @@
+"""AttnZero attention -- Li et al., "AttnZero: Efficient Attention Discovery for Vision
+Transformers", ECCV 2024.
+
+The token mixer is a searched computation graph (a :class:`attnzero.space.Genome`) compiled to a
+pure function ``f(q, k, v) -> (B, heads, N, d)``; the module around it adds, as the paper's
+reference module does, a depthwise 3x3 conv of V on the H x W grid to the output (prefix tokens
+skipped; CSwin passes ``v_branch=False`` and uses its LePE instead)::
+
+    out = graph(Q, K, V) + DWC(V)
+
+Default genome: the paper's Trial-105 (``i3n303``; ELU+1 on K, min-max normalised V, ``(phi(K)^T
+V)^T`` normalised, applied to L2-normalised Q, L2-normalised and gated elementwise by Q).
+
+Choices documented here: the DWC has one 3x3 filter per channel of ``C`` (``dwc_shared_heads=True``
+shares one ``d``-channel bank across heads); half-precision inputs are evaluated in float32 (the
+graph's whole-tensor normalisations and sums) and cast back.
+"""
+from __future__ import annotations
+
+from typing import Any, Optional, Union
+
+import torch
+
+from .base import HW, AttentionKernel, VBranch, acc_dtype, register_attention
+
+
+def as_genome(genome: Union[None, str, dict, Any]):
+    """``None`` -> Trial-105; canonical text -> ``Genome.parse``; original-format dict
+    (``graph_type``, ``unary_op``, ``binary_op``) -> ``Genome.from_attnzero_cfg``; a ``Genome``
+    passes through."""
+    from attnzero.space import TRIAL_105, Genome  # imported lazily: the space is optional here
+
+    if genome is None:
+        return TRIAL_105
+    if isinstance(genome, str):
+        return Genome.parse(genome)
+    if isinstance(genome, dict):
+        return Genome.from_attnzero_cfg(genome)
+    return genome
+
+
+@register_attention('attnzero')
+class AttnZeroAttention(AttentionKernel):
+    """A compiled AttnZero genome plus the depthwise-conv branch on V.
+
+    Args:
+        genome: canonical text, ``Genome`` or original-format dict; default Trial-105.
+        kernel_size: DWC kernel size (3).
+        dwc_shared_heads: share the DWC filters across heads.
+
+    ``linear`` is set per instance from ``genome.complexity().kind``. With spatially reduced
+    keys/values (``M != N``) the genome is compiled with ``distinct_kv=True`` (its einsum branches
+    chosen for distinct token counts); a genome that is invalid in that setting raises then.
+    """
+
+    linear = True
+
+    def __init__(self, head_dim: int, num_heads: int, num_prefix_tokens: int = 0,
+                 v_branch: bool = True, attn_drop: float = 0.0,
+                 genome: Union[None, str, dict, Any] = None, kernel_size: int = 3,
+                 dwc_shared_heads: bool = False) -> None:
+        super().__init__(head_dim, num_heads, num_prefix_tokens, v_branch, attn_drop)
+        self.genome = as_genome(genome)
+        self.fn = self.genome.compile()
+        self._fn_kv = None  # compiled on first use with M != N (keys/values spatially reduced)
+        try:
+            self.linear = self.genome.complexity().kind == 'linear'
+        except Exception:  # complexity analysis is informative only
+            pass
+        self.dwc = (VBranch(head_dim, num_heads, kernel_size, dwc_shared_heads, num_prefix_tokens)
+                    if v_branch else None)
+
+    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, hw: Optional[HW] = None,
+                attn_bias: Optional[torch.Tensor] = None, kv_hw: Optional[HW] = None) -> torch.Tensor:
+        self._check_bias(attn_bias)
+        dt = acc_dtype(q.dtype)
+        fn = self.fn
+        if k.shape[-2] != q.shape[-2]:
+            if self._fn_kv is None:
+                try:
+                    self._fn_kv = self.genome.compile(distinct_kv=True)
+                except Exception as e:
+                    raise ValueError(f'genome {self.genome.to_string()!r} cannot take keys/values with '
+                                     f'a different token count ({k.shape[-2]} vs {q.shape[-2]} queries, '
+                                     f'e.g. sr_ratio > 1): {e}') from e
+            fn = self._fn_kv
+        out = fn(q.to(dt), k.to(dt), v.to(dt)).to(q.dtype)
+        if self.dwc is not None:
+            out = out + self.dwc(v, hw, q.shape[-2], kv_hw)
+        return out
+
+    def extra_repr(self) -> str:
+        try:
+            text = self.genome.to_string()
+        except Exception:
+            text = str(self.genome)
+        return super().extra_repr() + f', genome={text!r}'
