@@ -1,0 +1,37 @@
+"""Search space of attnzero: attention as a small typed program over Q, K, V.
+
+>>> from attnzero.space import Genome, TRIAL_105
+>>> f = TRIAL_105.compile()          # pure torch callable f(q, k, v) -> (B, h, N, d)
+>>> TRIAL_105.complexity().kind
+'linear'
+
+Sub-modules: :mod:`.ops` (operators), :mod:`.graphs` (the 8 DAGs), :mod:`.genome` (``Genome``,
+text/config formats, compiler, published genomes), :mod:`.cost` (static analysis),
+:mod:`.check` (program check), :mod:`.fec` (functional-equivalence fingerprint),
+:mod:`.variation` (sampling, mutation, crossover).
+"""
+from .check import CheckResult, Reason, check_program, static_check
+from .cost import Complexity, analyse
+from .fec import fingerprint, probe_inputs, same_function
+from .genome import (ELU_LINEAR, REFERENCE_GENOMES, RELU_LINEAR, SOFTMAX, TRIAL_105, TRIAL_140,
+                     CompiledProgram, Genome, GenomeError, InvalidGenomeError)
+from .graphs import GRAPH_NAMES, GRAPHS, Graph
+from .ops import (BINARY_BY_NAME, BINARY_OPS, NUM_ORIGINAL_BINARY, NUM_ORIGINAL_UNARY,
+                  UNARY_BY_NAME, UNARY_OPS, BinaryOp, UnaryOp)
+from .variation import (DEFAULT_DISTRIBUTION, MUTATIONS, ORIGINAL_DISTRIBUTION, SpaceDistribution,
+                        VariationError, crossover, is_valid, mutate, sample, sample_raw)
+
+__all__ = [
+    # genome
+    'Genome', 'GenomeError', 'InvalidGenomeError', 'CompiledProgram',
+    'TRIAL_105', 'TRIAL_140', 'SOFTMAX', 'ELU_LINEAR', 'RELU_LINEAR', 'REFERENCE_GENOMES',
+    # analysis and checks
+    'Complexity', 'analyse', 'Reason', 'CheckResult', 'check_program', 'static_check',
+    'fingerprint', 'probe_inputs', 'same_function',
+    # variation
+    'SpaceDistribution', 'DEFAULT_DISTRIBUTION', 'ORIGINAL_DISTRIBUTION', 'VariationError',
+    'MUTATIONS', 'sample', 'sample_raw', 'mutate', 'crossover', 'is_valid',
+    # building blocks
+    'GRAPHS', 'GRAPH_NAMES', 'Graph', 'UNARY_OPS', 'BINARY_OPS', 'UNARY_BY_NAME', 'BINARY_BY_NAME',
+    'NUM_ORIGINAL_UNARY', 'NUM_ORIGINAL_BINARY', 'UnaryOp', 'BinaryOp',
+]
