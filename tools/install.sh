@@ -61,9 +61,9 @@ else
   else
     log "step 4/5: mmcv 2.1.0 with compiled ops (built once, then reused from the wheelhouse)"
     wheel=$(PYTHON="$PY" bash "$ROOT/tools/build_mmcv.sh" | tail -n 1)
+    # mmcv's runtime dependencies first (torch is already pinned and installed), then the wheel
+    "${PIP[@]}" -q mmengine addict packaging Pillow pyyaml yapf opencv-python
     "${PIP[@]}" -q --no-deps "$wheel"
-    # mmcv's own runtime dependencies (not torch: that is already pinned and installed)
-    "${PIP[@]}" -q addict packaging Pillow pyyaml yapf opencv-python
   fi
 
   log "step 5/5: mmengine, mmdet, mmseg, mmpretrain and attnzero (editable, all extras)"

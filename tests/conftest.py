@@ -1,0 +1,28 @@
+"""Shared pytest fixtures and helpers."""
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+import torch
+
+
+def has_mm_stack() -> bool:
+    """True when mmcv (with compiled ops), mmdet and mmseg are importable."""
+    for name in ('mmengine', 'mmcv', 'mmdet', 'mmseg'):
+        if importlib.util.find_spec(name) is None:
+            return False
+    try:
+        import mmcv.ops  # noqa: F401
+    except Exception:  # pragma: no cover - broken build
+        return False
+    return True
+
+
+requires_mm = pytest.mark.skipif(not has_mm_stack(), reason='OpenMMLab stack not installed')
+
+
+@pytest.fixture(autouse=True)
+def _seed_everything():
+    torch.manual_seed(0)
+    yield
