@@ -377,3 +377,23 @@ def test_max_numel_detects_a_quadratic_formulation():
     with MaxNumel() as m:
         ref_kernelized(q, q, q, 1e-6)
     assert m.max >= 1024 * 1024
+
+
+def test_focused_zero_rows_have_finite_gradients():
+    """Rows that ReLU zeroes entirely (padding tokens, or every channel negative) must not produce
+    NaN gradients for the learnable scale (the norm of an all-zero row has a 0/0 backward)."""
+    from attnzero.attention import build_kernel
+
+    kern = build_kernel('focused', head_dim=8, num_heads=2, v_branch=False)
+    q = torch.randn(1, 2, 16, 8)
+    k = torch.randn(1, 2, 16, 8)
+    q[:, :, :4] = -1.0          # all channels negative -> ReLU gives an all-zero row
+    k[:, :, -3:] = 0.0          # zero padding
+    q.requires_grad_(True)
+    k.requires_grad_(True)
+    out = kern(q, k, torch.randn(1, 2, 16, 8), hw=(4, 4))
+    out.square().sum().backward()
+    assert torch.isfinite(out).all()
+    for t in (kern.scale.grad, q.grad, k.grad):
+        assert torch.isfinite(t).all()
+    assert kern.scale.grad.abs().sum() > 0

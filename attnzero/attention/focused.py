@@ -34,12 +34,18 @@ def focusing_function(x: torch.Tensor, p: float) -> torch.Tensor:
     """``f_p(x) = ||x|| / ||x^p|| * x^p`` over the last dim for non-negative ``x``. Computed on
     ``u = x / max(x)`` (mathematically identical: ``||x|| = max(x) ||u||`` and ``f_p`` is
     scale-equivariant), so that neither ``x^p`` nor ``||x||`` overflows or underflows; all-zero rows
-    map to zero."""
+    (padding, or ReLU killing every channel) map to zero with zero (not NaN) gradients."""
     tiny = torch.finfo(x.dtype).tiny
+
+    def norm(t: torch.Tensor) -> torch.Tensor:
+        # sqrt of a clamped sum of squares: equal to ||t|| wherever max(u) = 1 (sum >= 1), and
+        # differentiable at the all-zero row, where torch.linalg.norm's backward is 0/0.
+        return t.square().sum(dim=-1, keepdim=True).clamp_min(tiny).sqrt()
+
     m = x.amax(dim=-1, keepdim=True).clamp_min(tiny)
     u = x / m
     up = u ** p
-    return (m * u.norm(dim=-1, keepdim=True)) * up / up.norm(dim=-1, keepdim=True).clamp_min(tiny)
+    return (m * norm(u)) * up / norm(up)
 
 
 @register_attention('focused')

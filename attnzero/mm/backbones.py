@@ -1,0 +1,140 @@
+"""OpenMMLab backbones: the attnzero models in dense mode as :class:`mmengine.model.BaseModule`.
+
+Each class *is* the timm model (same parameter names, so classification checkpoints load
+directly) built with ``features_only=True`` and returns a tuple of NCHW maps at ``out_indices``
+(strides 4/8/16/32). Config keys::
+
+    backbone=dict(type='AttnZeroPVT', arch='tiny', attn=None, genome=None,
+                  out_indices=(0, 1, 2, 3), drop_path_rate=0.1,
+                  init_cfg=dict(type='Pretrained', checkpoint='pvt_tiny.pth'))
+
+``arch`` is a name of the family's arch table (or a dict of constructor args); ``attn=None`` keeps
+the family's AttnZero default, ``attn='softmax'`` is the baseline; any other constructor argument
+of the model class (``img_size``, ``window_size``, ``attn_kwargs``, ``sr_for_linear`` ...) may be
+given too. ``pretrained=PATH`` (mmseg's ``model.pretrained``) is the same as
+``init_cfg=dict(type='Pretrained', checkpoint=PATH)``.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
+
+import torch
+from mmengine.model import BaseModule
+
+from attnzero.models import (CSWIN_ARCHS, DEIT_ARCHS, PVT_ARCHS, PVT_V2_ARCHS, SWIN_ARCHS, CSwin,
+                             DeiT, PVT, PVTv2, Swin)
+
+from .checkpoint import load_pretrained
+
+__all__ = ['AttnZeroDeiT', 'AttnZeroPVT', 'AttnZeroPVTv2', 'AttnZeroSwin', 'AttnZeroCSwin',
+           'MM_BACKBONES']
+
+
+def _model_args(archs: Dict[str, Dict[str, Any]], arch: Union[str, Dict[str, Any]], attn: Any,
+                genome: Any, out_indices: Sequence[int], drop_path_rate: Optional[float],
+                kwargs: Dict[str, Any]) -> Dict[str, Any]:
+    if isinstance(arch, str):
+        if arch not in archs:
+            raise KeyError(f'unknown arch {arch!r}; known: {sorted(archs)}')
+        args = dict(archs[arch])
+    else:
+        args = dict(arch)
+    args.update(kwargs)
+    if attn is not None:
+        args['attn'] = attn
+    if genome is not None:
+        args['genome'] = genome
+    if drop_path_rate is not None:
+        args['drop_path_rate'] = drop_path_rate
+    args.update(features_only=True, out_indices=tuple(out_indices), num_classes=0)
+    return args
+
+
+class _MMBackboneMixin:
+    """mmengine ``init_cfg`` semantics + tuple outputs, on top of an attnzero model class."""
+
+    def _finish_mm_init(self, arch: Any, init_cfg: Optional[dict],
+                        pretrained: Optional[str] = None) -> None:
+        self.arch = arch
+        if pretrained is not None:  # mmseg's EncoderDecoder passes ``model.pretrained`` here
+            if init_cfg is not None:
+                raise ValueError('give either init_cfg or pretrained, not both')
+            init_cfg = dict(type='Pretrained', checkpoint=pretrained)
+        self.init_cfg = copy.deepcopy(init_cfg)
+
+    def init_weights(self) -> None:
+        cfg = self.init_cfg
+        if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
+            self.load_report = load_pretrained(self, cfg['checkpoint'], prefix=cfg.get('prefix'))
+            self._is_init = True
+            return
+        super().init_weights()  # BaseModule: initializers from init_cfg (weights are already
+        # initialised the timm way at construction when init_cfg is None)
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        return tuple(super().forward(x))
+
+
+class AttnZeroDeiT(_MMBackboneMixin, DeiT, BaseModule):
+    """DeiT with a ViTDet-style simple pyramid (strides 4/8/16/32, all ``embed_dim`` channels).
+    ``arch``: ``'tiny'`` / ``'small'``."""
+
+    def __init__(self, arch: Union[str, Dict[str, Any]] = 'tiny', attn: Any = None,
+                 genome: Any = None, out_indices: Sequence[int] = (0, 1, 2, 3),
+                 drop_path_rate: Optional[float] = None, init_cfg: Optional[dict] = None,
+                 pretrained: Optional[str] = None, **kwargs) -> None:
+        DeiT.__init__(self, **_model_args(DEIT_ARCHS, arch, attn, genome, out_indices,
+                                          drop_path_rate, kwargs))
+        self._finish_mm_init(arch, init_cfg, pretrained)
+
+
+class AttnZeroPVT(_MMBackboneMixin, PVT, BaseModule):
+    """PVT v1. ``arch``: ``'tiny'`` / ``'small'``."""
+
+    def __init__(self, arch: Union[str, Dict[str, Any]] = 'tiny', attn: Any = None,
+                 genome: Any = None, out_indices: Sequence[int] = (0, 1, 2, 3),
+                 drop_path_rate: Optional[float] = None, init_cfg: Optional[dict] = None,
+                 pretrained: Optional[str] = None, **kwargs) -> None:
+        PVT.__init__(self, **_model_args(PVT_ARCHS, arch, attn, genome, out_indices,
+                                         drop_path_rate, kwargs))
+        self._finish_mm_init(arch, init_cfg, pretrained)
+
+
+class AttnZeroPVTv2(_MMBackboneMixin, PVTv2, BaseModule):
+    """PVT v2. ``arch``: ``'b0'`` / ``'b1'`` / ``'b2'``."""
+
+    def __init__(self, arch: Union[str, Dict[str, Any]] = 'b0', attn: Any = None,
+                 genome: Any = None, out_indices: Sequence[int] = (0, 1, 2, 3),
+                 drop_path_rate: Optional[float] = None, init_cfg: Optional[dict] = None,
+                 pretrained: Optional[str] = None, **kwargs) -> None:
+        PVTv2.__init__(self, **_model_args(PVT_V2_ARCHS, arch, attn, genome, out_indices,
+                                           drop_path_rate, kwargs))
+        self._finish_mm_init(arch, init_cfg, pretrained)
+
+
+class AttnZeroSwin(_MMBackboneMixin, Swin, BaseModule):
+    """Swin. ``arch``: ``'tiny'`` / ``'small'``."""
+
+    def __init__(self, arch: Union[str, Dict[str, Any]] = 'tiny', attn: Any = None,
+                 genome: Any = None, out_indices: Sequence[int] = (0, 1, 2, 3),
+                 drop_path_rate: Optional[float] = None, init_cfg: Optional[dict] = None,
+                 pretrained: Optional[str] = None, **kwargs) -> None:
+        Swin.__init__(self, **_model_args(SWIN_ARCHS, arch, attn, genome, out_indices,
+                                          drop_path_rate, kwargs))
+        self._finish_mm_init(arch, init_cfg, pretrained)
+
+
+class AttnZeroCSwin(_MMBackboneMixin, CSwin, BaseModule):
+    """CSWin. ``arch``: ``'tiny'`` / ``'small'``."""
+
+    def __init__(self, arch: Union[str, Dict[str, Any]] = 'tiny', attn: Any = None,
+                 genome: Any = None, out_indices: Sequence[int] = (0, 1, 2, 3),
+                 drop_path_rate: Optional[float] = None, init_cfg: Optional[dict] = None,
+                 pretrained: Optional[str] = None, **kwargs) -> None:
+        CSwin.__init__(self, **_model_args(CSWIN_ARCHS, arch, attn, genome, out_indices,
+                                           drop_path_rate, kwargs))
+        self._finish_mm_init(arch, init_cfg, pretrained)
+
+
+MM_BACKBONES = (AttnZeroDeiT, AttnZeroPVT, AttnZeroPVTv2, AttnZeroSwin, AttnZeroCSwin)

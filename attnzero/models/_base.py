@@ -1,0 +1,161 @@
+"""What every attnzero backbone shares: timm's classifier API, the dense-prediction mode,
+weight init and the timm entry-point helper."""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Type
+
+import torch
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from timm.layers import trunc_normal_
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+
+def default_cfg(**kwargs) -> Dict[str, Any]:
+    """timm pretrained cfg (data config for timm's train script; no hub weights)."""
+    cfg = dict(url='', num_classes=1000, input_size=(3, 224, 224), pool_size=None, crop_pct=0.9,
+               interpolation='bicubic', fixed_input_size=False, mean=IMAGENET_DEFAULT_MEAN,
+               std=IMAGENET_DEFAULT_STD, first_conv='patch_embed.proj', classifier='head',
+               license='apache-2.0')
+    cfg.update(kwargs)
+    return cfg
+
+
+class BackboneBase(nn.Module):
+    """Base of the attnzero backbones.
+
+    Subclasses build their trunk, then call :meth:`_build_head`, and implement
+
+    * ``forward_features(x) -> (B, N, C)`` final normalised tokens (prefix tokens first);
+    * ``forward_pyramid(x) -> list of 4 NCHW maps`` at strides 4/8/16/32.
+
+    Modes: classification (``forward`` -> logits) or, with ``features_only=True``, dense prediction
+    (``forward`` -> list of the maps at ``out_indices``; no classifier is built).
+    """
+
+    num_prefix_tokens: int = 0
+    #: parameter-name prefixes that exist only in dense mode (new layers when a classification
+    #: checkpoint is loaded; reported separately from genuinely missing keys)
+    dense_only_prefixes: Tuple[str, ...] = ()
+
+    def _build_head(self, num_features: int, num_classes: int, global_pool: str,
+                    drop_rate: float, features_only: bool, out_indices: Sequence[int],
+                    feature_channels: Sequence[int], feature_reductions: Sequence[int] = (4, 8, 16, 32),
+                    stage_modules: Optional[Sequence[str]] = None) -> None:
+        self.num_features = self.head_hidden_size = num_features
+        self.global_pool = global_pool
+        self.features_only = bool(features_only)
+        self.out_indices = tuple(int(i) for i in out_indices)
+        for i in self.out_indices:
+            if not 0 <= i < len(feature_channels):
+                raise ValueError(f'out_index {i} out of range (0..{len(feature_channels) - 1})')
+        stage_modules = stage_modules or [f'stages.{i}' for i in range(len(feature_channels))]
+        self.feature_info = [dict(num_chs=int(c), reduction=int(r), module=m)
+                             for c, r, m in zip(feature_channels, feature_reductions, stage_modules)]
+        self.grad_checkpointing = False
+        if self.features_only:
+            num_classes = 0
+        self.num_classes = num_classes
+        self.head_drop = nn.Dropout(drop_rate)
+        self.head = nn.Linear(num_features, num_classes) if num_classes > 0 else nn.Identity()
+
+    @property
+    def out_channels(self) -> List[int]:
+        return [self.feature_info[i]['num_chs'] for i in self.out_indices]
+
+    # ---- init -----------------------------------------------------------------------------
+    @staticmethod
+    def _init_module(m: nn.Module) -> None:
+        if isinstance(m, nn.Linear):
+            trunc_normal_(m.weight, std=0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.LayerNorm):
+            if m.weight is not None:
+                nn.init.ones_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+    def init_model_weights(self) -> None:
+        self.apply(self._init_module)
+        for name, p in self.named_parameters():
+            if name.endswith(('pos_embed', 'cls_token', 'relative_position_bias_table')) or \
+                    '.pos_embed' in name:
+                trunc_normal_(p, std=0.02)
+
+    # ---- timm API -------------------------------------------------------------------------
+    @torch.jit.ignore
+    def no_weight_decay(self) -> set:
+        return {n for n, _ in self.named_parameters()
+                if n.split('.')[-1].startswith(('pos_embed', 'cls_token'))
+                or n.endswith('relative_position_bias_table')}
+
+    @torch.jit.ignore
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        self.grad_checkpointing = enable
+
+    @torch.jit.ignore
+    def get_classifier(self) -> nn.Module:
+        return self.head
+
+    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
+        self.num_classes = num_classes
+        if global_pool is not None:
+            self.global_pool = global_pool
+        self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+
+    def _run(self, blk: nn.Module, *args) -> torch.Tensor:
+        if self.grad_checkpointing and self.training and not torch.jit.is_scripting():
+            return checkpoint(blk, *args, use_reentrant=False)
+        return blk(*args)
+
+    def pool(self, x: torch.Tensor) -> torch.Tensor:
+        if self.global_pool == 'token':
+            return x[:, 0]
+        if self.global_pool == 'avg':
+            return x[:, self.num_prefix_tokens:].mean(dim=1)
+        return x
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.head_drop(self.pool(x))
+        return x if pre_logits else self.head(x)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    def forward_pyramid(self, x: torch.Tensor) -> List[torch.Tensor]:  # pragma: no cover
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor):
+        if self.features_only:
+            feats = self.forward_pyramid(x)
+            return [feats[i] for i in self.out_indices]
+        return self.forward_head(self.forward_features(x))
+
+
+def create_model(model_cls: Type[nn.Module], variant: str, arch: Dict[str, Any],
+                 pretrained: bool = False, pretrained_cfg: Any = None,
+                 pretrained_cfg_overlay: Optional[Dict[str, Any]] = None, **kwargs) -> nn.Module:
+    """timm entry-point body: ``arch`` defaults overridden by ``kwargs``; sets ``pretrained_cfg``.
+
+    ``pretrained=True`` loads ``pretrained_cfg['file']`` (a local checkpoint; there are no hub
+    weights) through :func:`attnzero.models.checkpoint.checkpoint_filter_fn`.
+    """
+    from timm.models import resolve_pretrained_cfg
+
+    kwargs.pop('cache_dir', None)
+    cfg = resolve_pretrained_cfg(variant, pretrained_cfg=pretrained_cfg,
+                                 pretrained_cfg_overlay=pretrained_cfg_overlay).to_dict()
+    args = dict(arch)
+    args.update(kwargs)
+    args.setdefault('num_classes', cfg.get('num_classes', 1000))
+    model = model_cls(**args)
+    model.pretrained_cfg = cfg
+    model.default_cfg = cfg
+    if pretrained:
+        from .checkpoint import load_checkpoint_into
+        if not cfg.get('file'):
+            raise RuntimeError(f'{variant}: no hub weights; pass pretrained_cfg_overlay='
+                               "dict(file='/path/to/checkpoint.pth') or checkpoint_path=...")
+        load_checkpoint_into(model, cfg['file'])
+    return model

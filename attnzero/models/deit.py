@@ -1,0 +1,126 @@
+"""DeiT (Touvron et al., "Training data-efficient image transformers", ICML 2021) with a
+selectable attention per block.
+
+AttnZero placement (paper): every block uses the AttnZero attention; the kernel's depthwise conv on
+V runs on the patch grid and skips the cls token (``num_prefix_tokens=1``). As a dense backbone the
+stride-16 map becomes a 4-level pyramid (ViTDet-style deconv / identity / max-pool).
+"""
+from __future__ import annotations
+
+from functools import partial
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+from timm.layers import resample_abs_pos_embed, to_2tuple, trunc_normal_
+from timm.models import register_model
+from torch import nn
+
+from ._base import BackboneBase, create_model, default_cfg
+from .layers import (Mlp, PatchEmbed, SimpleFeaturePyramid, TransformerBlock, drop_path_rates,
+                     make_attention, resolve_stage_attn, tokens_to_nchw)
+
+__all__ = ['DeiT', 'DEIT_ARCHS']
+
+DEIT_ARCHS: Dict[str, Dict[str, Any]] = {
+    'tiny': dict(embed_dim=192, depth=12, num_heads=3),
+    'small': dict(embed_dim=384, depth=12, num_heads=6),
+}
+
+
+class DeiT(BackboneBase):
+    """Plain ViT with a cls token and absolute position embeddings (resampled to any grid).
+
+    Args:
+        img_size: size the position embedding is stored for (any input size works).
+        patch_size, in_chans, embed_dim, depth, num_heads, mlp_ratio, qkv_bias: the usual.
+        num_classes: classifier classes (0: no classifier).
+        global_pool: ``'token'`` (cls token) or ``'avg'``.
+        attn: kernel name for all blocks, or one per block.
+        genome: AttnZero genome (canonical text) for ``attn='attnzero'`` blocks; ``None`` = Trial-105.
+        attn_kwargs: extra kernel kwargs (e.g. ``agent_num``).
+        features_only: dense mode: ``forward`` returns the pyramid maps at ``out_indices``.
+    """
+
+    num_prefix_tokens = 1
+    dense_only_prefixes = ('pyramid.',)
+
+    def __init__(self, img_size: Union[int, Tuple[int, int]] = 224, patch_size: int = 16,
+                 in_chans: int = 3, num_classes: int = 1000, global_pool: str = 'token',
+                 embed_dim: int = 192, depth: int = 12, num_heads: int = 3, mlp_ratio: float = 4.0,
+                 qkv_bias: bool = True, drop_rate: float = 0.0, attn_drop_rate: float = 0.0,
+                 drop_path_rate: float = 0.0, attn: Union[str, Sequence[str]] = 'attnzero',
+                 genome: Any = None, attn_kwargs: Optional[Dict[str, Any]] = None,
+                 features_only: bool = False, out_indices: Sequence[int] = (0, 1, 2, 3)) -> None:
+        super().__init__()
+        norm_layer = partial(nn.LayerNorm, eps=1e-6)
+        self.img_size = to_2tuple(img_size)
+        self.patch_size = patch_size
+        self.embed_dim = embed_dim
+        attns, genomes = resolve_stage_attn(attn, genome, depth, 'deit')
+        self.attn_names = attns
+        self.patch_embed = PatchEmbed(in_chans, embed_dim, patch_size, norm_layer=None)
+        self.grid = (self.img_size[0] // patch_size, self.img_size[1] // patch_size)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
+        self.pos_embed = nn.Parameter(torch.zeros(1, 1 + self.grid[0] * self.grid[1], embed_dim))
+        self.pos_drop = nn.Dropout(drop_rate)
+        dpr = drop_path_rates(drop_path_rate, depth)
+        self.blocks = nn.ModuleList([
+            TransformerBlock(
+                embed_dim,
+                make_attention(embed_dim, num_heads, attns[i], genomes[i], qkv_bias=qkv_bias,
+                               attn_drop=attn_drop_rate, proj_drop=drop_rate, num_prefix_tokens=1,
+                               attn_kwargs=attn_kwargs),
+                Mlp(embed_dim, int(embed_dim * mlp_ratio), drop=drop_rate),
+                drop_path=dpr[i], norm_layer=norm_layer)
+            for i in range(depth)])
+        self.norm = norm_layer(embed_dim)
+        self._build_head(embed_dim, num_classes, global_pool, drop_rate, features_only, out_indices,
+                         [embed_dim] * 4,
+                         stage_modules=[f'pyramid.fpn{i + 1}' for i in range(4)])
+        self.pyramid = SimpleFeaturePyramid(embed_dim) if self.features_only else None
+        self.init_model_weights()
+        trunc_normal_(self.pos_embed, std=0.02)
+        nn.init.normal_(self.cls_token, std=1e-6)
+
+    def pos_embed_grids(self) -> Dict[str, Tuple[int, Tuple[int, int]]]:
+        return {'pos_embed': (1, self.grid)}
+
+    def _tokens(self, x: torch.Tensor) -> Tuple[torch.Tensor, Tuple[int, int]]:
+        x, hw = self.patch_embed(x)
+        pe = self.pos_embed
+        if hw != self.grid:
+            pe = resample_abs_pos_embed(pe, list(hw), list(self.grid), num_prefix_tokens=1)
+        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
+        x = self.pos_drop(x + pe)
+        for blk in self.blocks:
+            x = self._run(blk, x, hw)
+        return self.norm(x), hw
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self._tokens(x)[0]
+
+    def forward_pyramid(self, x: torch.Tensor) -> List[torch.Tensor]:
+        img_hw = (x.shape[-2], x.shape[-1])
+        tokens, hw = self._tokens(x)
+        grid = tokens_to_nchw(tokens[:, 1:], hw)
+        if self.pyramid is None:
+            raise RuntimeError('DeiT.forward_pyramid needs features_only=True (builds the pyramid)')
+        return self.pyramid(grid, img_hw)
+
+
+default_cfgs = {
+    'attnzero_deit_tiny': default_cfg(crop_pct=0.875),
+    'attnzero_deit_small': default_cfg(crop_pct=0.875),
+}
+
+
+@register_model
+def attnzero_deit_tiny(pretrained: bool = False, **kwargs) -> DeiT:
+    """DeiT-Tiny (5.7M params with softmax); default attention: AttnZero (Trial-105) in all blocks."""
+    return create_model(DeiT, 'attnzero_deit_tiny', DEIT_ARCHS['tiny'], pretrained, **kwargs)
+
+
+@register_model
+def attnzero_deit_small(pretrained: bool = False, **kwargs) -> DeiT:
+    """DeiT-Small (22.1M params with softmax); default attention: AttnZero in all blocks."""
+    return create_model(DeiT, 'attnzero_deit_small', DEIT_ARCHS['small'], pretrained, **kwargs)

@@ -1,0 +1,118 @@
+"""Choosing the attention of each stage/block: names, genomes and per-family defaults.
+
+Backbones never contain attention math; they build :class:`attnzero.attention.Attention` (tokens
+``(B, N, C)``) or, for unusual token layouts, a bare kernel with :func:`make_kernel`.
+"""
+from __future__ import annotations
+
+import warnings
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
+
+from torch import nn
+
+AttnSpec = Union[str, Sequence[str]]
+GenomeSpec = Union[None, str, Any, Sequence[Any]]
+
+# The published genomes in their original format (see docs/architecture.md, Genome contract).
+_TRIAL_140_CFG = {'graph_type': 'i3n302', 'unary_op': [[16], [15], [0, 5], [9, 0], [20], [25]],
+                  'binary_op': [5, 5, 0]}
+
+
+def per_stage(value: Any, n: int, name: str) -> Tuple[Any, ...]:
+    """Broadcast one value to ``n`` stages, or check a per-stage sequence has length ``n``.
+
+    Strings, dicts and ``None`` count as one value.
+    """
+    if value is None or isinstance(value, (str, dict)) or not isinstance(value, Sequence):
+        return (value,) * n
+    value = tuple(value)
+    if len(value) != n:
+        raise ValueError(f'{name}: expected one value or {n} values, got {len(value)}: {value!r}')
+    return value
+
+
+def attention_is_linear(name: str, genome: Any = None) -> bool:
+    """True if the registered kernel ``name`` has a cost linear in the number of tokens (for
+    ``attnzero`` with a ``genome``: that genome's complexity)."""
+    from attnzero.attention import ATTENTIONS
+
+    if name not in ATTENTIONS:
+        raise KeyError(f'unknown attention {name!r}; known: {sorted(ATTENTIONS)}')
+    if name == 'attnzero' and genome is not None:
+        try:
+            from attnzero.attention.genome import as_genome
+            return as_genome(genome).complexity().kind == 'linear'
+        except Exception:  # complexity analysis unavailable: trust the class attribute
+            pass
+    return bool(getattr(ATTENTIONS[name], 'linear', True))
+
+
+def attention_supports_bias(name: str) -> bool:
+    from attnzero.attention import ATTENTIONS
+
+    return bool(getattr(ATTENTIONS[name], 'supports_attn_bias', False))
+
+
+def family_default_genome(family: str) -> Optional[Any]:
+    """The genome the AttnZero paper used for a family: Trial-140 for CSwin, else the kernel's
+    default (Trial-105, returned as ``None``)."""
+    if family != 'cswin':
+        return None
+    try:
+        from attnzero.space import TRIAL_140  # type: ignore
+        return TRIAL_140
+    except Exception:  # search space not importable: fall back to the original-format dict
+        return dict(_TRIAL_140_CFG)
+
+
+def _genome_kw(attn: str, genome: Any) -> Dict[str, Any]:
+    return {'genome': genome} if (genome is not None and attn == 'attnzero') else {}
+
+
+def make_attention(dim: int, num_heads: int, attn: str = 'softmax', genome: Any = None,
+                   qkv_bias: bool = True, attn_drop: float = 0.0, proj_drop: float = 0.0,
+                   num_prefix_tokens: int = 0, sr_ratio: int = 1, v_branch: bool = True,
+                   attn_kwargs: Optional[Dict[str, Any]] = None) -> nn.Module:
+    """Build the shared :class:`attnzero.attention.Attention` module for one block."""
+    from attnzero.attention import Attention
+
+    kw = dict(attn_kwargs or {})
+    kw.update(_genome_kw(attn, genome))
+    return Attention(dim, num_heads=num_heads, attn=attn, qkv_bias=qkv_bias, attn_drop=attn_drop,
+                     proj_drop=proj_drop, num_prefix_tokens=num_prefix_tokens, sr_ratio=sr_ratio,
+                     v_branch=v_branch, **kw)
+
+
+def make_kernel(attn: str, head_dim: int, num_heads: int, genome: Any = None,
+                num_prefix_tokens: int = 0, v_branch: bool = True, attn_drop: float = 0.0,
+                attn_kwargs: Optional[Dict[str, Any]] = None) -> nn.Module:
+    """Build a bare kernel ``(B, heads, N, d)`` for blocks with their own token layout (CSwin)."""
+    from attnzero.attention import build_kernel
+
+    kw = dict(attn_kwargs or {})
+    kw.update(_genome_kw(attn, genome))
+    return build_kernel(attn, head_dim, num_heads, num_prefix_tokens=num_prefix_tokens,
+                        v_branch=v_branch, attn_drop=attn_drop, **kw)
+
+
+def resolve_stage_attn(attn: AttnSpec, genome: GenomeSpec, num_stages: int, family: str
+                       ) -> Tuple[Tuple[str, ...], Tuple[Any, ...]]:
+    """Per-stage attention names and genomes; ``genome=None`` takes the family default."""
+    attns = per_stage(attn, num_stages, 'attn')
+    for a in attns:
+        if not isinstance(a, str):
+            raise TypeError(f'attn must be a kernel name or one per stage, got {a!r}')
+    if genome is not None and 'attnzero' not in attns:
+        warnings.warn('genome given but no stage uses attn="attnzero"; it is ignored', stacklevel=3)
+    if genome is None:
+        genome = family_default_genome(family)
+    genomes = per_stage(genome, num_stages, 'genome')
+    return attns, genomes
+
+
+def drop_path_rates(rate: float, n: int) -> list:
+    """Stochastic-depth rates rising linearly from 0 to ``rate`` over ``n`` blocks (pure Python, so
+    models can be built on the ``meta`` device)."""
+    if n <= 1:
+        return [0.0] * n
+    return [rate * i / (n - 1) for i in range(n)]

@@ -1,0 +1,37 @@
+"""Pre-norm transformer block around any token mixer that takes ``(x, hw, attn_bias)``."""
+from __future__ import annotations
+
+from typing import Optional, Tuple, Type
+
+import torch
+from timm.layers import DropPath
+from torch import nn
+
+
+class TransformerBlock(nn.Module):
+    """``x + DropPath(mixer(norm1(x), hw)); x + DropPath(mlp(norm2(x), hw))``.
+
+    Args:
+        dim: channels.
+        attn: the token mixer, usually :class:`attnzero.attention.Attention` (called as
+            ``attn(x, hw, attn_bias=...)`` when a bias is given, else ``attn(x, hw)``).
+        mlp: the feed-forward module, called as ``mlp(x, hw)``.
+        drop_path: stochastic depth rate.
+    """
+
+    def __init__(self, dim: int, attn: nn.Module, mlp: nn.Module, drop_path: float = 0.0,
+                 norm_layer: Type[nn.Module] = nn.LayerNorm) -> None:
+        super().__init__()
+        self.norm1 = norm_layer(dim)
+        self.attn = attn
+        self.norm2 = norm_layer(dim)
+        self.mlp = mlp
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor, hw: Tuple[int, int],
+                attn_bias: Optional[torch.Tensor] = None) -> torch.Tensor:
+        y = self.norm1(x)
+        y = self.attn(y, hw) if attn_bias is None else self.attn(y, hw, attn_bias=attn_bias)
+        x = x + self.drop_path(y)
+        x = x + self.drop_path(self.mlp(self.norm2(x), hw))
+        return x

@@ -1,0 +1,120 @@
+"""Proxy ViTs: tiny configurations of the project's backbones (:mod:`attnzero.models`).
+
+The search scores a candidate attention inside several architectures (the paper's
+multi-architecture objective). :func:`build_proxy_model` is the one place that turns
+``(arch, attention, genome, image size, classes)`` into a model; every stage of every proxy uses the
+candidate attention.
+
+Also registers the ``identity`` kernel (``out = v``: no token mixing at all, no local branch), the
+reference point of the "the proxy needs token mixing" check.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, Optional
+
+import torch
+from torch import nn
+
+__all__ = ['ARCHS', 'PROXY_ARCHS', 'build_proxy_model', 'IdentityKernel', 'ArchError',
+           'ensure_identity_kernel']
+
+
+class ArchError(ValueError):
+    """Unknown proxy architecture or bad override."""
+
+
+# Tiny configurations: a few seconds of CPU training per candidate on the embedded 16x16 proxy.
+# Every value can be overridden per architecture from the search config (``arch_overrides``).
+PROXY_ARCHS: Dict[str, Dict[str, Any]] = {
+    # DeiT: patch 4 -> 4x4 tokens + cls token; average pooling of the patch tokens (a cls-token
+    # readout learns this task far more slowly within a few hundred steps)
+    'deit': dict(patch_size=4, embed_dim=64, depth=2, num_heads=2, mlp_ratio=2.0,
+                 global_pool='avg', drop_path_rate=0.0),
+    # PVT v1: two stages (4x4 then 2x2 tokens), average pooling (so that a no-mixing model is not
+    # trivially blind: it sees every patch, just not together)
+    'pvt': dict(patch_size=4, embed_dims=(64, 64), depths=(1, 1), num_heads=(2, 2),
+                mlp_ratios=(4, 4), sr_ratios=(1, 1), global_pool='avg', drop_path_rate=0.0),
+    'pvt_v2': dict(embed_dims=(32, 64), depths=(1, 1), num_heads=(1, 2), mlp_ratios=(2, 2),
+                   sr_ratios=(1, 1), global_pool='avg', drop_path_rate=0.0),
+    'swin': dict(patch_size=4, embed_dim=32, depths=(1, 1), num_heads=(1, 2), window_size=2,
+                 mlp_ratio=2.0, global_pool='avg', drop_path_rate=0.0),
+    'cswin': dict(embed_dim=32, depths=(1, 1), num_heads=(2, 4), split_sizes=(1, 2),
+                  mlp_ratio=2.0, global_pool='avg', drop_path_rate=0.0),
+}
+ARCHS = tuple(PROXY_ARCHS)
+
+
+class IdentityKernel(nn.Module):
+    """Placeholder; replaced by the registered class in :func:`ensure_identity_kernel`."""
+
+
+def ensure_identity_kernel() -> str:
+    """Register (once) the ``identity`` kernel: returns ``v`` unchanged (no token mixing)."""
+    global IdentityKernel
+    from attnzero.attention import ATTENTIONS, AttentionKernel, register_attention
+
+    if 'identity' in ATTENTIONS:
+        return 'identity'
+
+    @register_attention('identity')
+    class _Identity(AttentionKernel):  # noqa: N801 - registered name is what users see
+        """``out = v``: every token keeps its own value; no token mixing, no local branch."""
+
+        linear = True
+
+        def forward(self, q, k, v, hw=None, attn_bias=None, kv_hw=None):  # type: ignore[override]
+            self._check_bias(attn_bias)
+            if v.shape[-2] != q.shape[-2]:
+                raise ValueError('identity attention needs as many keys/values as queries')
+            return v
+
+    IdentityKernel = _Identity  # type: ignore[misc]
+    return 'identity'
+
+
+def _model_class(arch: str):
+    from attnzero import models
+
+    families = getattr(models, 'FAMILIES', {})
+    if arch not in families:
+        raise ArchError(f'unknown proxy architecture {arch!r}; known: {", ".join(ARCHS)}')
+    return families[arch][0]
+
+
+def build_proxy_model(arch: str, attn: str, genome: Optional[str], img_size: int,
+                      num_classes: int, overrides: Optional[Dict[str, Any]] = None) -> nn.Module:
+    """A tiny ``arch`` classifier whose every stage uses ``attn`` (``'attnzero'`` with the canonical
+    ``genome`` text, or a zoo name such as ``'softmax'``, ``'linear'``, ``'identity'``)."""
+    if arch not in PROXY_ARCHS:
+        raise ArchError(f'unknown proxy architecture {arch!r}; known: {", ".join(ARCHS)}')
+    ensure_identity_kernel()
+    cls = _model_class(arch)
+    kw = dict(PROXY_ARCHS[arch])
+    kw.update(overrides or {})
+    kw.update(img_size=img_size, num_classes=num_classes, attn=attn)
+    if 'depths' in kw and 'out_indices' not in kw:  # hierarchical: one feature map per stage
+        kw['out_indices'] = tuple(range(len(kw['depths'])))
+    if attn == 'attnzero':
+        if genome is None:
+            raise ArchError('attn="attnzero" needs a genome')
+        kw['genome'] = genome
+    try:
+        return cls(**kw)
+    except TypeError as e:
+        raise ArchError(f'proxy {arch!r}: bad constructor arguments {sorted(kw)}: {e}') from e
+
+
+def model_flops_per_image(model: nn.Module, img_size: int) -> float:
+    """Forward FLOPs for one image (``attnzero.flops`` when available; else 2 x MACs of the
+    parameters as a rough stand-in)."""
+    try:
+        from attnzero.flops import count_flops
+
+        was = model.training
+        model.eval()
+        with torch.no_grad():
+            f = float(count_flops(model, torch.zeros(1, 3, img_size, img_size)).flops)
+        model.train(was)
+        return f
+    except Exception:  # noqa: BLE001 - cost accounting must never fail an evaluation
+        return 2.0 * sum(p.numel() for p in model.parameters())

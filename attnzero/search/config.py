@@ -1,0 +1,220 @@
+"""Search configuration: one dataclass, JSON round-trip, named presets, validation.
+
+Every knob of the search lives here and is written to ``RUN_DIR/config.json``; a resumed run reads it
+back (so a resume cannot silently change the search).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+__all__ = ['SearchConfig', 'ConfigError', 'PRESETS', 'preset']
+
+ACC_MODES = ('mean', 'per_arch')
+COST_MODES = ('flops', 'latency')
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot work (names the field and the value)."""
+
+
+@dataclass
+class SearchConfig:
+    """All settings of one search run.
+
+    Search (pymoo NSGA-II):
+        seed: run seed (NSGA-II random state, candidate training seeds).
+        pop_size, generations: population size and number of generations (the initial population
+            counts as generation 1).
+        n_offsprings: offspring per generation (default ``pop_size``).
+        crossover_prob, mutation_prob: probability that a mating uses crossover / that a child is
+            mutated (a child that is neither is removed as a duplicate of its parent).
+        space: sampling distribution of the space: ``'default'`` or ``'original'`` (the paper's
+            operator set only).
+        init_genomes: canonical genomes put into the initial population (e.g. Trial-105).
+        allow_quadratic: let quadratic genomes through the static check (baselines, ablations).
+
+    Objectives:
+        archs: proxy architectures (:data:`attnzero.search.archs.ARCHS`).
+        acc_objective: ``'mean'`` (one accuracy objective, the mean over ``archs``) or
+            ``'per_arch'`` (one per architecture).
+        cost: ``'flops'`` (static FLOPs of the genome at ``cost_tokens`` tokens and head width
+            ``cost_head_dim``) or ``'latency'`` (measured ms of the compiled genome at that size).
+
+    Proxy training (the full per-architecture budget):
+        proxy: proxy spec (:func:`attnzero.search.proxies.load_proxy`).
+        arch_overrides: per-architecture constructor overrides of the tiny proxy models.
+        epochs, batch_size, lr, weight_decay, warmup_frac, grad_clip: AdamW with one-cycle
+            (linear warm-up, cosine decay) schedule.
+        threads: torch threads per evaluation (fixed so that evaluations are reproducible).
+        proxy_init: ``'torch'`` re-initialises every Linear layer with PyTorch's default
+            (kaiming-uniform; larger than the backbones' trunc-normal(0.02)), which breaks the
+            symmetry of near-uniform attention within the few hundred steps of a proxy run;
+            ``'model'`` keeps the backbone's own initialisation.
+
+    Rejection protocol:
+        reject_nonfinite: stop at the first non-finite loss.
+        loss_check_frac, min_loss_drop: after ``loss_check_frac`` of the training steps the mean
+            loss of the latest window must be below ``(1 - min_loss_drop)`` times the mean of the
+            first window, else ``loss_not_decreasing``.
+        checkpoint_epoch: epoch after which test accuracy is compared with the baseline's at the
+            same epoch (``0`` disables); reject ``below_baseline`` if
+            ``acc < chance + min_acc_ratio * (baseline_acc - chance)``.
+        baseline: attention trained once per architecture to set that threshold.
+
+    Execution:
+        workers: ``0`` = evaluate in this process; ``N`` = N local worker processes.
+        dask_scheduler: ``tcp://host:port`` of a Dask scheduler (overrides ``workers``).
+        eval_timeout_s: a worker evaluation running longer is abandoned (and retried once).
+        retries: how often a lost evaluation (worker died / timeout) is retried.
+        fault_injection: test hook, ``{canonical genome: 'nan' | 'raise' | 'exit' | 'hang'}``.
+    """
+
+    # search
+    seed: int = 0
+    pop_size: int = 8
+    generations: int = 8
+    n_offsprings: Optional[int] = None
+    crossover_prob: float = 0.5
+    mutation_prob: float = 0.9
+    space: str = 'default'
+    init_genomes: List[str] = field(default_factory=list)
+    allow_quadratic: bool = False
+    # objectives
+    archs: List[str] = field(default_factory=lambda: ['deit', 'pvt'])
+    acc_objective: str = 'mean'
+    cost: str = 'flops'
+    cost_tokens: int = 3136
+    cost_head_dim: int = 32
+    # proxy training
+    proxy: str = 'relational'
+    arch_overrides: Dict[str, Dict[str, Any]] = field(default_factory=dict)
+    epochs: int = 2
+    batch_size: int = 32
+    lr: float = 3e-3
+    weight_decay: float = 0.05
+    warmup_frac: float = 0.1
+    grad_clip: float = 5.0
+    threads: int = 1
+    proxy_init: str = 'torch'
+    # rejection protocol
+    reject_nonfinite: bool = True
+    loss_check_frac: float = 0.34
+    min_loss_drop: float = 0.0
+    checkpoint_epoch: int = 1
+    min_acc_ratio: float = 0.05
+    baseline: str = 'softmax'
+    # execution
+    workers: int = 0
+    dask_scheduler: Optional[str] = None
+    eval_timeout_s: float = 600.0
+    retries: int = 1
+    fault_injection: Dict[str, str] = field(default_factory=dict)
+
+    # ---- (de)serialisation -----------------------------------------------------------------
+    def to_dict(self) -> Dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Dict[str, Any]) -> 'SearchConfig':
+        known = {f.name for f in dataclasses.fields(cls)}
+        bad = sorted(set(data) - known)
+        if bad:
+            raise ConfigError(f'unknown config keys {bad}; known: {sorted(known)}')
+        cfg = cls(**data)
+        cfg.validate()
+        return cfg
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    def replace(self, **kw: Any) -> 'SearchConfig':
+        cfg = dataclasses.replace(self, **kw)
+        cfg.validate()
+        return cfg
+
+    # ---- checks ---------------------------------------------------------------------------
+    def validate(self) -> 'SearchConfig':
+        from .archs import ARCHS
+        from .proxies import parse_proxy_spec
+
+        def need(cond: bool, name: str, msg: str) -> None:
+            if not cond:
+                raise ConfigError(f'{name}={getattr(self, name)!r}: {msg}')
+
+        need(self.pop_size >= 2, 'pop_size', 'must be >= 2')
+        need(self.generations >= 1, 'generations', 'must be >= 1')
+        need(self.n_offsprings is None or self.n_offsprings >= 1, 'n_offsprings', 'must be >= 1')
+        need(0.0 <= self.crossover_prob <= 1.0, 'crossover_prob', 'must be in [0, 1]')
+        need(0.0 <= self.mutation_prob <= 1.0, 'mutation_prob', 'must be in [0, 1]')
+        need(self.space in ('default', 'original'), 'space', "must be 'default' or 'original'")
+        need(isinstance(self.archs, (list, tuple)) and len(self.archs) > 0, 'archs',
+             'must name at least one architecture')
+        for a in self.archs:
+            if a not in ARCHS:
+                raise ConfigError(f'unknown proxy architecture {a!r} in archs; known: {", ".join(ARCHS)}')
+        need(len(set(self.archs)) == len(self.archs), 'archs', 'has duplicates')
+        for a in self.arch_overrides:
+            if a not in ARCHS:
+                raise ConfigError(f'arch_overrides names unknown architecture {a!r}; known: {", ".join(ARCHS)}')
+        need(self.acc_objective in ACC_MODES, 'acc_objective', f'must be one of {ACC_MODES}')
+        need(self.cost in COST_MODES, 'cost', f'must be one of {COST_MODES}')
+        need(self.cost_tokens >= 1 and self.cost_head_dim >= 1, 'cost_tokens', 'sizes must be >= 1')
+        parse_proxy_spec(self.proxy)  # raises ProxyError naming the bad spec
+        need(self.epochs >= 1, 'epochs', 'must be >= 1')
+        need(self.batch_size >= 1, 'batch_size', 'must be >= 1')
+        need(self.lr > 0, 'lr', 'must be > 0')
+        need(0.0 <= self.warmup_frac < 1.0, 'warmup_frac', 'must be in [0, 1)')
+        need(self.threads >= 1, 'threads', 'must be >= 1')
+        need(self.proxy_init in ('torch', 'model'), 'proxy_init', "must be 'torch' or 'model'")
+        need(0.0 < self.loss_check_frac <= 1.0, 'loss_check_frac', 'must be in (0, 1]')
+        need(0 <= self.checkpoint_epoch <= self.epochs, 'checkpoint_epoch', 'must be in 0..epochs')
+        need(0.0 <= self.min_acc_ratio <= 1.0, 'min_acc_ratio', 'must be in [0, 1]')
+        need(self.workers >= 0, 'workers', 'must be >= 0')
+        need(self.eval_timeout_s > 0, 'eval_timeout_s', 'must be > 0')
+        need(self.retries >= 0, 'retries', 'must be >= 0')
+        for g, kind in self.fault_injection.items():
+            if kind not in ('nan', 'raise', 'exit', 'hang'):
+                raise ConfigError(f'fault_injection[{g!r}]={kind!r}: must be nan, raise, exit or hang')
+        if self.dask_scheduler is not None and not str(self.dask_scheduler).strip():
+            raise ConfigError('dask_scheduler is empty')
+        for text in self.init_genomes:
+            _parse_genome(text, 'init_genomes')
+        return self
+
+    @property
+    def n_objectives(self) -> int:
+        return (len(self.archs) if self.acc_objective == 'per_arch' else 1) + 1
+
+    @property
+    def objective_names(self) -> List[str]:
+        acc = ([f'neg_acc_{a}' for a in self.archs] if self.acc_objective == 'per_arch'
+               else ['neg_acc_mean'])
+        return acc + [f'cost_{self.cost}']
+
+
+def _parse_genome(text: str, where: str):
+    from attnzero.space import Genome
+
+    try:
+        return Genome.parse(text)
+    except Exception as e:  # noqa: BLE001 - report which text in which field
+        raise ConfigError(f'{where}: bad genome text {text!r}: {e}') from e
+
+
+#: named presets; ``tiny`` is the test configuration (seconds per search)
+PRESETS: Dict[str, Dict[str, Any]] = {
+    'default': {},
+    'tiny': dict(proxy='relational?train=192&test=96', epochs=1, batch_size=32, pop_size=4,
+                 generations=2, checkpoint_epoch=1, archs=['deit', 'pvt'],
+                 arch_overrides={'deit': dict(embed_dim=32, depth=1),
+                                 'pvt': dict(embed_dims=(16, 32))}),
+}
+
+
+def preset(name: str) -> SearchConfig:
+    if name not in PRESETS:
+        raise ConfigError(f'unknown preset {name!r}; known: {", ".join(PRESETS)}')
+    return SearchConfig(**PRESETS[name]).validate()

@@ -1,0 +1,150 @@
+"""The evaluation pipeline of one candidate.
+
+In the search process (cheap, in order):
+
+1. parse the genome (canonical text);
+2. static linear-cost check (:func:`attnzero.space.static_check`): ``invalid`` / ``quadratic``;
+3. program check (:func:`attnzero.space.check_program`): compile, run, finite output and
+   gradients, token mixing, batch independence -- rejected as ``check:<reason>``;
+4. evaluation-cache lookup by canonical hash, then by functional-equivalence fingerprint
+   (done by the runner, which owns the cache).
+
+In a worker (:func:`training_task`, picklable, deterministic given seed and genome): short proxy
+training of each proxy ViT in turn with the rejection protocol; the first rejected architecture
+stops the candidate (the later ones are not trained).
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from typing import Any, Dict, List, Optional, Tuple
+
+from .config import SearchConfig
+
+__all__ = ['derive_seed', 'precheck', 'genome_cost', 'training_task', 'baseline_task',
+           'objectives', 'REJECTED_ACC']
+
+#: accuracy objective given to a rejected candidate (it is also marked infeasible)
+REJECTED_ACC = 0.0
+
+
+def derive_seed(*parts: Any) -> int:
+    """A 31-bit seed from the run seed and the candidate's identity (stable across processes)."""
+    text = ':'.join(str(p) for p in parts)
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], 'little') & 0x7FFFFFFF
+
+
+def genome_cost(genome, cfg: SearchConfig) -> float:
+    """The cost objective's raw value: MFLOPs of the genome at ``cost_tokens`` x ``cost_head_dim``
+    (one head, one image), or measured milliseconds of its compiled forward at that size."""
+    if cfg.cost == 'flops':
+        return float(genome.complexity().flops(cfg.cost_tokens, cfg.cost_head_dim)) / 1e6
+    import torch
+
+    from .train import deterministic_torch
+
+    fn = genome.compile()
+    with deterministic_torch(cfg.threads), torch.no_grad():
+        q, k, v = torch.randn(3, 1, 1, cfg.cost_tokens, cfg.cost_head_dim).unbind(0)
+        fn(q, k, v)
+        times = []
+        for _ in range(5):
+            t = time.perf_counter()
+            fn(q, k, v)
+            times.append(time.perf_counter() - t)
+    return 1000.0 * sorted(times)[len(times) // 2]
+
+
+def precheck(text: str, cfg: SearchConfig) -> Dict[str, Any]:
+    """Steps 1-3 of the pipeline. Returns ``{'ok', 'reason', 'message', 'seconds', 'cost',
+    'canonical', 'hash'}``; never raises for a bad genome."""
+    from attnzero.space import Genome, Reason, check_program, static_check
+
+    t0 = time.perf_counter()
+    out: Dict[str, Any] = dict(ok=False, reason='', message='', cost=None, canonical=text, hash=None)
+    try:
+        g = Genome.parse(text)
+    except Exception as e:  # noqa: BLE001
+        out.update(reason='invalid', message=f'unparsable genome: {e}', seconds=time.perf_counter() - t0)
+        return out
+    out['canonical'], out['hash'] = g.to_string(), g.hash
+    try:
+        reason, msg = static_check(g, allow_quadratic=cfg.allow_quadratic)
+    except Exception as e:  # noqa: BLE001
+        reason, msg = Reason.INVALID, f'static analysis failed: {type(e).__name__}: {e}'
+    if reason is not Reason.OK:
+        out.update(reason=reason.value, message=msg, seconds=time.perf_counter() - t0)
+        return out
+    try:
+        out['cost'] = genome_cost(g, cfg)
+    except Exception as e:  # noqa: BLE001
+        out.update(reason='invalid', message=f'cost analysis failed: {type(e).__name__}: {e}',
+                   seconds=time.perf_counter() - t0)
+        return out
+    res = check_program(g, allow_quadratic=cfg.allow_quadratic)
+    if not res.ok:
+        out.update(reason=f'check:{res.reason.value}', message=res.message,
+                   seconds=time.perf_counter() - t0)
+        return out
+    out.update(ok=True, seconds=time.perf_counter() - t0)
+    return out
+
+
+def _load(cfg_dict: Dict[str, Any]):
+    from .proxies import load_proxy
+
+    cfg = SearchConfig.from_dict(cfg_dict)
+    return cfg, load_proxy(cfg.proxy)
+
+
+def training_task(payload: Dict[str, Any]) -> Dict[str, Any]:
+    """Worker entry point: train ``payload['genome']`` in every proxy architecture.
+
+    ``payload``: ``genome`` (canonical text), ``hash``, ``config`` (dict), ``baselines``
+    (``{arch: checkpoint accuracy}``), ``fault`` (test hook or ``None``).
+    Returns ``status``, ``reason``, ``message``, ``per_arch`` (list of :func:`train_proxy`
+    dicts), ``seconds``, ``gflops``, ``samples``.
+    """
+    from .train import train_proxy
+
+    t0 = time.perf_counter()
+    cfg, data = _load(payload['config'])
+    per_arch: List[Dict[str, Any]] = []
+    status, reason, message = 'ok', '', ''
+    for arch in cfg.archs:
+        seed = derive_seed(cfg.seed, payload['hash'], arch)
+        r = train_proxy(arch, 'attnzero', payload['genome'], cfg, data, seed,
+                        baseline_ckpt_acc=(payload.get('baselines') or {}).get(arch),
+                        reject=True, fault=payload.get('fault'))
+        per_arch.append(r)
+        if r['status'] != 'ok':
+            status, reason, message = 'rejected', r['reason'], f'{arch}: {r["message"]}'
+            break
+    return dict(status=status, reason=reason, message=message, per_arch=per_arch,
+                seconds=time.perf_counter() - t0, gflops=sum(r['gflops'] for r in per_arch),
+                samples=sum(r['samples'] for r in per_arch))
+
+
+def baseline_task(payload: Dict[str, Any]) -> Dict[str, Any]:
+    """Worker entry point: full-budget training of a named attention (no rejection) in one
+    architecture. ``payload``: ``attn``, ``arch``, ``config``."""
+    from .train import train_proxy
+
+    cfg, data = _load(payload['config'])
+    seed = derive_seed(cfg.seed, 'baseline', payload['attn'], payload['arch'])
+    return train_proxy(payload['arch'], payload['attn'], None, cfg, data, seed, reject=False)
+
+
+def objectives(cfg: SearchConfig, status: str, accs: Dict[str, float], cost: Optional[float]
+               ) -> Tuple[List[float], List[float]]:
+    """``(F, G)`` for pymoo: minimised negative accuracies and ``log10`` cost; ``G > 0`` marks a
+    rejected (infeasible) candidate."""
+    ok = status == 'ok'
+    if cfg.acc_objective == 'per_arch':
+        f = [-(accs.get(a, REJECTED_ACC) if ok else REJECTED_ACC) for a in cfg.archs]
+    else:
+        f = [-(sum(accs[a] for a in cfg.archs) / len(cfg.archs) if ok else REJECTED_ACC)]
+    c = cost if (cost is not None and math.isfinite(cost) and cost > 0) else 1e12
+    f.append(math.log10(c))
+    return f, [0.0 if ok else 1.0]

@@ -1,0 +1,146 @@
+"""pymoo building blocks over genomes: the problem and the variation operators.
+
+Individuals carry one variable: the genome's canonical text (pymoo ``X`` of dtype ``object``,
+shape ``(n, 1)``). The operators call the search space's own sampling, mutation and crossover
+(:mod:`attnzero.space.variation`) with pymoo's ``random_state`` (a ``numpy.random.Generator``), so
+the whole search is reproducible from the run seed. Duplicates are eliminated by functional
+equivalence (:func:`attnzero.space.fingerprint`), not only by text.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import List, Sequence
+
+import numpy as np
+from pymoo.core.crossover import Crossover
+from pymoo.core.duplicate import DuplicateElimination
+from pymoo.core.mutation import Mutation
+from pymoo.core.problem import Problem
+from pymoo.core.sampling import Sampling
+
+__all__ = ['GenomeProblem', 'GenomeSampling', 'GenomeCrossover', 'GenomeMutation',
+           'FECDuplicateElimination', 'fec_key', 'build_algorithm', 'space_distribution']
+
+
+def space_distribution(name: str):
+    from attnzero.space import DEFAULT_DISTRIBUTION, ORIGINAL_DISTRIBUTION
+
+    return ORIGINAL_DISTRIBUTION if name == 'original' else DEFAULT_DISTRIBUTION
+
+
+@lru_cache(maxsize=65536)
+def _parse(text: str):
+    from attnzero.space import Genome
+
+    return Genome.parse(text)
+
+
+@lru_cache(maxsize=65536)
+def fec_key(text: str) -> str:
+    """Functional-equivalence fingerprint of a canonical genome text (memoised)."""
+    from attnzero.space import fingerprint
+
+    try:
+        return fingerprint(_parse(text))
+    except Exception:  # noqa: BLE001 - an unparsable text is only equal to itself
+        return f'text-{text}'
+
+
+class GenomeProblem(Problem):
+    """Objectives are computed by the runner (ask/tell); this only declares the shape."""
+
+    def __init__(self, n_obj: int) -> None:
+        super().__init__(n_var=1, n_obj=n_obj, n_ieq_constr=1, vtype=object)
+
+
+class GenomeSampling(Sampling):
+    """The ``seeds`` first (canonical texts), then draws from the space's distribution."""
+
+    def __init__(self, dist, seeds: Sequence[str] = (), allow_quadratic: bool = False) -> None:
+        super().__init__()
+        self.dist, self.seeds, self.allow_quadratic = dist, list(seeds), allow_quadratic
+
+    def _do(self, problem, n_samples, *args, random_state=None, **kwargs):
+        from attnzero.space import sample
+
+        out: List[str] = [_parse(s).to_string() for s in self.seeds[:n_samples]]
+        while len(out) < n_samples:
+            out.append(sample(random_state, self.dist, allow_quadratic=self.allow_quadratic).to_string())
+        return np.array(out, dtype=object).reshape(-1, 1)
+
+
+class GenomeCrossover(Crossover):
+    """Uniform crossover of two parents (one child). Parents of different arity or identical
+    parents fall back to a mutation of the first parent."""
+
+    def __init__(self, dist, prob: float = 0.5, allow_quadratic: bool = False) -> None:
+        super().__init__(n_parents=2, n_offsprings=1, prob=prob, vtype=object)
+        self.dist, self.allow_quadratic = dist, allow_quadratic
+
+    def _do(self, problem, X, *args, random_state=None, **kwargs):
+        from attnzero.space import VariationError, crossover, mutate
+
+        n_matings = X.shape[1]
+        Y = np.empty((1, n_matings, 1), dtype=object)
+        for k in range(n_matings):
+            a, b = _parse(X[0, k, 0]), _parse(X[1, k, 0])
+            try:
+                child = crossover(a, b, random_state, allow_quadratic=self.allow_quadratic)
+            except (VariationError, ValueError):
+                try:
+                    child = mutate(a, random_state, self.dist, allow_quadratic=self.allow_quadratic)
+                except VariationError:
+                    child = a
+            Y[0, k, 0] = child.to_string()
+        return Y
+
+
+class GenomeMutation(Mutation):
+    """One mutation of the space (operator swap / insert / delete, binary swap, graph switch)."""
+
+    def __init__(self, dist, prob: float = 0.9, allow_quadratic: bool = False) -> None:
+        super().__init__(prob=prob)
+        self.dist, self.allow_quadratic = dist, allow_quadratic
+
+    def _do(self, problem, X, *args, random_state=None, **kwargs):
+        from attnzero.space import VariationError, mutate
+
+        Y = np.empty_like(X)
+        for i in range(len(X)):
+            g = _parse(X[i, 0])
+            try:
+                Y[i, 0] = mutate(g, random_state, self.dist, allow_quadratic=self.allow_quadratic).to_string()
+            except VariationError:
+                Y[i, 0] = X[i, 0]
+        return Y
+
+
+class FECDuplicateElimination(DuplicateElimination):
+    """Two individuals are duplicates if their genomes compute the same function."""
+
+    def _do(self, pop, other, is_duplicate):
+        seen = set()
+        if other is not None:
+            seen.update(fec_key(x[0]) for x in other.get('X'))
+        for i, x in enumerate(pop.get('X')):
+            key = fec_key(x[0])
+            if key in seen:
+                is_duplicate[i] = True
+            else:
+                seen.add(key)
+        return is_duplicate
+
+
+def build_algorithm(cfg):
+    """pymoo NSGA-II over genomes for ``cfg`` (:class:`attnzero.search.config.SearchConfig`)."""
+    from pymoo.algorithms.moo.nsga2 import NSGA2
+
+    dist = space_distribution(cfg.space)
+    return NSGA2(
+        pop_size=cfg.pop_size,
+        n_offsprings=cfg.n_offsprings or cfg.pop_size,
+        sampling=GenomeSampling(dist, cfg.init_genomes, cfg.allow_quadratic),
+        crossover=GenomeCrossover(dist, cfg.crossover_prob, cfg.allow_quadratic),
+        mutation=GenomeMutation(dist, cfg.mutation_prob, cfg.allow_quadratic),
+        eliminate_duplicates=FECDuplicateElimination(),
+    )

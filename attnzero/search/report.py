@@ -1,0 +1,232 @@
+"""End-of-run outputs: Pareto front (csv, png, printed), best genomes, summary with the
+efficiency figure (compute spent vs a naive search on the same candidates)."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+from typing import Any, Dict, List
+
+import numpy as np
+
+from .config import SearchConfig
+from .state import RunState, atomic_write_json, atomic_write_text
+
+__all__ = ['write_outputs', 'pareto_records', 'efficiency', 'format_front']
+
+
+def pareto_records(cfg: SearchConfig, state: RunState) -> List[Dict[str, Any]]:
+    """Non-dominated first-hand feasible evaluations (one per function), best accuracy first."""
+    from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
+
+    seen, recs = set(), []
+    for r in sorted(state.records.values(), key=lambda r: r['idx']):
+        if r['status'] != 'ok' or r.get('fec') in seen:
+            continue
+        seen.add(r.get('fec'))
+        recs.append(r)
+    if not recs:
+        return []
+    F = np.array([r['F'] for r in recs], dtype=float)
+    front = NonDominatedSorting().do(F, only_non_dominated_front=True)
+    out = [recs[i] for i in front]
+    out.sort(key=lambda r: (-(r['acc_mean'] or 0.0), r['cost'] or 0.0, r['idx']))
+    return out
+
+
+def efficiency(cfg: SearchConfig, state: RunState) -> Dict[str, Any]:
+    """Compute spent by this search vs a naive search (no checks, no rejection, no cache) that
+    trains every proposed candidate in every architecture for the full budget.
+
+    The naive per-architecture cost is measured: mean wall seconds (and GFLOPs) of the completed
+    full-budget trainings of that architecture in this run (candidates and baselines)."""
+    recs = list(state.records.values())
+    full_s: Dict[str, List[float]] = {a: [] for a in cfg.archs}
+    full_g: Dict[str, List[float]] = {a: [] for a in cfg.archs}
+    full_n: Dict[str, List[int]] = {a: [] for a in cfg.archs}
+    for r in recs:
+        if r['status'] == 'ok':
+            for pa in r.get('per_arch', []):
+                if pa['status'] == 'ok' and pa['arch'] in full_s:
+                    full_s[pa['arch']].append(pa['seconds'])
+                    full_g[pa['arch']].append(pa['gflops'])
+                    full_n[pa['arch']].append(pa['samples'])
+    for a, b in state.baselines.items():
+        if a in full_s and b.get('status') == 'ok':
+            full_s[a].append(b['seconds'])
+            full_g[a].append(b['gflops'])
+            full_n[a].append(b['samples'])
+    per_arch_s = {a: (sum(v) / len(v) if v else float('nan')) for a, v in full_s.items()}
+    per_arch_g = {a: (sum(v) / len(v) if v else float('nan')) for a, v in full_g.items()}
+    per_arch_n = {a: (max(v) if v else 0) for a, v in full_n.items()}
+    n = len(recs)
+    naive_s = n * sum(per_arch_s.values())
+    naive_g = n * sum(per_arch_g.values())
+    naive_n = n * sum(per_arch_n.values())
+    spent_cand_s = sum(r.get('seconds', 0.0) + r.get('check_seconds', 0.0) for r in recs)
+    spent_cand_g = sum(r.get('gflops', 0.0) for r in recs)
+    spent_cand_n = sum(r.get('samples', 0) for r in recs)
+    base_s = sum(b.get('seconds', 0.0) for b in state.baselines.values())
+    base_g = sum(b.get('gflops', 0.0) for b in state.baselines.values())
+    base_n = sum(b.get('samples', 0) for b in state.baselines.values())
+    spent_s, spent_g, spent_n = spent_cand_s + base_s, spent_cand_g + base_g, spent_cand_n + base_n
+
+    def ratio(a: float, b: float) -> float:
+        return a / b if b > 0 and math.isfinite(a) else float('nan')
+
+    return dict(
+        candidates=n,
+        naive=dict(seconds=naive_s, gflops=naive_g, train_samples=naive_n,
+                   full_budget_seconds_per_arch=per_arch_s, full_budget_gflops_per_arch=per_arch_g),
+        spent=dict(seconds=spent_s, gflops=spent_g, train_samples=spent_n,
+                   candidates_seconds=spent_cand_s, baseline_seconds=base_s),
+        speedup_seconds=ratio(naive_s, spent_s), speedup_gflops=ratio(naive_g, spent_g),
+        speedup_samples=ratio(naive_n, spent_n),
+    )
+
+
+def _counts(state: RunState) -> Dict[str, Any]:
+    reasons: Dict[str, int] = {}
+    c = dict(evaluations=0, trained=0, ok=0, rejected=0, cached=0, rejected_at_check=0,
+             rejected_in_training=0, lost=0)
+    for r in state.records.values():
+        c['evaluations'] += 1
+        if r['status'] == 'cached':
+            c['cached'] += 1
+            continue
+        if r['stage'] in ('train', 'worker'):
+            c['trained'] += 1
+        if r['status'] == 'ok':
+            c['ok'] += 1
+        else:
+            c['rejected'] += 1
+            reasons[r['reason']] = reasons.get(r['reason'], 0) + 1
+            if r['stage'] == 'check':
+                c['rejected_at_check'] += 1
+            elif r['stage'] == 'train':
+                c['rejected_in_training'] += 1
+            else:
+                c['lost'] += 1
+    c['reject_reasons'] = dict(sorted(reasons.items()))
+    return c
+
+
+def format_front(cfg: SearchConfig, front: List[Dict[str, Any]], baselines: Dict[str, Any]) -> str:
+    """The Pareto front as a text table (rich when available)."""
+    unit = 'MFLOPs@N=%d,d=%d' % (cfg.cost_tokens, cfg.cost_head_dim) if cfg.cost == 'flops' else 'ms'
+    cols = ['#', 'acc_mean'] + [f'acc_{a}' for a in cfg.archs] + [f'cost ({unit})', 'genome']
+    rows = []
+    for i, r in enumerate(front):
+        rows.append([str(i + 1), f'{r["acc_mean"]:.4f}'] + [f'{r["accs"].get(a, float("nan")):.4f}'
+                                                             for a in cfg.archs]
+                    + [f'{r["cost"]:.4g}', r['genome']])
+    base = ', '.join(f'{a}: {b["acc"]:.4f}' for a, b in baselines.items())
+    try:
+        from rich.console import Console
+        from rich.table import Table
+
+        t = Table(title=f'Pareto front ({len(front)} genomes; baseline {cfg.baseline} {base})')
+        for c in cols:
+            t.add_column(c, overflow='fold')
+        for row in rows:
+            t.add_row(*row)
+        buf = io.StringIO()
+        Console(file=buf, width=160, force_terminal=False, color_system=None).print(t)
+        return buf.getvalue()
+    except Exception:  # noqa: BLE001
+        lines = [f'Pareto front ({len(front)} genomes; baseline {cfg.baseline} {base})', '\t'.join(cols)]
+        lines += ['\t'.join(row) for row in rows]
+        return '\n'.join(lines) + '\n'
+
+
+def _plot(cfg: SearchConfig, state: RunState, front: List[Dict[str, Any]], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
+    ok = [r for r in state.records.values() if r['status'] == 'ok']
+    if ok:
+        ax.scatter([r['cost'] for r in ok], [r['acc_mean'] for r in ok], s=14, c='0.6',
+                   label=f'evaluated ({len(ok)})')
+    if front:
+        fr = sorted(front, key=lambda r: r['cost'])
+        ax.plot([r['cost'] for r in fr], [r['acc_mean'] for r in fr], 'o-', c='tab:red', ms=5,
+                label=f'Pareto front ({len(front)})')
+    if state.baselines:
+        acc = sum(b['acc'] for b in state.baselines.values()) / len(state.baselines)
+        ax.axhline(acc, ls='--', c='tab:blue', lw=1, label=f'{cfg.baseline} baseline')
+    costs = [r['cost'] for r in ok if r.get('cost')]
+    if costs and max(costs) / max(min(costs), 1e-12) > 20:
+        ax.set_xscale('log')
+    ax.set_xlabel(f'attention cost ({"MFLOPs at N=%d, d=%d" % (cfg.cost_tokens, cfg.cost_head_dim) if cfg.cost == "flops" else "ms"})')
+    ax.set_ylabel('proxy accuracy (mean over ' + ', '.join(cfg.archs) + ')')
+    ax.set_title('attnzero search')
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc='best')
+    fig.tight_layout()
+    tmp = path + '.tmp.png'
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def write_outputs(cfg: SearchConfig, state: RunState) -> Dict[str, Any]:
+    front = pareto_records(cfg, state)
+    # pareto.csv
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(['rank', 'idx', 'genome', 'hash', 'acc_mean'] + [f'acc_{a}' for a in cfg.archs]
+               + ['cost', 'cost_unit'] + cfg.objective_names)
+    unit = 'MFLOPs' if cfg.cost == 'flops' else 'ms'
+    for i, r in enumerate(front):
+        w.writerow([i + 1, r['idx'], r['genome'], r['hash'], f'{r["acc_mean"]:.6f}']
+                   + [f'{r["accs"].get(a, float("nan")):.6f}' for a in cfg.archs]
+                   + [f'{r["cost"]:.6g}', unit] + [f'{v:.6g}' for v in r['F']])
+    atomic_write_text(state.path('pareto.csv'), buf.getvalue())
+    # best genomes, in the format the backbones and mmconfigs accept (attn='attnzero', genome=text)
+    best = [dict(genome=r['genome'], attn='attnzero', acc_mean=r['acc_mean'], accs=r['accs'],
+                 cost=r['cost'], cost_unit=unit, idx=r['idx']) for r in front]
+    atomic_write_json(state.path('best_genomes.json'), best)
+    if front:
+        top = front[0]['genome']
+        snippet = ('# Best genome of the attnzero search in this directory (highest proxy accuracy on\n'
+                   '# the Pareto front). Use as an mmengine _base_ or copy the two keys into a backbone\n'
+                   '# dict; timm: timm.create_model(name, attn="attnzero", genome=GENOME).\n'
+                   f'GENOME = {top!r}\n'
+                   "model = dict(backbone=dict(attn='attnzero', genome=GENOME))\n")
+        atomic_write_text(state.path('best_genome.py'), snippet)
+    atomic_write_json(state.path('final_population.json'), state.population)
+    try:
+        _plot(cfg, state, front, state.path('pareto.png'))
+    except Exception as e:  # noqa: BLE001 - a plotting failure must not lose the other outputs
+        atomic_write_text(state.path('pareto.png.error.txt'), f'{type(e).__name__}: {e}\n')
+    summary = dict(run_dir=state.run_dir, generations=state.generation, done=state.done,
+                   wall_seconds=state.wall_seconds, sessions=state.sessions, counts=_counts(state),
+                   efficiency=efficiency(cfg, state),
+                   baselines={a: dict(attn=b.get('attn'), acc=b['acc'], ckpt_acc=b.get('ckpt_acc'),
+                                      seconds=b['seconds']) for a, b in state.baselines.items()},
+                   pareto=[dict(genome=r['genome'], acc_mean=r['acc_mean'], accs=r['accs'],
+                                cost=r['cost']) for r in front],
+                   objectives=cfg.objective_names)
+    atomic_write_json(state.path('summary.json'), summary)
+    return summary
+
+
+def format_summary(cfg: SearchConfig, summary: Dict[str, Any], front_text: str) -> str:
+    c, e = summary['counts'], summary['efficiency']
+    lines = [front_text.rstrip('\n'),
+             f'evaluations: {c["evaluations"]} ({c["trained"]} trained, {c["ok"]} completed, '
+             f'{c["rejected"]} rejected: {c["rejected_at_check"]} by the checks, '
+             f'{c["rejected_in_training"]} by the rejection protocol, {c["lost"]} lost; '
+             f'{c["cached"]} from the cache)',
+             f'reject reasons: {json.dumps(c["reject_reasons"])}',
+             f'compute: {e["spent"]["seconds"]:.1f} s spent (incl. {e["spent"]["baseline_seconds"]:.1f} s '
+             f'baselines) vs {e["naive"]["seconds"]:.1f} s for a naive search of the same '
+             f'{e["candidates"]} candidates -> {e["speedup_seconds"]:.2f}x '
+             f'({e["speedup_gflops"]:.2f}x in GFLOPs, {e["speedup_samples"]:.2f}x in training images)',
+             f'wall time: {summary["wall_seconds"]:.1f} s; outputs in {summary["run_dir"]}']
+    return '\n'.join(lines) + '\n'

@@ -1,0 +1,368 @@
+"""The search loop: pymoo NSGA-II driven by ask/tell, with checkpointing after every evaluation.
+
+Resume works by deterministic replay: the algorithm is rebuilt from the run seed and every
+generation is asked again; candidates already evaluated (``state.json``) are answered from the
+state and never re-run, the rest are evaluated. Because proposals depend only on the seed and on the
+objectives told so far, and evaluations only on seed and genome, a resumed run ends with the same
+population as an uninterrupted one. The NSGA-II random state recorded at every generation is
+compared during replay, so a divergence is reported instead of silently producing another run.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+
+from .config import ConfigError, SearchConfig
+from .evaluate import baseline_task, objectives, precheck, training_task
+from .executor import make_executor
+from .operators import GenomeProblem, build_algorithm, fec_key
+from .state import RunDirError, RunState, atomic_write_json
+
+__all__ = ['Search', 'run_search', 'RESUMABLE_FIELDS']
+
+log = logging.getLogger('attnzero.search')
+
+#: config fields a resumed run may change (they do not change what is computed)
+RESUMABLE_FIELDS = ('workers', 'dask_scheduler', 'eval_timeout_s', 'retries')
+
+
+def _setup_logging(run_dir: str, verbose: bool) -> logging.Handler:
+    log.setLevel(logging.INFO)
+    fh = logging.FileHandler(os.path.join(run_dir, 'search.log'), encoding='utf-8')
+    fh.setFormatter(logging.Formatter('%(asctime)s %(levelname)s %(message)s'))
+    log.addHandler(fh)
+    if verbose and not any(getattr(h, '_attnzero_console', False) for h in log.handlers):
+        class _TqdmHandler(logging.Handler):
+            _attnzero_console = True
+
+            def emit(self, record):
+                try:
+                    from tqdm import tqdm
+
+                    tqdm.write(self.format(record))
+                except Exception:  # noqa: BLE001
+                    pass
+        ch = _TqdmHandler(logging.WARNING)
+        ch.setFormatter(logging.Formatter('%(levelname)s %(message)s'))
+        log.addHandler(ch)
+    return fh
+
+
+class Search:
+    """One search run in ``run_dir``.
+
+    Args:
+        cfg: configuration (ignored when resuming: the run's ``config.json`` is used, with the
+            execution fields in :data:`RESUMABLE_FIELDS` taken from ``overrides``).
+        run_dir: the run directory (created; must be new or empty unless ``resume``).
+        resume: continue the run in ``run_dir``.
+        progress: show a progress bar.
+        dask_client: an existing ``distributed.Client`` to evaluate on (tests, notebooks).
+    """
+
+    def __init__(self, cfg: Optional[SearchConfig], run_dir: str, *, resume: bool = False,
+                 progress: bool = True, overrides: Optional[Dict[str, Any]] = None,
+                 dask_client: Any = None) -> None:
+        self.run_dir = os.path.abspath(run_dir)
+        self.progress = progress
+        self.dask_client = dask_client
+        cfg_path = os.path.join(self.run_dir, 'config.json')
+        if resume:
+            if not os.path.isdir(self.run_dir):
+                raise RunDirError(f'--resume {run_dir!r}: no such directory')
+            if not os.path.exists(cfg_path):
+                raise RunDirError(f'--resume {run_dir!r}: not a search run directory (no config.json)')
+            import json
+
+            try:
+                with open(cfg_path, encoding='utf-8') as f:
+                    saved = json.load(f)
+            except (OSError, ValueError) as e:
+                raise RunDirError(f'{cfg_path}: unreadable config ({e})') from e
+            try:
+                self.cfg = SearchConfig.from_dict(saved)
+            except (ConfigError, TypeError, ValueError) as e:
+                raise RunDirError(f'{cfg_path}: invalid config: {e}') from e
+            bad = sorted(k for k in (overrides or {}) if k not in RESUMABLE_FIELDS)
+            if bad:
+                raise ConfigError(f'a resumed run keeps its search settings; cannot change {bad} '
+                                  f'(changeable: {", ".join(RESUMABLE_FIELDS)})')
+            if overrides:
+                self.cfg = self.cfg.replace(**overrides)
+            self.state = RunState.load(self.run_dir)
+            self.state.rewrite_evaluations()
+        else:
+            if cfg is None:
+                raise ConfigError('a new search needs a config')
+            self.cfg = cfg.validate()
+            from .proxies import load_proxy
+
+            load_proxy(self.cfg.proxy)  # a missing dataset fails here, before anything is written
+            if os.path.exists(self.run_dir):
+                if not os.path.isdir(self.run_dir):
+                    raise RunDirError(f'run directory {run_dir!r} exists and is not a directory')
+                if os.listdir(self.run_dir):
+                    raise RunDirError(f'run directory {run_dir!r} is not empty; use --resume {run_dir} '
+                                      f'to continue it or choose a new directory')
+            os.makedirs(self.run_dir, exist_ok=True)
+            atomic_write_json(cfg_path, self.cfg.to_dict())
+            self.state = RunState(self.run_dir)
+            open(self.state.path('evaluations.jsonl'), 'a').close()
+        self.state.sessions += 1
+        self._order = max([r.get('order', -1) for r in self.state.records.values()] + [-1]) + 1
+        self._by_hash: Dict[str, int] = {}
+        self._by_fec: Dict[str, int] = {}
+        for idx in sorted(self.state.records):
+            self._index(self.state.records[idx])
+        self.counts = dict(done=0, rejected=0, cached=0)
+        for r in self.state.records.values():
+            self._count(r)
+
+    # ---- cache ---------------------------------------------------------------------------
+    def _index(self, rec: Dict[str, Any]) -> None:
+        if rec['status'] == 'cached' or rec.get('lost'):
+            return  # only first-hand results are cache sources; a lost worker is not a verdict
+        if rec.get('hash'):
+            self._by_hash.setdefault(rec['hash'], rec['idx'])
+        if rec.get('fec') and rec.get('stage') != 'check':
+            self._by_fec.setdefault(rec['fec'], rec['idx'])
+
+    def _count(self, rec: Dict[str, Any]) -> None:
+        self.counts['done'] += 1
+        if rec['status'] == 'rejected':
+            self.counts['rejected'] += 1
+        elif rec['status'] == 'cached':
+            self.counts['cached'] += 1
+
+    # ---- bookkeeping -----------------------------------------------------------------------
+    def _commit(self, rec: Dict[str, Any]) -> None:
+        rec['order'] = self._order
+        rec['session'] = self.state.sessions
+        self._order += 1
+        self.state.records[rec['idx']] = rec
+        self._index(rec)
+        self._count(rec)
+        self.state.wall_seconds = self._wall0 + (time.perf_counter() - self._t0)
+        self.state.save()
+        self.state.append_evaluation(rec)
+        if self._bar is not None:
+            self._bar.update(1)
+            self._bar.set_postfix(rejected=self.counts['rejected'], cached=self.counts['cached'],
+                                  refresh=False)
+        log.info('done idx=%d gen=%d status=%s reason=%s acc=%s cost=%s genome=%s', rec['idx'],
+                 rec['gen'], rec['status'], rec.get('reason', ''), rec.get('acc_mean'),
+                 rec.get('cost'), rec['genome'])
+
+    def _payload_cfg(self) -> Dict[str, Any]:
+        d = self.cfg.to_dict()
+        d.update(workers=0, dask_scheduler=None)  # what a worker needs; execution is not its business
+        return d
+
+    # ---- baselines -------------------------------------------------------------------------
+    def _run_baselines(self, executor) -> None:
+        todo = [a for a in self.cfg.archs if a not in self.state.baselines]
+        if not todo:
+            return
+        log.info('training baseline %r in %s', self.cfg.baseline, todo)
+        jobs = [(f'baseline-{a}', baseline_task, dict(attn=self.cfg.baseline, arch=a,
+                                                         config=self._payload_cfg())) for a in todo]
+        for key, res in executor.run(jobs):
+            arch = key.split('-', 1)[1]
+            if res.get('status') != 'ok':
+                raise RuntimeError(f'baseline {self.cfg.baseline!r} failed in {arch}: '
+                                   f'{res.get("reason")}: {res.get("message")}')
+            res['attn'] = self.cfg.baseline
+            self.state.baselines[arch] = res
+            self.state.save()
+            log.info('baseline %s in %s: acc %.4f (epoch-%d acc %s) in %.1f s', self.cfg.baseline,
+                     arch, res['acc'], self.cfg.checkpoint_epoch, res.get('ckpt_acc'), res['seconds'])
+
+    def baseline_ckpt(self) -> Dict[str, float]:
+        if not (0 < self.cfg.checkpoint_epoch < self.cfg.epochs):
+            return {}
+        return {a: b['ckpt_acc'] for a, b in self.state.baselines.items() if b.get('ckpt_acc') is not None}
+
+    # ---- one generation ---------------------------------------------------------------------
+    def _record(self, idx: int, gen: int, text: str) -> Dict[str, Any]:
+        return dict(idx=idx, gen=gen, genome=text, hash=None, fec=None, status='rejected',
+                    reason='', message='', stage='', accs={}, acc_mean=None, cost=None, F=None,
+                    G=None, per_arch=[], seconds=0.0, check_seconds=0.0, gflops=0.0, samples=0,
+                    attempts=0, cached_from=None)
+
+    def _finish_trained(self, rec: Dict[str, Any], res: Dict[str, Any]) -> None:
+        rec['status'] = 'ok' if res.get('status') == 'ok' else 'rejected'
+        rec['reason'], rec['message'] = res.get('reason', ''), res.get('message', '')
+        rec['stage'] = 'worker' if res.get('lost') else 'train'
+        rec['lost'] = bool(res.get('lost'))
+        rec['attempts'] = res.get('attempts', 1)
+        rec['per_arch'] = res.get('per_arch', [])
+        rec['seconds'] = float(res.get('seconds', 0.0))
+        rec['gflops'] = float(res.get('gflops', 0.0))
+        rec['samples'] = int(res.get('samples', 0))
+        rec['accs'] = {r['arch']: r['acc'] for r in rec['per_arch'] if r.get('acc') is not None}
+        if rec['status'] == 'ok':
+            rec['acc_mean'] = sum(rec['accs'][a] for a in self.cfg.archs) / len(self.cfg.archs)
+        rec['F'], rec['G'] = objectives(self.cfg, rec['status'], rec['accs'], rec['cost'])
+
+    def _evaluate_generation(self, gen: int, first_idx: int, texts: List[str], executor
+                             ) -> List[Dict[str, Any]]:
+        out: Dict[int, Dict[str, Any]] = {}
+        jobs, waiting = [], []
+        fault = self.cfg.fault_injection
+        for j, text in enumerate(texts):
+            idx = first_idx + j
+            if idx in self.state.records:  # finished before a kill: replay, never re-run
+                old = self.state.records[idx]
+                if old['genome'] != text:
+                    raise RunDirError(f'resume diverged at evaluation {idx}: the run proposed {text!r} '
+                                      f'but the saved state has {old["genome"]!r}')
+                out[idx] = old
+                continue
+            rec = self._record(idx, gen, text)
+            pre = precheck(text, self.cfg)
+            rec['genome'], rec['hash'], rec['cost'] = pre['canonical'], pre['hash'], pre['cost']
+            rec['check_seconds'] = float(pre['seconds'])
+            rec['fec'] = fec_key(rec['genome'])
+            if not pre['ok']:
+                rec.update(status='rejected', reason=pre['reason'], message=pre['message'], stage='check')
+                rec['F'], rec['G'] = objectives(self.cfg, 'rejected', {}, rec['cost'])
+                self._commit(rec)
+                out[idx] = rec
+                continue
+            src = self._by_hash.get(rec['hash'])
+            if src is None:
+                src = self._by_fec.get(rec['fec'])
+            if src is not None and src in self.state.records:
+                self._fill_cached(rec, self.state.records[src])
+                self._commit(rec)
+                out[idx] = rec
+                continue
+            pending = [p for p in jobs if p[2]['hash'] == rec['hash'] or p[2]['fec'] == rec['fec']]
+            if pending:  # same function already queued in this generation: wait for its result
+                waiting.append((rec, pending[0][2]['idx']))
+                continue
+            payload = dict(idx=idx, genome=rec['genome'], hash=rec['hash'], fec=rec['fec'],
+                           config=self._payload_cfg(), baselines=self.baseline_ckpt(),
+                           fault=fault.get(rec['genome']))
+            jobs.append((f'cand-{idx}', training_task, payload))
+            out[idx] = rec
+        for _, _, payload in jobs:
+            log.info('dispatch idx=%d genome=%s', payload['idx'], payload['genome'])
+        for key, res in executor.run(jobs):
+            idx = int(key.split('-', 1)[1])
+            rec = out[idx]
+            self._finish_trained(rec, res)
+            self._commit(rec)
+        for rec, src in waiting:
+            self._fill_cached(rec, self.state.records[src])
+            self._commit(rec)
+            out[rec['idx']] = rec
+        return [out[first_idx + j] for j in range(len(texts))]
+
+    def _fill_cached(self, rec: Dict[str, Any], src: Dict[str, Any]) -> None:
+        rec.update(status='cached', stage='cache', cached_from=src['idx'],
+                   source_status=src['status'], reason=src.get('reason', ''),
+                   accs=dict(src.get('accs', {})), acc_mean=src.get('acc_mean'))
+        rec['message'] = ('same genome as' if src['hash'] == rec['hash'] else
+                          'functionally equivalent to') + f' evaluation {src["idx"]}'
+        # accuracy from the source; cost is the candidate's own (equivalent functions can differ in cost)
+        rec['F'], rec['G'] = objectives(self.cfg, src['status'], rec['accs'], rec['cost'])
+
+    # ---- main loop -------------------------------------------------------------------------
+    def run(self) -> Dict[str, Any]:
+        """Run (or continue) the search to the end; writes the outputs and returns the summary."""
+        handler = _setup_logging(self.run_dir, self.progress)
+        try:
+            return self._run()
+        finally:
+            log.removeHandler(handler)
+            handler.close()
+
+    def _run(self) -> Dict[str, Any]:
+        from pymoo.core.evaluator import Evaluator
+        from pymoo.problems.static import StaticProblem
+
+        from . import report
+
+        self._t0 = time.perf_counter()
+        self._wall0 = self.state.wall_seconds
+        self._bar = None
+        cfg = self.cfg
+        log.info('session %d in %s: config %s', self.state.sessions, self.run_dir, cfg.to_json().replace('\n', ' '))
+        try:
+            executor = (make_executor(0, self.dask_client, cfg.eval_timeout_s, cfg.retries)
+                        if self.dask_client is not None else
+                        make_executor(cfg.workers, cfg.dask_scheduler, cfg.eval_timeout_s, cfg.retries))
+        except ConnectionError as e:
+            raise ConnectionError(f'{e}; nothing was evaluated -- continue this run with '
+                                  f'--resume {self.run_dir} --dask-scheduler ADDR') from e
+        try:
+            problem = GenomeProblem(cfg.n_objectives)
+            algorithm = build_algorithm(cfg)
+            algorithm.setup(problem, termination=('n_gen', cfg.generations), seed=cfg.seed, verbose=False)
+            expected = cfg.pop_size + (cfg.generations - 1) * (cfg.n_offsprings or cfg.pop_size)
+            if self.progress:
+                from tqdm import tqdm
+
+                self._bar = tqdm(total=expected, desc='evaluations', unit='cand', dynamic_ncols=True,
+                                 initial=len(self.state.records))
+                self._bar.set_postfix(rejected=self.counts['rejected'], cached=self.counts['cached'])
+            self._run_baselines(executor)
+            next_idx, gen = 0, 0
+            while algorithm.has_next():
+                pop = algorithm.ask()
+                gen += 1
+                rs = _jsonable_rng(algorithm.random_state)
+                if gen <= len(self.state.rng_history):
+                    if self.state.rng_history[gen - 1] != rs:
+                        raise RunDirError(f'resume diverged: the NSGA-II random state at generation {gen} '
+                                          f'differs from the saved run (different code or packages?)')
+                else:
+                    self.state.rng_history.append(rs)
+                self.state.rng_state = rs
+                texts = [str(x[0]) for x in pop.get('X')]
+                recs = self._evaluate_generation(gen, next_idx, texts, executor)
+                next_idx += len(texts)
+                F = np.array([r['F'] for r in recs], dtype=float)
+                G = np.array([r['G'] for r in recs], dtype=float)
+                Evaluator().eval(StaticProblem(problem, F=F, G=G), pop)
+                algorithm.tell(infills=pop)
+                self.state.generation = max(self.state.generation, gen)
+                self.state.population = _population(algorithm)
+                self.state.rng_state = _jsonable_rng(algorithm.random_state)
+                self.state.save()
+                log.info('generation %d done: %d evaluations so far', gen, len(self.state.records))
+            self.state.done = True
+            self.state.wall_seconds = self._wall0 + (time.perf_counter() - self._t0)
+            self.state.save()
+        finally:
+            if self._bar is not None:
+                self._bar.close()
+            executor.close()
+        return report.write_outputs(self.cfg, self.state)
+
+
+def _jsonable_rng(rs: Optional[np.random.Generator]) -> Optional[Dict[str, Any]]:
+    if rs is None:
+        return None
+    st = rs.bit_generator.state
+    return {k: (v if not isinstance(v, dict) else {kk: int(vv) if isinstance(vv, (int, np.integer)) else vv
+                                                   for kk, vv in v.items()})
+            for k, v in st.items()}
+
+
+def _population(algorithm) -> List[Dict[str, Any]]:
+    pop = algorithm.pop
+    out = []
+    for ind in pop:
+        out.append(dict(genome=str(ind.X[0]), F=[float(v) for v in ind.F],
+                        G=[float(v) for v in np.atleast_1d(ind.G)] if ind.G is not None else []))
+    return out
+
+
+def run_search(cfg: Optional[SearchConfig], run_dir: str, **kw) -> Dict[str, Any]:
+    return Search(cfg, run_dir, **kw).run()

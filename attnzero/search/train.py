@@ -1,0 +1,182 @@
+"""Short proxy training of one candidate in one proxy ViT, with the rejection protocol.
+
+:func:`train_proxy` is deterministic given its seed (fixed thread count, seeded init and data order,
+torch deterministic algorithms) so that a resumed search reproduces an uninterrupted one.
+
+Rejection protocol (thresholds in :class:`attnzero.search.config.SearchConfig`):
+
+* ``nonfinite_loss`` -- the training loss is NaN/inf (checked every step, before the update);
+* ``loss_not_decreasing`` -- after ``loss_check_frac`` of the steps, the mean loss of the latest
+  window is not below ``(1 - min_loss_drop)`` x the mean of the first window;
+* ``below_baseline`` -- after epoch ``checkpoint_epoch`` the test accuracy is below
+  ``chance + min_acc_ratio * (baseline_acc_at_that_epoch - chance)``.
+
+A rejected run reports the compute it used; a completed run reports the full budget.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import time
+from typing import Any, Dict, Iterator, List, Optional
+
+import torch
+import torch.nn.functional as F
+
+from .archs import build_proxy_model, model_flops_per_image
+from .config import SearchConfig
+from .proxies import ProxyData
+
+__all__ = ['train_proxy', 'deterministic_torch', 'steps_per_epoch', 'REJECT_REASONS']
+
+#: reasons a training run can be rejected for (the program check adds its own, prefixed ``check:``)
+REJECT_REASONS = ('nonfinite_loss', 'loss_not_decreasing', 'below_baseline', 'crash')
+
+
+class InjectedFault(RuntimeError):
+    """Raised by the ``raise`` fault injection (tests)."""
+
+
+@contextlib.contextmanager
+def deterministic_torch(threads: int) -> Iterator[None]:
+    """Fixed thread count + deterministic algorithms for the duration of one evaluation."""
+    old_threads = torch.get_num_threads()
+    old_det = torch.are_deterministic_algorithms_enabled()
+    old_warn = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old_threads)
+        torch.use_deterministic_algorithms(old_det, warn_only=old_warn)
+
+
+def steps_per_epoch(n_train: int, batch_size: int) -> int:
+    return math.ceil(n_train / batch_size)
+
+
+def _accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 512) -> float:
+    was = model.training
+    model.eval()
+    correct = 0
+    with torch.no_grad():
+        for i in range(0, len(x), batch):
+            out = model(x[i:i + batch])
+            correct += int((out.argmax(dim=1) == y[i:i + batch]).sum())
+    model.train(was)
+    return correct / max(1, len(x))
+
+
+def _lr_at(step: int, total: int, base: float, warmup_frac: float) -> float:
+    warm = max(1, int(round(warmup_frac * total))) if warmup_frac > 0 else 0
+    if step < warm:
+        return base * (step + 1) / warm
+    t = (step - warm) / max(1, total - warm)
+    return base * 0.5 * (1.0 + math.cos(math.pi * min(1.0, t)))
+
+
+def train_proxy(arch: str, attn: str, genome: Optional[str], cfg: SearchConfig, data: ProxyData,
+                seed: int, baseline_ckpt_acc: Optional[float] = None, reject: bool = True,
+                fault: Optional[str] = None) -> Dict[str, Any]:
+    """Train the ``arch`` proxy with ``attn``/``genome`` on ``data``; never raises for a bad
+    candidate (a crash is a rejection with reason ``crash``).
+
+    Returns a dict: ``arch``, ``status`` (``'ok'`` / ``'rejected'``), ``reason``, ``message``,
+    ``acc`` (final test accuracy; at rejection time for a rejected run), ``ckpt_acc``,
+    ``steps``, ``samples`` (training images seen), ``eval_samples``, ``seconds``,
+    ``flops_per_image``, ``gflops`` (3 x forward per training image + forward per test image),
+    ``loss_first``, ``loss_last``.
+    """
+    t0 = time.perf_counter()
+    n = len(data.train_x)
+    spe = steps_per_epoch(n, cfg.batch_size)
+    total = cfg.epochs * spe
+    check_step = max(2, int(math.ceil(cfg.loss_check_frac * total)))
+    window = max(1, check_step // 4)
+    res: Dict[str, Any] = dict(arch=arch, status='ok', reason='', message='', acc=None,
+                               ckpt_acc=None, steps=0, samples=0, eval_samples=0, seconds=0.0,
+                               flops_per_image=0.0, gflops=0.0, loss_first=None, loss_last=None,
+                               total_steps=total)
+    losses: List[float] = []
+
+    def finish(status: str, reason: str = '', message: str = '') -> Dict[str, Any]:
+        res.update(status=status, reason=reason, message=message)
+        res['seconds'] = time.perf_counter() - t0
+        res['gflops'] = (3 * res['samples'] + res['eval_samples']) * res['flops_per_image'] / 1e9
+        if losses:
+            res['loss_first'] = float(sum(losses[:window]) / len(losses[:window]))
+            res['loss_last'] = float(sum(losses[-window:]) / len(losses[-window:]))
+        return res
+
+    with deterministic_torch(cfg.threads):
+        try:
+            torch.manual_seed(seed)
+            model = build_proxy_model(arch, attn, genome, data.img_size, data.num_classes,
+                                      cfg.arch_overrides.get(arch))
+            if cfg.proxy_init == 'torch':
+                for mod in model.modules():
+                    if isinstance(mod, torch.nn.Linear):
+                        mod.reset_parameters()
+            res['flops_per_image'] = model_flops_per_image(model, data.img_size)
+            decay = [p for nm, p in model.named_parameters() if p.ndim > 1 and 'pos_embed' not in nm]
+            no_decay = [p for nm, p in model.named_parameters() if not (p.ndim > 1 and 'pos_embed' not in nm)]
+            opt = torch.optim.AdamW([dict(params=decay, weight_decay=cfg.weight_decay),
+                                     dict(params=no_decay, weight_decay=0.0)], lr=cfg.lr)
+            gen = torch.Generator().manual_seed(seed)
+            step = 0
+            model.train()
+            for epoch in range(1, cfg.epochs + 1):
+                perm = torch.randperm(n, generator=gen)
+                for i in range(0, n, cfg.batch_size):
+                    idx = perm[i:i + cfg.batch_size]
+                    for group in opt.param_groups:
+                        group['lr'] = _lr_at(step, total, cfg.lr, cfg.warmup_frac)
+                    if fault == 'hang':
+                        time.sleep(10 ** 6)
+                    if fault == 'exit':
+                        os._exit(17)
+                    if fault == 'raise' and step == 1:
+                        raise InjectedFault('injected crash (fault_injection=raise)')
+                    loss = F.cross_entropy(model(data.train_x[idx]), data.train_y[idx])
+                    if fault == 'nan' and step >= 1:
+                        loss = loss * float('nan')
+                    res['samples'] += len(idx)
+                    step += 1
+                    res['steps'] = step
+                    lv = float(loss.detach())
+                    losses.append(lv)
+                    if not math.isfinite(lv):
+                        if reject and cfg.reject_nonfinite:
+                            return finish('rejected', 'nonfinite_loss', f'loss {lv} at step {step}')
+                        continue
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    if cfg.grad_clip > 0:
+                        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                    opt.step()
+                    if reject and step == check_step and step < total:
+                        first = sum(losses[:window]) / window
+                        last = sum(losses[step - window:step]) / window
+                        if not last < first * (1.0 - cfg.min_loss_drop):
+                            return finish('rejected', 'loss_not_decreasing',
+                                          f'mean loss {last:.4f} over steps {step - window + 1}-{step} '
+                                          f'vs {first:.4f} over the first {window}')
+                if epoch == cfg.checkpoint_epoch:
+                    acc = _accuracy(model, data.test_x, data.test_y)
+                    res['eval_samples'] += len(data.test_x)
+                    res['ckpt_acc'] = acc
+                    res['acc'] = acc
+                    if reject and baseline_ckpt_acc is not None and epoch < cfg.epochs:
+                        thr = data.chance + cfg.min_acc_ratio * (baseline_ckpt_acc - data.chance)
+                        if acc < thr:
+                            return finish('rejected', 'below_baseline',
+                                          f'accuracy {acc:.4f} after epoch {epoch} < threshold '
+                                          f'{thr:.4f} (baseline {baseline_ckpt_acc:.4f})')
+            if res['ckpt_acc'] is None or cfg.checkpoint_epoch != cfg.epochs:
+                res['acc'] = _accuracy(model, data.test_x, data.test_y)
+                res['eval_samples'] += len(data.test_x)
+            return finish('ok')
+        except Exception as e:  # noqa: BLE001 - a crashing candidate is a rejection, not an error
+            return finish('rejected', 'crash', f'{type(e).__name__}: {e}'[:500])
