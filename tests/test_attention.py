@@ -397,3 +397,13 @@ def test_focused_zero_rows_have_finite_gradients():
     for t in (kern.scale.grad, q.grad, k.grad):
         assert torch.isfinite(t).all()
     assert kern.scale.grad.abs().sum() > 0
+
+
+def test_identity_control_does_no_mixing():
+    from attnzero.attention import build_kernel
+
+    kern = build_kernel('identity', head_dim=8, num_heads=2)
+    q, k, v = torch.randn(3, 1, 2, 10, 8).unbind(0)
+    assert torch.equal(kern(q, k, v, hw=(2, 5)), v)
+    with pytest.raises(ValueError, match='as many keys/values as queries'):
+        kern(q, k[:, :, :5], v[:, :, :5], hw=(2, 5))

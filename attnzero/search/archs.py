@@ -5,8 +5,8 @@ multi-architecture objective). :func:`build_proxy_model` is the one place that t
 ``(arch, attention, genome, image size, classes)`` into a model; every stage of every proxy uses the
 candidate attention.
 
-Also registers the ``identity`` kernel (``out = v``: no token mixing at all, no local branch), the
-reference point of the "the proxy needs token mixing" check.
+The ``identity`` attention of the zoo (``out = v``: no token mixing) is the reference point of the
+"the proxy needs token mixing" check.
 """
 from __future__ import annotations
 
@@ -15,8 +15,7 @@ from typing import Any, Dict, Optional
 import torch
 from torch import nn
 
-__all__ = ['ARCHS', 'PROXY_ARCHS', 'build_proxy_model', 'IdentityKernel', 'ArchError',
-           'ensure_identity_kernel']
+__all__ = ['ARCHS', 'PROXY_ARCHS', 'build_proxy_model', 'ArchError']
 
 
 class ArchError(ValueError):
@@ -44,34 +43,6 @@ PROXY_ARCHS: Dict[str, Dict[str, Any]] = {
 ARCHS = tuple(PROXY_ARCHS)
 
 
-class IdentityKernel(nn.Module):
-    """Placeholder; replaced by the registered class in :func:`ensure_identity_kernel`."""
-
-
-def ensure_identity_kernel() -> str:
-    """Register (once) the ``identity`` kernel: returns ``v`` unchanged (no token mixing)."""
-    global IdentityKernel
-    from attnzero.attention import ATTENTIONS, AttentionKernel, register_attention
-
-    if 'identity' in ATTENTIONS:
-        return 'identity'
-
-    @register_attention('identity')
-    class _Identity(AttentionKernel):  # noqa: N801 - registered name is what users see
-        """``out = v``: every token keeps its own value; no token mixing, no local branch."""
-
-        linear = True
-
-        def forward(self, q, k, v, hw=None, attn_bias=None, kv_hw=None):  # type: ignore[override]
-            self._check_bias(attn_bias)
-            if v.shape[-2] != q.shape[-2]:
-                raise ValueError('identity attention needs as many keys/values as queries')
-            return v
-
-    IdentityKernel = _Identity  # type: ignore[misc]
-    return 'identity'
-
-
 def _model_class(arch: str):
     from attnzero import models
 
@@ -87,7 +58,6 @@ def build_proxy_model(arch: str, attn: str, genome: Optional[str], img_size: int
     ``genome`` text, or a zoo name such as ``'softmax'``, ``'linear'``, ``'identity'``)."""
     if arch not in PROXY_ARCHS:
         raise ArchError(f'unknown proxy architecture {arch!r}; known: {", ".join(ARCHS)}')
-    ensure_identity_kernel()
     cls = _model_class(arch)
     kw = dict(PROXY_ARCHS[arch])
     kw.update(overrides or {})
