@@ -1,0 +1,27 @@
+# COCO detection: RetinaNet + FPN (P3-P7), 1x schedule (12 epochs, lr steps after epochs 8 and 11,
+# linear warm-up), batch 16 (8 GPUs x 2 images), with an attnzero backbone.
+# The per-backbone files in ../retinanet/ only set the backbone, the FPN input widths and the recipe.
+_base_ = [
+    'mmdet::_base_/models/retinanet_r50_fpn.py',
+    'mmdet::_base_/datasets/coco_detection.py',
+    'mmdet::_base_/schedules/schedule_1x.py',
+    'mmdet::_base_/default_runtime.py',
+]
+custom_imports = dict(imports=['attnzero.mm'], allow_failed_imports=False)
+
+model = dict(
+    backbone=dict(
+        _delete_=True,
+        type='AttnZeroPVT',
+        arch='tiny',
+        attn='softmax',
+        genome=None,  # None: the paper's genome (Trial-105; Trial-140 for CSwin)
+        out_indices=(0, 1, 2, 3),
+        drop_path_rate=0.1),
+    neck=dict(in_channels=[64, 128, 320, 512]))
+
+# PVT recipe: AdamW, lr 1e-4, weight decay 1e-4 (Swin/CSwin variants override the decay)
+optim_wrapper = dict(
+    optimizer=dict(_delete_=True, type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=1e-4))
+train_dataloader = dict(batch_size=2)
+auto_scale_lr = dict(enable=False, base_batch_size=16)
