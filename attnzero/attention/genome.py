@@ -12,8 +12,10 @@ Default genome: the paper's Trial-105 (``i3n303``; ELU+1 on K, min-max normalise
 V)^T`` normalised, applied to L2-normalised Q, L2-normalised and gated elementwise by Q).
 
 Choices documented here: the DWC has one 3x3 filter per channel of ``C`` (``dwc_shared_heads=True``
-shares one ``d``-channel bank across heads); half-precision inputs are evaluated in float32 (the
-graph's whole-tensor normalisations and sums) and cast back.
+shares one ``d``-channel bank across heads). The genome runs through ``Genome.compile()``'s fast
+executor (:mod:`attnzero.space.fast`: simplified genome, affine maps folded into contractions,
+in-place intermediates); for half-precision inputs it keeps elementwise work in the input dtype and
+accumulates norms, sums, batch statistics and token contractions in float32.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from typing import Any, Optional, Union
 
 import torch
 
-from .base import HW, AttentionKernel, VBranch, acc_dtype, register_attention
+from .base import HW, AttentionKernel, VBranch, register_attention
 
 
 def as_genome(genome: Union[None, str, dict, Any]):
@@ -73,7 +75,6 @@ class AttnZeroAttention(AttentionKernel):
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, hw: Optional[HW] = None,
                 attn_bias: Optional[torch.Tensor] = None, kv_hw: Optional[HW] = None) -> torch.Tensor:
         self._check_bias(attn_bias)
-        dt = acc_dtype(q.dtype)
         fn = self.fn
         if k.shape[-2] != q.shape[-2]:
             if self._fn_kv is None:
@@ -84,7 +85,9 @@ class AttnZeroAttention(AttentionKernel):
                                      f'a different token count ({k.shape[-2]} vs {q.shape[-2]} queries, '
                                      f'e.g. sr_ratio > 1): {e}') from e
             fn = self._fn_kv
-        out = fn(q.to(dt), k.to(dt), v.to(dt)).to(q.dtype)
+        # the compiled program is the fast executor: half inputs keep their dtype for elementwise
+        # work, norms/sums/statistics and token contractions are accumulated in float32 inside it
+        out = fn(q, k, v)
         if self.dwc is not None:
             out = out + self.dwc(v, hw, q.shape[-2], kv_hw)
         return out

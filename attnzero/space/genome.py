@@ -196,14 +196,23 @@ class Genome:
         """
         return analyse(self, distinct_kv)
 
-    def compile(self, distinct_kv: bool = False) -> 'CompiledProgram':
+    def compile(self, distinct_kv: bool = False, fast: bool = True,
+                backend: str = 'eager') -> 'CompiledProgram':
         """A pure torch callable ``f(q, k, v) -> out`` on ``(B, heads, N, d)`` tensors.
 
         Quadratic genomes compile (softmax attention is one); invalid ones raise
         :class:`InvalidGenomeError`. Use ``distinct_kv=True`` when keys/values may have a token
         count different from the queries.
+
+        Args:
+            fast: run the simplified genome with the fast executor (:mod:`attnzero.space.fast`:
+                algebraic simplification, affine maps folded into contractions, in-place work on
+                internal intermediates, float32 accumulation for half inputs). ``False`` gives the
+                reference evaluator (every operator out-of-place, exactly as written).
+            backend: ``'eager'`` or ``'inductor'`` (fast path wrapped in
+                ``torch.compile(dynamic=True)``; compiles on first call).
         """
-        return CompiledProgram(self, distinct_kv)
+        return CompiledProgram(self, distinct_kv, fast=fast, backend=backend)
 
 
 def _as_int(x: Any, where: str) -> int:
@@ -239,15 +248,58 @@ class CompiledProgram:
     token-sized dims.
     """
 
-    def __init__(self, genome: Genome, distinct_kv: bool = False) -> None:
+    def __init__(self, genome: Genome, distinct_kv: bool = False, fast: bool = True,
+                 backend: str = 'eager') -> None:
         cx = genome.complexity(distinct_kv)
         if cx.kind == 'invalid':
             raise InvalidGenomeError(f'{genome.to_string()}: {cx}')
+        from .fast import BACKENDS
+        if backend not in BACKENDS:
+            raise ValueError(f'unknown backend {backend!r}; known: {BACKENDS}')
         self.genome = genome
         self.complexity = cx
         self.variants = cx.variants
+        self.distinct_kv = distinct_kv
+        self.fast = bool(fast)
+        self.backend = backend
+        self._executor = None
+        self._compiled = None
+        if self.fast:
+            self._build()
+
+    def _build(self) -> None:
+        from .fast import FastExecutor
+        from .simplify import simplify
+        res = simplify(self.genome, self.distinct_kv)
+        #: the genome the fast path runs (``genome`` after algebraic simplification)
+        self.simplified = res.genome
+        self.rewrites = res.applied
+        self._executor = FastExecutor(res.genome, res.genome.complexity(self.distinct_kv).variants,
+                                      checks=self.backend != 'inductor')
+
+    def __getstate__(self) -> Dict[str, Any]:
+        state = dict(self.__dict__)
+        state['_executor'] = None  # rebuilt on unpickling (pure function of the genome)
+        state['_compiled'] = None
+        return state
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if self.fast:
+            self._build()
 
     def __call__(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        if self.fast:
+            if self.backend == 'inductor':
+                if self._compiled is None:
+                    import torch
+                    self._compiled = torch.compile(self._executor, dynamic=True)
+                return self._compiled(q, k, v)
+            return self._executor(q, k, v)
+        return self.reference(q, k, v)
+
+    def reference(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        """The reference evaluator: every operator of the genome, out-of-place, as written."""
         genome, d = self.genome, q.shape[-1]
 
         def edge_fn(i: int, x: Tensor) -> Tensor:
@@ -261,7 +313,8 @@ class CompiledProgram:
         return evaluate(GRAPHS[genome.graph], {'q': q, 'k': k, 'v': v}, edge_fn, node_fn)
 
     def __repr__(self) -> str:
-        return f'CompiledProgram({self.genome.to_string()!r}, {self.complexity.kind})'
+        mode = f'fast/{self.backend}' if self.fast else 'reference'
+        return f'CompiledProgram({self.genome.to_string()!r}, {self.complexity.kind}, {mode})'
 
 
 # --- published and reference genomes ----------------------------------------------------------

@@ -1,0 +1,464 @@
+"""Fast executor of compiled genomes (the default behind :meth:`Genome.compile`).
+
+The reference evaluator (``compile(fast=False)``) runs every operator out-of-place exactly as
+written. The fast executor computes the same function (up to floating-point rounding) with less
+memory traffic:
+
+1. the genome is first rewritten by the algebraic simplifier (:mod:`attnzero.space.simplify`);
+2. **affine values stay symbolic**: a value ``a * X + b`` with scalar ``a``, ``b`` (tensors, no
+   host sync) is carried as ``(X, a, b)``. ``min_max_normalize`` and ``normalize`` (batch-global)
+   become one read-only statistics pass over ``X`` (``aminmax`` / ``var_mean``, done once) instead of
+   a read-write pass; ``scale`` and ``revert`` cost nothing; ELU+1 is ``elu(X)`` plus a symbolic
+   ``+1``;
+3. **contractions absorb affine operands as rank-1 corrections**: ``(a X + b)^T Y = a X^T Y +
+   b 1 (sum_n Y)^T``, so Trial-105's min-max normalised V and the ``+1`` of ELU+1 never touch the
+   ``N x d`` tensors again -- only column sums (read-only passes) and a ``d x d`` correction. An
+   operand's affine map is absorbed only where that is cheaper than applying it;
+4. **contraction order**: products of plain contractions stay unevaluated (a chain) until they are
+   consumed; a chain is evaluated in the order with the fewest multiply-adds (matrix-chain DP), so
+   e.g. ``(Q K^T) V`` runs as ``Q (K^T V)``;
+5. **in-place work on internal intermediates** when no gradient is being recorded: elementwise
+   ops, normalisations, the rank-1 corrections and products write into tensors the program owns
+   (never into its inputs, never into a value with a second consumer, never into an expanded
+   view); with autograd on, everything is out-of-place (so backward is exact);
+6. **half precision** (float16/bfloat16): elementwise work on large tensors stays in the input
+   dtype; norms, sums and batch statistics are accumulated in float32; contractions over the token
+   axis (whose results grow with ``N``: ``K^T V`` would overflow float16 and lose the fluctuations
+   that a following ``normalize`` keeps in bfloat16) take float32 operands; reducing operators
+   without a dedicated path run on a float32 copy; the result is cast back to the input dtype.
+
+Non-finite statistics (NaN/inf in a normalised tensor, zero spread) fall back to the reference
+operator, which needs one host sync for the scalar check (on CUDA a small stall; a CPU no-op).
+
+``backend='inductor'`` additionally wraps the executor in ``torch.compile(dynamic=True)``
+(optional: the first call compiles for tens of seconds on CPU; see ``docs/benchmarks.md`` for the
+measured effect).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .graphs import GRAPHS
+from .ops import BINARY_BY_NAME, BINARY_OPS, UNARY_BY_NAME, UNARY_OPS
+
+__all__ = ['FastExecutor', 'BACKENDS']
+
+BACKENDS = ('eager', 'inductor')
+_HALF = (torch.float16, torch.bfloat16)
+_F32 = torch.float32
+
+_U = {name: op.index for name, op in UNARY_BY_NAME.items()}
+_BI = {name: op.index for name, op in BINARY_BY_NAME.items()}
+
+# elementwise ops with an in-place twin: (out-of-place, in-place)
+_ELEMENTWISE: Dict[int, Tuple[Any, Any]] = {
+    _U['relu']: (torch.relu, torch.relu_),
+    _U['abs']: (torch.abs, torch.abs_),
+    _U['exp']: (torch.exp, torch.exp_),
+    _U['sigmoid']: (torch.sigmoid, torch.sigmoid_),
+    _U['sqrt']: (torch.sqrt, torch.sqrt_),
+    _U['log']: (torch.log, torch.log_),
+    _U['sign']: (torch.sign, lambda x: x.sign_()),
+}
+# elementwise ops (no reduction): safe to run in half precision
+_ELEMENTWISE_ONLY = {_U[n] for n in ('no_op', 'log', 'abslog', 'abs', 'softsign', 'invert', 'sigmoid',
+                                     'sqrt', 'revert', 'sign', 'scale', 'elu', 'relu', 'exp',
+                                     'sigmoid_1_reverse', 'relu2', 'softplus', 'silu', 'transpose',
+                                     'unsqz1', 'unsqz2', 'repeat', 'repeat_d', 'ones_aug')}
+_VIEWS = {_U['transpose'], _U['unsqz1'], _U['unsqz2']}
+_EXPANDS = {_U['repeat'], _U['repeat_d']}
+
+
+def _is_scalar_one(x: Any) -> bool:
+    return x is None
+
+
+@dataclass
+class _Val:
+    """``a * core + b`` (``a``/``b`` ``None`` = 1/0; 0-dim tensors or floats), or an unevaluated
+    matmul chain ``chain[0] @ chain[1] @ ...`` (then ``core`` is ``None``).
+
+    ``owned``: the program may write into ``core`` (it created it, nobody else reads it)."""
+
+    core: Optional[Tensor]
+    a: Any = None
+    b: Any = None
+    owned: bool = False
+    chain: Optional[Tuple[Tensor, ...]] = None
+    s: Any = None    # shift and divisor applied first: value = (core + s) / den * a + b, as the
+    den: Any = None  # reference normalisations compute it (exact zeros, same rounding)
+
+    @property
+    def plain(self) -> bool:
+        return self.chain is None and self.plain_or_chain
+
+    def shared(self) -> '_Val':
+        return _Val(self.core, self.a, self.b, False, self.chain, self.s, self.den)
+
+    @property
+    def plain_or_chain(self) -> bool:
+        return self.a is None and self.b is None and self.s is None and self.den is None
+
+    def affine(self) -> '_Val':
+        """The same value with the shift folded into ``b`` (``a * core + b``)."""
+        if self.s is None and self.den is None:
+            return self
+        a = self.a
+        if self.den is not None:
+            a = 1.0 / self.den if a is None else a / self.den
+        b = self.b
+        if self.s is not None:
+            b = self.s * a if b is None else self.s * a + b
+        return _Val(self.core, a, b, self.owned, self.chain)
+
+
+class _Ctx:
+    __slots__ = ('inplace', 'half', 'd', 'tokens', 'out_dtype')
+
+    def __init__(self, inplace: bool, half: bool, d: int, tokens: Sequence[int], out_dtype) -> None:
+        self.inplace, self.half, self.d, self.tokens, self.out_dtype = inplace, half, d, set(tokens), out_dtype
+
+
+def _mul(x: Any, y: Any) -> Any:
+    if x is None:
+        return y
+    if y is None:
+        return x
+    return x * y
+
+
+def _chain_product(factors: Sequence[Tensor], ctx: _Ctx) -> Tensor:
+    """Evaluate a matmul chain in the order with the fewest multiply-adds (matrix-chain DP)."""
+    n = len(factors)
+    if n == 1:
+        return factors[0]
+    shapes = [tuple(f.shape) for f in factors]
+    batch = [s[:-2] for s in shapes]
+    rows = [s[-2] for s in shapes]
+    cols = [s[-1] for s in shapes]
+
+    def bnum(i: int, j: int) -> int:
+        return math.prod(torch.broadcast_shapes(*batch[i:j + 1])) if j > i else math.prod(batch[i])
+
+    cost: Dict[Tuple[int, int], Tuple[float, int]] = {(i, i): (0.0, -1) for i in range(n)}
+    for length in range(2, n + 1):
+        for i in range(n - length + 1):
+            j = i + length - 1
+            best = (float('inf'), -1)
+            for k in range(i, j):
+                c = cost[(i, k)][0] + cost[(k + 1, j)][0] + bnum(i, j) * rows[i] * cols[k] * cols[j]
+                if c < best[0]:
+                    best = (c, k)
+            cost[(i, j)] = best
+
+    def build(i: int, j: int) -> Tensor:
+        if i == j:
+            return factors[i]
+        k = cost[(i, j)][1]
+        return _matmul(build(i, k), build(k + 1, j), ctx)
+
+    return build(0, n - 1)
+
+
+def _matmul(x: Tensor, y: Tensor, ctx: _Ctx) -> Tensor:
+    if ctx.half and x.dim() >= 1 and x.shape[-1] in ctx.tokens and x.shape[-1] > ctx.d:
+        x, y = x.to(_F32), y.to(_F32)  # token contraction: float32 (sums grow with N)
+    elif x.dtype != y.dtype:
+        dt = torch.promote_types(x.dtype, y.dtype)
+        x, y = x.to(dt), y.to(dt)
+    return torch.matmul(x, y)
+
+
+def _materialize(v: _Val, ctx: _Ctx) -> Tuple[Tensor, bool]:
+    """Tensor of ``v`` and whether the program owns it."""
+    x, owned = v.core, v.owned
+    if v.chain is not None:
+        x, owned = _chain_product(v.chain, ctx), True
+    for val, f_, f in ((v.s, torch.Tensor.add_, torch.add), (v.den, torch.Tensor.div_, torch.div)):
+        if val is not None:
+            if owned and ctx.inplace and _writable(x):
+                x = f_(x, val)
+            else:
+                x, owned = f(x, val), True
+    if v.a is None and v.b is None:
+        return x, owned
+    if owned and ctx.inplace and _writable(x):
+        if v.a is not None:
+            x.mul_(v.a)
+        if v.b is not None:
+            x.add_(v.b)
+        return x, True
+    if v.a is not None:
+        x = x * v.a
+        if v.b is not None:
+            x = x.add_(v.b) if ctx.inplace else x + v.b
+        return x, True
+    return x + v.b, True
+
+
+def _writable(x: Tensor) -> bool:
+    """No internal overlap (expanded dims): safe for in-place writes."""
+    return all(s != 0 or n <= 1 for s, n in zip(x.stride(), x.shape))
+
+
+def _stat_dtype(x: Tensor) -> Tensor:
+    return x.to(_F32) if x.dtype in _HALF else x
+
+
+class FastExecutor:
+    """Runs a (simplified) genome's graph with the rewrites described in the module docstring.
+
+    Args:
+        genome: the genome to run (normally already simplified).
+        variants: the branch of every binary node, from the static analysis.
+    """
+
+    def __init__(self, genome, variants: Sequence[int], checks: bool = True) -> None:
+        self.genome = genome
+        #: host-side check of non-finite statistics (exact reference fallback); off under
+        #: ``torch.compile`` (no graph break), where non-finite statistics propagate as NaN/inf
+        self.checks = checks
+        self.graph = GRAPHS[genome.graph]
+        self.variants = tuple(variants)
+        uses: Dict[str, int] = {}
+        for s in self.graph.sources:
+            uses[s] = uses.get(s, 0) + 1
+        for n in self.graph.nodes:
+            for e in (n.left, n.right):
+                uses[f'e{e}'] = uses.get(f'e{e}', 0) + 1
+        self.uses = uses
+
+    # --- the graph ---------------------------------------------------------------------------
+    def __call__(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        grad = torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad)
+        half = q.dtype in _HALF
+        ctx = _Ctx(not grad, half, q.shape[-1], (q.shape[-2], k.shape[-2]), q.dtype)
+        g = self.graph
+        nodes: Dict[int, _Val] = {}
+        edges: Dict[int, _Val] = {}
+        inputs = {'q': _Val(q), 'k': _Val(k), 'v': _Val(v)}
+
+        def edge(i: int) -> _Val:
+            if i not in edges:
+                s = g.sources[i]
+                if s[0] == 'b':
+                    if self.uses.get(s, 1) > 1:
+                        nodes[int(s[1:])] = _once(nodes[int(s[1:])], ctx)
+                    x = nodes[int(s[1:])]
+                elif s[0] == 'e':
+                    x = edge(int(s[1:]))
+                else:
+                    x = inputs[s]
+                if self.uses.get(s, 1) > 1:
+                    x = x.shared()
+                for u in self.genome.unary[i]:
+                    x = self._unary(u, x, ctx)
+                edges[i] = x
+                if self.uses.get(f'e{i}', 1) > 1:
+                    edges[i] = _once(edges[i], ctx)
+            return edges[i]
+
+        for j, n in enumerate(g.nodes):
+            nodes[j] = self._binary(j, edge(n.left), edge(n.right), ctx)
+        out, _ = _materialize(nodes[len(g.nodes) - 1], ctx)
+        return out.to(q.dtype) if out.dtype != q.dtype else out
+
+    # --- unary ---------------------------------------------------------------------------------
+    def _unary(self, u: int, x: _Val, ctx: _Ctx) -> _Val:
+        if u in _VIEWS:
+            if x.chain is not None:
+                if u == _U['transpose']:
+                    return _Val(None, x.a, x.b, False, tuple(f.transpose(-1, -2) for f in reversed(x.chain)))
+                t, own = _materialize(x, ctx)
+                x = _Val(t, owned=own)
+            fn = UNARY_OPS[u].fn
+            return _Val(fn(x.core, ctx.d), x.a, x.b, x.owned, s=x.s, den=x.den)
+        if u == _U['scale']:
+            w = (x.chain[-1].shape[-1] if x.chain is not None else x.core.shape[-1]) ** -0.5
+            return _Val(x.core, _mul(x.a, w), None if x.b is None else x.b * w, x.owned, x.chain, x.s, x.den)
+        if u == _U['revert']:
+            return _Val(x.core, _mul(x.a, -1.0), None if x.b is None else -x.b, x.owned, x.chain, x.s,
+                        x.den)
+        if u == _U['min_max_normalize'] and x.chain is None:
+            return self._min_max(x, ctx)
+        if u == _U['normalize'] and x.chain is None:
+            return self._normalize(x, ctx)
+        t, own = _materialize(x, ctx)
+        ip = own and ctx.inplace and _writable(t)
+        if u == _U['elu']:
+            if ip:
+                return _Val(F.elu(t, inplace=True), None, 1.0, True)
+            return _Val(F.elu(t), None, 1.0, True)
+        if u in _ELEMENTWISE:
+            f, f_ = _ELEMENTWISE[u]
+            return _Val(f_(t) if ip else f(t), owned=True)
+        if u in (_U['l2norm_last'], _U['l2_norm']):
+            dim = -1 if u == _U['l2norm_last'] else -2
+            if t.dim() < (1 if dim == -1 else 2):
+                return _Val(UNARY_OPS[u].fn(t, ctx.d), owned=True)
+            nrm = torch.linalg.vector_norm(t, dim=dim, keepdim=True,
+                                           dtype=_F32 if t.dtype in _HALF else None).clamp_min(1e-12)
+            if ip:
+                return _Val(t.div_(nrm), owned=True)
+            return _Val((t / nrm).to(t.dtype), owned=True)
+        if u in _EXPANDS:
+            return _Val(UNARY_OPS[u].fn(t, ctx.d), owned=False)
+        if ctx.half and u not in _ELEMENTWISE_ONLY:
+            t = t.to(_F32)  # reductions of the remaining operators: float32
+        return _Val(UNARY_OPS[u].fn(t, ctx.d), owned=True)
+
+    def _min_max(self, x: _Val, ctx: _Ctx) -> _Val:
+        if not x.plain:  # statistics of the exact values (rare: a normalisation of a normalisation)
+            x = _Val(*_materialize_owned(x, ctx))
+        lo, hi = torch.aminmax(x.core)
+        lo, hi = lo.to(_F32) if ctx.half else lo, hi.to(_F32) if ctx.half else hi
+        if x.a is not None or x.b is not None:
+            c1 = lo if x.a is None else lo * x.a
+            c2 = hi if x.a is None else hi * x.a
+            if x.b is not None:
+                c1, c2 = c1 + x.b, c2 + x.b
+            lo, hi = torch.minimum(c1, c2), torch.maximum(c1, c2)
+        if self.checks and not bool(torch.isfinite(lo) & torch.isfinite(hi)):
+            t, _ = _materialize(x, ctx)
+            return _Val(UNARY_OPS[_U['min_max_normalize']].fn(t, ctx.d), owned=True)
+        den = hi - lo + 1e-9
+        if x.a is None and x.b is None:
+            return _Val(x.core, owned=x.owned, s=-lo, den=den)
+        inv = 1.0 / den
+        a = inv if x.a is None else x.a * inv
+        b = (-lo * inv) if x.b is None else (x.b - lo) * inv
+        return _Val(x.core, a, b, x.owned)
+
+    def _normalize(self, x: _Val, ctx: _Ctx) -> _Val:
+        if not x.plain:
+            x = _Val(*_materialize_owned(x, ctx))
+        xs = _stat_dtype(x.core)
+        mean, std = xs.mean(), xs.std()  # as the reference computes them (bitwise equal statistics)
+        if x.a is not None:
+            mean = mean * x.a
+            std = std * abs(x.a) if not isinstance(x.a, Tensor) else std * x.a.abs()
+        if x.b is not None:
+            mean = mean + x.b
+        if self.checks and not bool(torch.isfinite(mean) & torch.isfinite(std) & (std > 0)):
+            t, _ = _materialize(x, ctx)
+            return _Val(UNARY_OPS[_U['normalize']].fn(t, ctx.d), owned=True)
+        if x.a is None and x.b is None:
+            return _Val(x.core, owned=x.owned, s=-mean, den=std)
+        inv = 1.0 / std
+        a = inv if x.a is None else x.a * inv
+        b = (-mean * inv) if x.b is None else (x.b - mean) * inv
+        return _Val(x.core, a, b, x.owned)
+
+    # --- binary ---------------------------------------------------------------------------------
+    def _binary(self, j: int, a: _Val, b: _Val, ctx: _Ctx) -> _Val:
+        op, variant = self.genome.binary[j], self.variants[j]
+        if op == _BI['first']:
+            return a
+        if op == _BI['second']:
+            return b
+        if op == _BI['matmul']:
+            return self._contract(a, b, ctx)
+        if op in (_BI['einsum1'], _BI['einsum2']):
+            if variant == 0:   # same token count: contract tokens
+                if op == _BI['einsum1']:
+                    return self._contract(_t(a), b, ctx)       # A^T B
+                return self._contract(_t(b), a, ctx)           # (A^T B)^T = B^T A
+            if op == _BI['einsum1']:
+                return self._contract(a, _t(b), ctx)           # A B^T
+            return self._contract(b, _t(a), ctx)               # (A B^T)^T = B A^T
+        x, ox = _materialize(a, ctx)
+        y, oy = _materialize(b, ctx)
+        if op in (_BI['product'], _BI['sum']):
+            f_ = torch.Tensor.mul_ if op == _BI['product'] else torch.Tensor.add_
+            f = torch.mul if op == _BI['product'] else torch.add
+            if ctx.inplace:
+                shape = torch.broadcast_shapes(x.shape, y.shape)
+                dt = torch.promote_types(x.dtype, y.dtype)
+                for t, own, other in ((y, oy, x), (x, ox, y)):
+                    if own and t.shape == shape and t.dtype == dt and _writable(t):
+                        return _Val(f_(t, other), owned=True)
+            return _Val(f(x, y), owned=True)
+        if ctx.half and op not in (_BI['cat'],):
+            x, y = x.to(_F32), y.to(_F32)
+        return _Val(BINARY_OPS[op].fn(x, y, variant), owned=True)
+
+    def _contract(self, L: _Val, R: _Val, ctx: _Ctx) -> _Val:
+        """``L @ R`` (torch.matmul semantics) of two values."""
+        lrank = (L.chain[0].dim() if L.chain is not None else L.core.dim())
+        rrank = (R.chain[0].dim() if R.chain is not None else R.core.dim())
+        if lrank < 2 or rrank < 2:
+            x, _ = _materialize(L, ctx)
+            y, _ = _materialize(R, ctx)
+            return _Val(_matmul(x, y, ctx), owned=True)
+        if L.plain_or_chain and R.plain_or_chain:
+            lf = L.chain if L.chain is not None else (L.core,)
+            rf = R.chain if R.chain is not None else (R.core,)
+            return _Val(None, chain=lf + rf)
+        L, R = L.affine(), R.affine()
+        if L.chain is not None:
+            L = _Val(*_materialize_owned(L, ctx))
+        if R.chain is not None:
+            R = _Val(*_materialize_owned(R, ctx))
+        XL, XR = L.core, R.core
+        out_numel = math.prod(torch.broadcast_shapes(XL.shape[:-2], XR.shape[:-2])) * XL.shape[-2] * XR.shape[-1]
+
+        def absorb(P: _Val, other: Tensor) -> bool:
+            if P.a is None and P.b is None:
+                return False
+            cost = (other.numel() if P.b is not None else 0) + (out_numel if P.a is not None else 0)
+            return cost < 2 * P.core.numel()
+
+        if not absorb(L, XR):
+            XL, own = _materialize(L, ctx)
+            L = _Val(XL, owned=own)
+        if not absorb(R, XL):
+            XR, own = _materialize(R, ctx)
+            R = _Val(XR, owned=own)
+        M = _matmul(XL, XR, ctx)
+        if L.a is None and L.b is None and R.a is None and R.b is None:
+            return _Val(M, owned=True)
+        K = XL.shape[-1]
+        acc = _F32 if ctx.half else M.dtype
+        a = _mul(L.a, R.a)
+        terms: List[Tensor] = []
+        if R.b is not None:   # L (a_R X_R + b_R 1) -> b_R * rowsum(L)
+            rs = XL.sum(dim=-1, keepdim=True, dtype=acc)
+            terms.append(rs * _mul(L.a, R.b) if L.a is not None else rs * R.b)
+        if L.b is not None:   # (a_L X_L + b_L 1) R -> b_L * colsum(R)
+            cs = XR.sum(dim=-2, keepdim=True, dtype=acc)
+            terms.append(cs * _mul(L.b, R.a) if R.a is not None else cs * L.b)
+        if L.b is not None and R.b is not None:
+            terms.append(L.b * R.b * K)
+        inplace = ctx.inplace
+        if a is not None:
+            M = M.mul_(a) if inplace else M * a
+        for t in terms:
+            fits = not isinstance(t, Tensor) or torch.broadcast_shapes(M.shape, t.shape) == M.shape
+            M = M.add_(t) if inplace and fits else M + t
+        return _Val(M, owned=True)
+
+
+def _once(v: _Val, ctx: _Ctx) -> _Val:
+    """A value read by several consumers: chains evaluated once, nothing writable."""
+    if v.chain is not None:
+        t, _ = _materialize(v, ctx)
+        return _Val(t)
+    return v.shared()
+
+
+def _materialize_owned(v: _Val, ctx: _Ctx):
+    t, own = _materialize(v, ctx)
+    return (t, None, None, own)
+
+
+def _t(v: _Val) -> _Val:
+    """Transpose of the last two dims (lazy for affine values and chains)."""
+    if v.chain is not None:
+        return _Val(None, v.a, v.b, False, tuple(f.transpose(-1, -2) for f in reversed(v.chain)))
+    return _Val(v.core.transpose(-1, -2), v.a, v.b, v.owned, s=v.s, den=v.den)

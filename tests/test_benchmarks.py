@@ -1,0 +1,60 @@
+"""The benchmark scripts run on a tiny setting (no timed assertions: results live in docs/)."""
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / 'tools'))
+
+
+def test_benchmark_attention_quick(tmp_path):
+    import benchmark_attention as ba
+    out = tmp_path / 'att'
+    assert ba.main(['--quick', '--N', '196', '--hd', '1x64', '--attn', 'softmax', 'linear', 'attnzero',
+                    '--genome', 'i3n303:elu;min_max_normalize;-;normalize;-;l2norm_last:einsum2,matmul,product',
+                    '--out', str(out), '--mem-limit-gib', '0']) == 0
+    rows = list(csv.DictReader(open(out.with_suffix('.csv'))))
+    names = {r['attn'] for r in rows}
+    assert {'softmax', 'linear', 'attnzero', 'attnzero_fn', 'floor_dd'} <= names
+    assert any(n.startswith('genome:') for n in names)
+    assert {r['mode'] for r in rows} == {'fwd', 'fwdbwd'}
+    assert all(float(r['ms']) > 0 for r in rows)
+    assert out.with_suffix('.png').stat().st_size > 0
+    assert 'exponent' in out.with_suffix('.md').read_text()
+
+
+def test_benchmark_attention_acceptance_quick(tmp_path):
+    import benchmark_attention as ba
+    out = tmp_path / 'acc'
+    assert ba.main(['--acceptance', '--quick', '--out', str(out), '--mem-limit-gib', '0']) == 0
+    text = out.with_suffix('.md').read_text()
+    assert 'Trial-105' in text and 'load avg' in text
+
+
+def test_fit_exponent():
+    import benchmark_attention as ba
+    assert abs(ba.fit_exponent([3136, 12544, 50176], [1.0, 4.0, 16.0]) - 1.0) < 1e-9
+    assert ba.fit_exponent([196], [1.0]) != ba.fit_exponent([196], [1.0])  # NaN: too few points
+
+
+def test_peak_memory_sees_torch_allocations():
+    import torch
+
+    import benchmark_attention as ba
+    mib = ba.peak_memory_mib(lambda: torch.ones(64 * 2 ** 20 // 4).add_(1), torch.device('cpu'))
+    if mib == mib:  # NaN where /proc/self/clear_refs is not available
+        assert mib > 48
+
+
+def test_benchmark_backbone_quick(tmp_path):
+    pytest.importorskip('timm')
+    import benchmark_backbone as bb
+    out = tmp_path / 'bb'
+    assert bb.main(['--quick', '--inprocess', '--out', str(out), '--mem-limit-gib', '0']) == 0
+    rows = list(csv.DictReader(open(out.with_suffix('.csv'))))
+    assert {r['kind'] for r in rows} == {'throughput', 'highres'}
+    assert all(r['status'] == 'ok' for r in rows), rows
