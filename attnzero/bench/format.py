@@ -1,0 +1,220 @@
+"""The Attn-Bench-101 file format (version :data:`FORMAT_VERSION`): jsonl records + a sha256 manifest.
+
+A bench is a directory::
+
+    bench.jsonl       one JSON object per line, one line per sampled genome (see docs/bench.md)
+    baselines.jsonl   one line per reference attention (softmax, linear, identity, published genomes)
+    MANIFEST.json     format version, sha256 / size / record count of every data file, the proxy
+                      settings and the command that created the bench
+    bench.parquet     optional flat export (``attnzero.bench.export_parquet``)
+
+Everything here is plain ``json`` / ``hashlib`` / ``os``: the format is readable without this project.
+Appends are atomic at line granularity (one ``write`` of a whole line, then ``flush`` + ``fsync``); a
+reader repairs a torn last line left by a crash (:func:`read_jsonl` with ``repair=True``).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import tempfile
+from typing import Any, Dict, Iterable, List, Optional, Tuple
+
+__all__ = ['FORMAT_NAME', 'FORMAT_VERSION', 'BENCH_FILE', 'BASELINES_FILE', 'MANIFEST_FILE',
+           'PARQUET_FILE', 'BenchError', 'BenchIntegrityError', 'BenchFormatError', 'sha256_file',
+           'dumps_record', 'append_record', 'read_jsonl', 'write_manifest', 'read_manifest',
+           'verify_manifest', 'atomic_write_text', 'settings_id']
+
+FORMAT_NAME = 'attn-bench-101'
+#: bump on any incompatible change of the record layout (docs/bench.md lists the changes)
+FORMAT_VERSION = 1
+
+BENCH_FILE = 'bench.jsonl'
+BASELINES_FILE = 'baselines.jsonl'
+MANIFEST_FILE = 'MANIFEST.json'
+PARQUET_FILE = 'bench.parquet'
+
+
+class BenchError(RuntimeError):
+    """Base class of bench errors."""
+
+
+class BenchIntegrityError(BenchError):
+    """A data file does not match its manifest (sha256, size or record count), or is missing."""
+
+
+class BenchFormatError(BenchError):
+    """A file is not a bench of a supported format version."""
+
+
+def sha256_file(path: str, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        while True:
+            b = f.read(chunk)
+            if not b:
+                break
+            h.update(b)
+    return h.hexdigest()
+
+
+def _clean(x: Any) -> Any:
+    """JSON-safe copy: non-finite floats become ``None`` (strict JSON has no NaN)."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {str(k): _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    if hasattr(x, 'item') and callable(x.item):  # numpy / torch scalars
+        return _clean(x.item())
+    return x
+
+
+def dumps_record(record: Dict[str, Any]) -> str:
+    """One canonical JSON line (sorted keys, no NaN, no trailing newline)."""
+    return json.dumps(_clean(record), sort_keys=True, separators=(',', ':'), allow_nan=False)
+
+
+def append_record(path: str, record: Dict[str, Any]) -> None:
+    """Append one record as one line: a single ``write`` of the whole line, then flush + fsync."""
+    line = (dumps_record(record) + '\n').encode('utf-8')
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        view = memoryview(line)
+        while view:
+            n = os.write(fd, view)
+            view = view[n:]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_jsonl(path: str, repair: bool = False) -> Tuple[List[Dict[str, Any]], int]:
+    """Read a jsonl file. Returns ``(records, n_dropped)``.
+
+    A torn last line (no trailing newline and not valid JSON: the process died mid-append) is
+    dropped; with ``repair=True`` it is also cut from the file so the next append starts clean.
+    Any other malformed line raises :class:`BenchFormatError` (line number given).
+    """
+    if not os.path.exists(path):
+        return [], 0
+    with open(path, 'rb') as f:
+        data = f.read()
+    lines = data.split(b'\n')
+    tail = lines.pop()  # b'' if the file ends with a newline
+    records: List[Dict[str, Any]] = []
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except ValueError as e:
+            raise BenchFormatError(f'{path}: line {i} is not valid JSON ({e})') from None
+    dropped = 0
+    if tail.strip():
+        try:
+            records.append(json.loads(tail))
+            if repair:  # complete record without its newline: add the newline
+                with open(path, 'ab') as f:
+                    f.write(b'\n')
+                    f.flush()
+                    os.fsync(f.fileno())
+        except ValueError:
+            dropped = 1
+            if repair:
+                with open(path, 'rb+') as f:
+                    f.truncate(len(data) - len(tail))
+                    f.flush()
+                    os.fsync(f.fileno())
+    return records, dropped
+
+
+def atomic_write_text(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (temp file in the same directory, fsync, rename)."""
+    d = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', dir=d)
+    try:
+        with os.fdopen(fd, 'w', encoding='utf-8') as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; data files are meant to be shared
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def settings_id(settings: Dict[str, Any]) -> str:
+    """Short stable id of a settings dict (sha256 of its canonical JSON, 12 hex digits)."""
+    text = json.dumps(_clean(settings), sort_keys=True, separators=(',', ':'))
+    return hashlib.sha256(text.encode('utf-8')).hexdigest()[:12]
+
+
+def _count_lines(path: str) -> int:
+    with open(path, 'rb') as f:
+        return sum(1 for line in f if line.strip())
+
+
+def write_manifest(bench_dir: str, *, settings: Optional[Dict[str, Any]], command: str,
+                   extra: Optional[Dict[str, Any]] = None,
+                   files: Iterable[str] = (BENCH_FILE, BASELINES_FILE, PARQUET_FILE)) -> Dict[str, Any]:
+    """(Re)write ``MANIFEST.json`` atomically over the data files present in ``bench_dir``."""
+    entries: Dict[str, Any] = {}
+    for name in files:
+        p = os.path.join(bench_dir, name)
+        if not os.path.exists(p):
+            continue
+        entry: Dict[str, Any] = dict(sha256=sha256_file(p), bytes=os.path.getsize(p))
+        if name.endswith('.jsonl'):
+            entry['records'] = _count_lines(p)
+        entries[name] = entry
+    if BENCH_FILE not in entries:
+        raise BenchError(f'{bench_dir}: no {BENCH_FILE} to write a manifest for')
+    manifest: Dict[str, Any] = dict(format=FORMAT_NAME, format_version=FORMAT_VERSION,
+                                    files=entries, records=entries[BENCH_FILE]['records'],
+                                    settings=settings, settings_id=settings_id(settings or {}),
+                                    creation_command=command)
+    manifest.update(extra or {})
+    atomic_write_text(os.path.join(bench_dir, MANIFEST_FILE),
+                      json.dumps(_clean(manifest), indent=2, sort_keys=True) + '\n')
+    return manifest
+
+
+def read_manifest(bench_dir: str) -> Dict[str, Any]:
+    p = os.path.join(bench_dir, MANIFEST_FILE)
+    if not os.path.exists(p):
+        raise BenchIntegrityError(f'{bench_dir}: no {MANIFEST_FILE} (an unfinished build? run '
+                                  f'`python tools/build_bench.py --out {bench_dir} --finalize`)')
+    with open(p, encoding='utf-8') as f:
+        try:
+            m = json.load(f)
+        except ValueError as e:
+            raise BenchFormatError(f'{p}: not valid JSON ({e})') from None
+    if m.get('format') != FORMAT_NAME:
+        raise BenchFormatError(f'{p}: format {m.get("format")!r} is not {FORMAT_NAME!r}')
+    if m.get('format_version') != FORMAT_VERSION:
+        raise BenchFormatError(f'{p}: format version {m.get("format_version")!r} is not supported '
+                               f'(this reader knows version {FORMAT_VERSION})')
+    return m
+
+
+def verify_manifest(bench_dir: str, manifest: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """Check every file listed in the manifest (sha256, size, record count); raise
+    :class:`BenchIntegrityError` naming the file and both digests on a mismatch."""
+    m = manifest or read_manifest(bench_dir)
+    for name, entry in sorted(m.get('files', {}).items()):
+        p = os.path.join(bench_dir, name)
+        if not os.path.exists(p):
+            raise BenchIntegrityError(f'{p}: listed in {MANIFEST_FILE} but missing')
+        digest = sha256_file(p)
+        if digest != entry.get('sha256'):
+            raise BenchIntegrityError(
+                f'{p}: sha256 {digest} does not match {MANIFEST_FILE} ({entry.get("sha256")}); the '
+                f'file was modified after the manifest was written (a build still running or '
+                f'interrupted? finalize it with `python tools/build_bench.py --out {bench_dir} '
+                f'--finalize`, or restore the file)')
+    return m

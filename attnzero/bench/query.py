@@ -1,0 +1,273 @@
+"""Query API of a bench: load (with manifest verification), look up by genome in any equivalent
+form, filter, top-k, pandas export."""
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+
+from .format import (BASELINES_FILE, BENCH_FILE, FORMAT_VERSION, BenchFormatError, read_jsonl,
+                     read_manifest, verify_manifest)
+
+__all__ = ['Bench', 'load', 'default_path', 'as_genome', 'GenomeLike']
+
+#: a genome in any form: ``Genome``, text (names or indices, ``no_op`` allowed), original cfg dict
+GenomeLike = Union['Genome', str, Mapping[str, Any]]  # noqa: F821
+
+
+def default_path() -> str:
+    """The shipped bench (``benchmarks/attn-bench-101`` of the repository)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    return os.path.normpath(os.path.join(here, '..', '..', 'benchmarks', 'attn-bench-101'))
+
+
+def as_genome(g: GenomeLike):
+    """Any genome form -> :class:`attnzero.space.Genome`."""
+    from attnzero.space import Genome
+
+    if isinstance(g, Genome):
+        return g
+    if isinstance(g, str):
+        return Genome.parse(g)
+    if isinstance(g, Mapping):
+        return Genome.from_attnzero_cfg(g)
+    raise TypeError(f'not a genome: {type(g).__name__} (give a Genome, genome text or an '
+                    f'original-format cfg dict)')
+
+
+def _get(rec: Dict[str, Any], key: str) -> Any:
+    """Objective value of a record: ``score``, ``acc_mean``, ``acc:<arch>`` (seed mean at the largest
+    budget), ``acc:<arch>:<epochs>``, ``ckpt:<arch>[:<epochs>]``, ``-flops`` (negated static FLOPs),
+    or any top-level key."""
+    if key in ('score', 'acc_mean'):
+        return rec.get(key)
+    if key in ('-flops', 'neg_flops'):
+        f = (rec.get('static') or {}).get('flops_ref')
+        return None if f is None else -f
+    if key.startswith(('acc:', 'ckpt:')):
+        kind, _, rest = key.partition(':')
+        arch, _, b = rest.partition(':')
+        table = rec.get('acc' if kind == 'acc' else 'ckpt_acc') or {}
+        per = table.get(arch) or {}
+        if not per:
+            return None
+        b = b or max(per, key=int)
+        vals = [v for v in per.get(b, []) if v is not None]
+        return sum(vals) / len(vals) if vals else None
+    return rec.get(key)
+
+
+class Bench:
+    """An in-memory bench: ``records`` (sampled genomes) and ``baselines`` (reference attentions).
+
+    >>> b = load()                                            # doctest: +SKIP
+    >>> b.lookup({'graph_type': 'i3n303', 'unary_op': [[16], [0]], ...})   # doctest: +SKIP
+    """
+
+    def __init__(self, records: List[Dict[str, Any]], baselines: Optional[List[Dict[str, Any]]] = None,
+                 manifest: Optional[Dict[str, Any]] = None, path: Optional[str] = None) -> None:
+        self.records = list(records)
+        self.baselines = list(baselines or [])
+        self.manifest = manifest
+        self.path = path
+        self._by_hash: Dict[str, Dict[str, Any]] = {}
+        self._by_fec: Dict[str, Dict[str, Any]] = {}
+        for r in self.records:
+            v = r.get('format_version')
+            if v != FORMAT_VERSION:
+                raise BenchFormatError(f'record {r.get("genome")!r} has format version {v!r}, '
+                                       f'expected {FORMAT_VERSION}')
+            self._by_hash.setdefault(r['hash'], r)
+            fec = r.get('fec')
+            if fec and not str(fec).startswith('invalid-'):
+                self._by_fec.setdefault(fec, r)
+
+    # ---- container --------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __iter__(self) -> Iterator[Dict[str, Any]]:
+        return iter(self.records)
+
+    def __contains__(self, genome: GenomeLike) -> bool:
+        return self.lookup(genome) is not None
+
+    def __getitem__(self, genome: GenomeLike) -> Dict[str, Any]:
+        rec = self.lookup(genome)
+        if rec is None:
+            raise KeyError(f'{as_genome(genome).to_string()} (and no functionally equivalent genome) '
+                           f'is not in the bench')
+        return rec
+
+    def __repr__(self) -> str:
+        return f'Bench({len(self.records)} records, {len(self.baselines)} baselines, path={self.path!r})'
+
+    @property
+    def settings(self) -> Optional[Dict[str, Any]]:
+        if self.manifest and self.manifest.get('settings'):
+            return self.manifest['settings']
+        return self.records[0]['settings'] if self.records else None
+
+    @property
+    def archs(self) -> List[str]:
+        s = self.settings
+        return list(s['search']['archs']) if s else []
+
+    @property
+    def budgets(self) -> List[int]:
+        s = self.settings
+        return list(s['budgets']) if s else []
+
+    @property
+    def chance(self) -> Optional[float]:
+        return self.records[0]['proxy']['chance'] if self.records else None
+
+    # ---- look-up ----------------------------------------------------------------------------
+    def match(self, genome: GenomeLike) -> Tuple[Optional[Dict[str, Any]], Optional[str]]:
+        """``(record, how)``: ``how`` is ``'hash'`` (same canonical genome), ``'fec'`` (a
+        functionally equivalent genome, by fingerprint) or ``None`` (not in the bench)."""
+        from attnzero.space import fingerprint
+
+        g = as_genome(genome)
+        rec = self._by_hash.get(g.hash)
+        if rec is not None:
+            return rec, 'hash'
+        fp = fingerprint(g)
+        rec = self._by_fec.get(fp)
+        if rec is not None:
+            return rec, 'fec'
+        return None, None
+
+    def lookup(self, genome: GenomeLike) -> Optional[Dict[str, Any]]:
+        """The record of ``genome`` or of a functionally equivalent genome, else ``None``."""
+        return self.match(genome)[0]
+
+    def baseline(self, name: str) -> Optional[Dict[str, Any]]:
+        for b in self.baselines:
+            if b.get('name') == name:
+                return b
+        return None
+
+    # ---- selection --------------------------------------------------------------------------
+    def filter(self, fn: Optional[Callable[[Dict[str, Any]], bool]] = None, *,
+               graph: Union[str, Sequence[str], None] = None, status: Union[str, Sequence[str], None] = None,
+               trained: Optional[bool] = None, unary: Optional[str] = None, binary: Optional[str] = None,
+               original: Optional[bool] = None, min_score: Optional[float] = None,
+               max_flops: Optional[float] = None) -> 'Bench':
+        """A sub-bench of the records matching every given condition (``unary``/``binary``: the
+        genome uses that operator somewhere; ``trained``: passed the program check)."""
+        def as_set(x):
+            return None if x is None else ({x} if isinstance(x, str) else set(x))
+
+        graphs, statuses = as_set(graph), as_set(status)
+        out = []
+        for r in self.records:
+            if graphs is not None and r['graph'] not in graphs:
+                continue
+            if statuses is not None and r['status'] not in statuses:
+                continue
+            if trained is not None and (r['status'] != 'check_failed') != trained:
+                continue
+            if unary is not None and unary not in r['operators']['unary']:
+                continue
+            if binary is not None and binary not in r['operators']['binary']:
+                continue
+            if original is not None and bool(r.get('is_original')) != original:
+                continue
+            if min_score is not None and (r.get('score') is None or r['score'] < min_score):
+                continue
+            if max_flops is not None:
+                f = (r.get('static') or {}).get('flops_ref')
+                if f is None or f > max_flops:
+                    continue
+            if fn is not None and not fn(r):
+                continue
+            out.append(r)
+        return Bench(out, self.baselines, self.manifest, self.path)
+
+    def topk(self, k: int = 10, objective: Union[str, Callable[[Dict[str, Any]], Any]] = 'score',
+             ascending: bool = False) -> List[Dict[str, Any]]:
+        """The ``k`` best records by ``objective`` (a key understood by :func:`_get` -- ``score``,
+        ``acc_mean``, ``acc:deit``, ``ckpt:pvt:3``, ``-flops`` -- or a callable); records without a
+        value are left out; ties broken by canonical genome text (deterministic)."""
+        f = objective if callable(objective) else (lambda r: _get(r, objective))
+        scored = [(f(r), r) for r in self.records]
+        scored = [(v, r) for v, r in scored if v is not None]
+        scored.sort(key=lambda vr: (vr[0] if ascending else -vr[0], vr[1]['genome']))
+        return [r for _, r in scored[:k]]
+
+    def values(self, objective: str = 'score') -> List[Optional[float]]:
+        return [_get(r, objective) for r in self.records]
+
+    # ---- export -----------------------------------------------------------------------------
+    def to_pandas(self):
+        """One flat row per record (accuracies as seed means per arch and budget)."""
+        import pandas as pd
+
+        rows = []
+        for r in self.records:
+            st = r.get('static') or {}
+            row: Dict[str, Any] = dict(
+                genome=r['genome'], hash=r['hash'], fec=r['fec'], graph=r['graph'],
+                unary=';'.join(','.join(x) or '-' for x in r['unary']), binary=','.join(r['binary']),
+                n_unary_ops=r.get('n_unary_ops'), is_original=r.get('is_original'),
+                batch_global=r.get('batch_global'), kind=st.get('kind'), flops_ref=st.get('flops_ref'),
+                check_ok=r['check']['ok'], check_reason=r['check']['reason'], status=r['status'],
+                reject_reason=r.get('reject_reason', ''), score=r.get('score'),
+                acc_mean=r.get('acc_mean'), train_seconds=r.get('train_seconds'),
+                sample_index=r.get('sample_index'), proxy=r['proxy']['name'],
+                settings_id=r.get('settings_id'), format_version=r.get('format_version'))
+            for table, prefix in (('acc', 'acc'), ('ckpt_acc', 'ckpt')):
+                for arch, per in (r.get(table) or {}).items():
+                    for b, vals in per.items():
+                        v = [x for x in vals if x is not None]
+                        row[f'{prefix}_{arch}_e{b}'] = sum(v) / len(v) if v else None
+            for arch, p in (r.get('params') or {}).items():
+                row[f'params_{arch}'] = p
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    def export_parquet(self, path: str) -> str:
+        self.to_pandas().to_parquet(path, index=False)
+        return path
+
+    def surrogate(self, **kw):
+        """Fit the accuracy surrogate (:class:`attnzero.bench.surrogate.Surrogate`) on this bench."""
+        from .surrogate import Surrogate
+
+        return Surrogate.fit(self, **kw)
+
+    def estimate(self, genome: GenomeLike, surrogate=None) -> Dict[str, Any]:
+        """``{'score', 'source'}``: the measured score if the genome (or an equivalent one) is in the
+        bench (``source`` ``'bench:hash'`` / ``'bench:fec'``), else the surrogate's prediction
+        (``'surrogate'``; fitted on demand and cached)."""
+        rec, how = self.match(genome)
+        if rec is not None:
+            return dict(score=rec.get('score'), source=f'bench:{how}', record=rec)
+        if surrogate is None:
+            if getattr(self, '_surrogate', None) is None:
+                self._surrogate = self.surrogate(folds=0)
+            surrogate = self._surrogate
+        return dict(score=float(surrogate.predict([genome])[0]), source='surrogate', record=None)
+
+
+def load(path: Optional[str] = None, verify: bool = True) -> Bench:
+    """Load a bench directory (or its ``bench.jsonl`` / ``MANIFEST.json``); default: the shipped one.
+
+    With ``verify=True`` (default) the manifest must exist and every file's sha256 must match it;
+    otherwise :class:`attnzero.bench.format.BenchIntegrityError` names the file and both digests.
+    """
+    path = path or default_path()
+    if os.path.isfile(path):
+        path = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(path):
+        raise FileNotFoundError(f'no bench directory at {path!r}')
+    manifest = verify_manifest(path) if verify else (
+        read_manifest(path) if os.path.exists(os.path.join(path, 'MANIFEST.json')) else None)
+    records, _ = read_jsonl(os.path.join(path, BENCH_FILE))
+    baselines, _ = read_jsonl(os.path.join(path, BASELINES_FILE))
+    if manifest is not None and verify and manifest.get('records') != len(records):
+        from .format import BenchIntegrityError
+
+        raise BenchIntegrityError(f'{path}: manifest says {manifest.get("records")} records, '
+                                  f'{BENCH_FILE} holds {len(records)}')
+    return Bench(records, baselines, manifest, path)

@@ -1,0 +1,160 @@
+"""Accuracy surrogate: gradient boosting on operator / graph features of a genome.
+
+Features (all from the genome text, nothing trained): graph one-hot; binary operator of each node
+position; for each edge *source* (``q``, ``k``, ``v``, ``b0``..``b2``, ``e5``) the count of each
+unary operator on edges from that source; the overall count of each unary operator; unary list
+lengths per edge position; ``log10`` static FLOPs at the reference size; original-operators-only and
+batch-global flags.
+
+:meth:`Surrogate.fit` holds out a fixed random ``test_frac`` of the trained genomes, fits
+:class:`sklearn.ensemble.GradientBoostingRegressor` on the rest and reports the held-out Kendall tau
+(:func:`scipy.stats.kendalltau`) -- whatever it is -- plus a k-fold estimate; then (``refit=True``)
+refits on every trained genome for :meth:`Surrogate.predict`.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Sequence
+
+import numpy as np
+
+__all__ = ['Surrogate', 'fit_surrogate', 'genome_features', 'feature_names']
+
+_SOURCES = ('q', 'k', 'v', 'b0', 'b1', 'b2', 'e5')
+_MAX_EDGES = 8
+_MAX_NODES = 4
+
+
+def feature_names() -> List[str]:
+    from attnzero.space import BINARY_OPS, GRAPH_NAMES, UNARY_OPS
+
+    names = [f'graph={g}' for g in GRAPH_NAMES]
+    names += [f'node{j}={op.name}' for j in range(_MAX_NODES) for op in BINARY_OPS]
+    names += [f'from_{s}:{op.name}' for s in _SOURCES for op in UNARY_OPS]
+    names += [f'count:{op.name}' for op in UNARY_OPS]
+    names += [f'len_edge{i}' for i in range(_MAX_EDGES)]
+    names += ['n_unary', 'log10_flops', 'is_original', 'batch_global']
+    return names
+
+
+def genome_features(genome, ref_tokens: int = 3136, ref_head_dim: int = 32) -> np.ndarray:
+    """The feature vector of one genome (see the module docstring)."""
+    from attnzero.space import BINARY_OPS, GRAPH_NAMES, GRAPHS, UNARY_OPS
+
+    nu, nb = len(UNARY_OPS), len(BINARY_OPS)
+    parts: List[np.ndarray] = []
+    g = np.zeros(len(GRAPH_NAMES))
+    g[list(GRAPH_NAMES).index(genome.graph)] = 1
+    parts.append(g)
+    b = np.zeros((_MAX_NODES, nb))
+    for j, op in enumerate(genome.binary):
+        b[j, op] = 1
+    parts.append(b.ravel())
+    src = np.zeros((len(_SOURCES), nu))
+    cnt = np.zeros(nu)
+    lens = np.zeros(_MAX_EDGES)
+    sources = GRAPHS[genome.graph].sources
+    for i, lst in enumerate(genome.unary):
+        s = _SOURCES.index(sources[i]) if sources[i] in _SOURCES else len(_SOURCES) - 1
+        for u in lst:
+            src[s, u] += 1
+            cnt[u] += 1
+        lens[i] = len(lst)
+    parts += [src.ravel(), cnt, lens]
+    cx = genome.complexity()
+    flops = cx.flops(ref_tokens, ref_head_dim) if cx.flops_poly is not None else 0.0
+    parts.append(np.array([lens.sum(), math.log10(max(float(flops), 1.0)),
+                           float(genome.is_original), float(genome.uses_batch_global)]))
+    return np.concatenate(parts)
+
+
+@dataclass
+class Surrogate:
+    """A fitted surrogate and its honest held-out evaluation.
+
+    Attributes:
+        target: the record field predicted (``'score'``: mean final accuracy over archs/seeds).
+        tau, tau_p: held-out Kendall tau (and its p-value) on ``n_test`` genomes never seen in fitting.
+        spearman: held-out Spearman rho.
+        cv_taus: Kendall tau of each of the ``folds`` cross-validation folds.
+        n_train, n_test: sizes of the split.
+    """
+
+    target: str
+    model: Any
+    tau: float
+    tau_p: float
+    spearman: float
+    cv_taus: List[float]
+    n_train: int
+    n_test: int
+    test_frac: float
+    seed: int
+    params: Dict[str, Any] = field(default_factory=dict)
+    ref: Dict[str, int] = field(default_factory=dict)
+
+    @staticmethod
+    def _model(seed: int, **params):
+        from sklearn.ensemble import GradientBoostingRegressor
+
+        kw = dict(n_estimators=200, max_depth=3, learning_rate=0.05, subsample=0.8,
+                  min_samples_leaf=3, random_state=seed)
+        kw.update(params)
+        return GradientBoostingRegressor(**kw)
+
+    @classmethod
+    def fit(cls, bench, target: str = 'score', test_frac: float = 0.2, seed: int = 0,
+            folds: int = 5, refit: bool = True, **params) -> 'Surrogate':
+        """Fit on the trained genomes of ``bench`` (a :class:`attnzero.bench.Bench`)."""
+        from scipy.stats import kendalltau, spearmanr
+
+        from attnzero.space import Genome
+
+        recs = [r for r in bench.records if r['status'] != 'check_failed' and r.get(target) is not None]
+        recs.sort(key=lambda r: r['hash'])  # order-independent split
+        if len(recs) < 10:
+            raise ValueError(f'the surrogate needs at least 10 trained genomes with a {target!r}, '
+                             f'the bench has {len(recs)}')
+        st = (recs[0].get('static') or {})
+        ref = dict(ref_tokens=int(st.get('ref_tokens', 3136)), ref_head_dim=int(st.get('ref_head_dim', 32)))
+        X = np.stack([genome_features(Genome.parse(r['genome']), **ref) for r in recs])
+        y = np.array([float(r[target]) for r in recs])
+        rng = np.random.default_rng(seed)
+        perm = rng.permutation(len(recs))
+        n_test = max(2, int(round(test_frac * len(recs))))
+        test, train = perm[:n_test], perm[n_test:]
+        model = cls._model(seed, **params).fit(X[train], y[train])
+        pred = model.predict(X[test])
+        tau, p = kendalltau(pred, y[test])
+        rho = spearmanr(pred, y[test])[0]
+        cv: List[float] = []
+        if folds and folds >= 2:
+            chunks = np.array_split(perm, folds)
+            for k in range(folds):
+                te = chunks[k]
+                tr = np.concatenate([chunks[i] for i in range(folds) if i != k])
+                m = cls._model(seed, **params).fit(X[tr], y[tr])
+                cv.append(float(kendalltau(m.predict(X[te]), y[te])[0]))
+        if refit:
+            model = cls._model(seed, **params).fit(X, y)
+        return cls(target, model, float(tau), float(p), float(rho), cv, len(train), len(test),
+                   test_frac, seed, dict(params), ref)
+
+    def predict(self, genomes: Sequence[Any]) -> np.ndarray:
+        """Predicted ``target`` for genomes in any form (Genome, text, original cfg dict)."""
+        from .query import as_genome
+
+        X = np.stack([genome_features(as_genome(g), **self.ref) for g in genomes])
+        return self.model.predict(X)
+
+    def summary(self) -> Dict[str, Any]:
+        cv = np.array(self.cv_taus) if self.cv_taus else np.array([np.nan])
+        return dict(target=self.target, model='GradientBoostingRegressor', tau=self.tau,
+                    tau_p=self.tau_p, spearman=self.spearman, n_train=self.n_train,
+                    n_test=self.n_test, cv_tau_mean=float(np.mean(cv)), cv_tau_sd=float(np.std(cv)),
+                    folds=len(self.cv_taus))
+
+
+def fit_surrogate(bench, **kw) -> Surrogate:
+    return Surrogate.fit(bench, **kw)

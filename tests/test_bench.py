@@ -1,0 +1,164 @@
+"""Attn-Bench-101: the shipped bench, its query API, report, surrogate and the resumable builder."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import sys
+
+import numpy as np
+import pytest
+
+from attnzero import bench as ab
+from attnzero.bench.format import BENCH_FILE, MANIFEST_FILE, sha256_file
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHIPPED = os.environ.get('ATTNZERO_TEST_BENCH', ab.default_path())
+REPORT = os.environ.get('ATTNZERO_TEST_REPORT', os.path.join(ROOT, 'docs', 'bench', 'REPORT.md'))
+LABEL = os.environ.get('ATTNZERO_TEST_BENCH_LABEL', 'benchmarks/attn-bench-101')
+
+
+@pytest.fixture(scope='module')
+def shipped():
+    return ab.load(SHIPPED)
+
+
+def test_shipped_bench_loads_and_matches_manifest(shipped):
+    with open(os.path.join(SHIPPED, MANIFEST_FILE), encoding='utf-8') as f:
+        manifest = json.load(f)
+    assert manifest['format'] == ab.FORMAT_NAME and manifest['format_version'] == ab.FORMAT_VERSION
+    assert manifest['files'][BENCH_FILE]['sha256'] == sha256_file(os.path.join(SHIPPED, BENCH_FILE))
+    assert manifest['records'] == len(shipped) > 0
+    assert all(r['format_version'] == ab.FORMAT_VERSION for r in shipped)
+    # distinct genomes, distinct functions
+    assert len({r['hash'] for r in shipped}) == len(shipped)
+    assert len({r['fec'] for r in shipped}) == len(shipped)
+    # the jsonl is readable without this project
+    with open(os.path.join(SHIPPED, BENCH_FILE), encoding='utf-8') as f:
+        first = json.loads(f.readline())
+    assert {'genome', 'hash', 'fec', 'graph', 'static', 'check', 'runs', 'acc', 'settings'} <= set(first)
+
+
+def test_tampered_bench_is_refused(tmp_path, shipped):
+    d = tmp_path / 'b'
+    shutil.copytree(SHIPPED, d)
+    with open(d / BENCH_FILE, 'ab') as f:
+        f.write(b' ')
+    with pytest.raises(ab.BenchIntegrityError, match='sha256'):
+        ab.load(str(d))
+    assert len(ab.load(str(d), verify=False)) == len(shipped)
+
+
+def _idempotent_rewrite(rec):
+    """A differently written genome computing the same function: repeat an idempotent operator."""
+    from attnzero.space import Genome, same_function
+
+    g = Genome.parse(rec['genome'])
+    from attnzero.space import UNARY_BY_NAME
+
+    for name in ('relu', 'abs', 'l2norm_last', 'sign', 'min_max_normalize_ps'):
+        idx = UNARY_BY_NAME[name].index
+        for i, lst in enumerate(g.unary):
+            if lst and lst[-1] == idx:
+                unary = [list(x) for x in g.unary]
+                unary[i].append(idx)
+                h = g.replace(unary=unary)
+                if h.hash != g.hash and same_function(g, h):
+                    return h
+    return None
+
+
+def test_lookup_any_equivalent_form(shipped):
+    from attnzero.space import Genome
+
+    rec = next(r for r in shipped if r['status'] != 'check_failed')
+    g = Genome.parse(rec['genome'])
+    # canonical text, Genome, indices text
+    assert shipped.lookup(rec['genome']) is rec
+    assert shipped.lookup(g) is rec
+    # original cfg form with extra no_ops written in
+    cfg = g.to_attnzero_cfg()
+    cfg['unary_op'] = [[0] + list(lst) + [0] for lst in cfg['unary_op']]
+    assert shipped.match(cfg) == (rec, 'hash')
+    # a differently written, functionally equivalent genome: matched through the FEC fingerprint
+    for r in shipped:
+        h = _idempotent_rewrite(r)
+        if h is not None:
+            found, how = shipped.match(h)
+            assert found is r and how == 'fec'
+            assert shipped[h.to_string()] is r
+            break
+    else:
+        pytest.fail('no record of the shipped bench admits an idempotent rewrite')
+    # a genome not in the bench
+    missing = Genome.parse('i3n303:elu;ones_aug;elu;-;-;homog_div:einsum1,matmul,second')
+    if shipped.lookup(missing) is None:
+        with pytest.raises(KeyError):
+            shipped[missing]
+
+
+def test_filter_topk_pandas(shipped):
+    trained = shipped.filter(trained=True)
+    assert 0 < len(trained) <= len(shipped)
+    top = trained.topk(5, 'score')
+    scores = [r['score'] for r in top]
+    assert scores == sorted(scores, reverse=True)
+    assert all(scores[0] >= (r['score'] or 0) for r in trained)
+    g = top[0]['graph']
+    assert all(r['graph'] == g for r in shipped.filter(graph=g))
+    df = shipped.to_pandas()
+    assert len(df) == len(shipped) and {'genome', 'score', 'graph', 'flops_ref'} <= set(df.columns)
+    for a in shipped.archs:
+        assert f'acc_{a}_e{shipped.budgets[-1]}' in df.columns
+
+
+def test_report_regenerates_identically(shipped):
+    from attnzero.bench.analyze import report_text
+
+    with open(REPORT, encoding='utf-8') as f:
+        committed = f.read()
+    assert report_text(shipped, LABEL) == committed
+
+
+def test_surrogate_trains_and_reports_tau(shipped):
+    from attnzero.space import sample
+
+    s = shipped.surrogate(folds=0)
+    assert isinstance(s.tau, float) and -1.0 <= s.tau <= 1.0 and math.isfinite(s.tau)
+    assert s.n_test >= 2 and s.n_train > s.n_test
+    rng = np.random.default_rng(12345)
+    new = [g for g in (sample(rng) for _ in range(20)) if g not in shipped][:3]
+    pred = s.predict(new)
+    assert pred.shape == (len(new),) and np.all(np.isfinite(pred))
+    est = shipped.estimate(new[0], surrogate=s)
+    assert est['source'] == 'surrogate' and est['score'] == pytest.approx(pred[0])
+    rec = shipped.filter(trained=True).records[0]
+    assert shipped.estimate(rec['genome'], surrogate=s)['source'] == 'bench:hash'
+
+
+def test_tiny_build_is_resumable(tmp_path):
+    sys.path.insert(0, os.path.join(ROOT, 'tools'))
+    import build_bench
+
+    out = str(tmp_path / 'bench')
+    argv = ['--out', out, '-n', '2', '--preset', 'tiny', '--no-baselines', '--no-progress',
+            '--set', 'proxy="relational?train=64&test=32"', '--sampler-seed', '3']
+    assert build_bench.main(argv) == 0
+    b1 = ab.load(out)
+    assert sum(r['status'] != 'check_failed' for r in b1) == 2
+    # second run with the same target: nothing new is evaluated
+    assert build_bench.main(argv) == 0
+    b2 = ab.load(out)
+    assert [r['hash'] for r in b2] == [r['hash'] for r in b1]
+    # grow by one (settings read back from build.json): the done genomes are skipped
+    assert build_bench.main(['--out', out, '-n', '3', '--no-progress', '--no-baselines',
+                             '--sampler-seed', '3']) == 0
+    b3 = ab.load(out)
+    assert [r['hash'] for r in b3][:len(b1)] == [r['hash'] for r in b1]
+    assert sum(r['status'] != 'check_failed' for r in b3) == 3
+    assert len({r['fec'] for r in b3}) == len(b3)
+    # per-arch results of every trained genome
+    for r in b3:
+        if r['status'] != 'check_failed':
+            assert set(r['acc']) == {'deit', 'pvt'}
