@@ -21,7 +21,7 @@ if ROOT not in sys.path:
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
 import attnzero.compat  # noqa: E402,F401  (torch >= 2.6 checkpoint loading for mmengine)
-from train import build_runner, set_genome, setup_scope, speed_up_base_lookup  # noqa: E402
+from train import build_runner, load_config, setup_scope  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -45,19 +45,8 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> dict:
-    from mmengine.config import Config
-
     args = parse_args(argv)
-    speed_up_base_lookup()
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    set_genome(cfg, args.genome)
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir') is None:
-        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg = load_config(args)
     cfg.load_from = args.checkpoint
     cfg.resume = False
     # the weights come from the checkpoint: do not ask for the backbone's pretrained file

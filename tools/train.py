@@ -148,7 +148,9 @@ def set_genome(cfg, genome) -> None:
     target.genome = genome
 
 
-def build_cfg(args):
+def load_config(args):
+    """``args.config`` with the overrides every tool applies: ``--launcher``, ``--cfg-options``,
+    ``--genome`` and ``--work-dir`` (default ``work_dirs/<config name>``)."""
     from mmengine.config import Config
 
     speed_up_base_lookup()
@@ -161,6 +163,11 @@ def build_cfg(args):
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    return cfg
+
+
+def build_cfg(args):
+    cfg = load_config(args)
 
     if args.amp:
         wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')

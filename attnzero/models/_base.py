@@ -10,6 +10,8 @@ from timm.layers import trunc_normal_
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from .layers import tokens_to_nchw
+
 
 def default_cfg(**kwargs) -> Dict[str, Any]:
     """timm pretrained cfg (data config for timm's train script; no hub weights)."""
@@ -120,11 +122,16 @@ class BackboneBase(nn.Module):
         x = self.head_drop(self.pool(x))
         return x if pre_logits else self.head(x)
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover
-        raise NotImplementedError
+    def _run_stages(self, x: torch.Tensor) -> List[Tuple[torch.Tensor, Tuple[int, int]]]:
+        """Tokens ``(B, N, C)`` and their grid ``(H, W)`` after every stage (hierarchical
+        families implement this; DeiT and PVTv2 override the two methods below instead)."""
+        raise NotImplementedError  # pragma: no cover
 
-    def forward_pyramid(self, x: torch.Tensor) -> List[torch.Tensor]:  # pragma: no cover
-        raise NotImplementedError
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self._run_stages(x)[-1][0]
+
+    def forward_pyramid(self, x: torch.Tensor) -> List[torch.Tensor]:
+        return [tokens_to_nchw(t, hw) for t, hw in self._run_stages(x)]
 
     def forward(self, x: torch.Tensor):
         if self.features_only:

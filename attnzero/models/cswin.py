@@ -178,12 +178,6 @@ class CSwin(BackboneBase):
             outs.append((self.norm(x) if i == len(self.stages) - 1 else x, hw))
         return outs
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self._run_stages(x)[-1][0]
-
-    def forward_pyramid(self, x: torch.Tensor) -> List[torch.Tensor]:
-        return [tokens_to_nchw(t, hw) for t, hw in self._run_stages(x)]
-
 
 default_cfgs = {
     'attnzero_cswin_tiny': default_cfg(),

@@ -143,9 +143,6 @@ class PVT(BackboneBase):
             x = tokens_to_nchw(x[:, stage.num_prefix_tokens:], hw)
         return outs
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self._run_stages(x)[-1][0]
-
     def forward_pyramid(self, x: torch.Tensor) -> List[torch.Tensor]:
         return [tokens_to_nchw(t[:, s.num_prefix_tokens:], hw)
                 for (t, hw), s in zip(self._run_stages(x), self.stages)]

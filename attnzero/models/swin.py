@@ -22,7 +22,7 @@ from torch import nn
 from ._base import BackboneBase, create_model, default_cfg
 from .layers import (Mlp, PatchEmbed, PatchMerging, TransformerBlock, attention_is_linear,
                      attention_supports_bias, drop_path_rates, make_attention, pad_hw_to_multiple,
-                     per_stage, resolve_stage_attn, tokens_to_nchw, window_partition, window_reverse)
+                     per_stage, resolve_stage_attn, window_partition, window_reverse)
 
 __all__ = ['Swin', 'SwinStage', 'WindowMixer', 'RelativePositionBias', 'SWIN_ARCHS']
 
@@ -210,12 +210,6 @@ class Swin(BackboneBase):
             x, hw = stage(x, hw, run=self._run)
             outs.append((self.norm(x) if i == len(self.stages) - 1 else x, hw))
         return outs
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self._run_stages(x)[-1][0]
-
-    def forward_pyramid(self, x: torch.Tensor) -> List[torch.Tensor]:
-        return [tokens_to_nchw(t, hw) for t, hw in self._run_stages(x)]
 
 
 default_cfgs = {
