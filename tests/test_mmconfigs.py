@@ -257,7 +257,6 @@ def test_config_builds_model(rel):
     _check_model(rel, cfg, model)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize('rel', [c for c in RUNNABLE if c not in FAST_BUILD])
 @needs_mm[0]
 @needs_mm[1]
