@@ -37,12 +37,9 @@ PIP=("$PY" -m pip install --disable-pip-version-check --progress-bar off -c "$RO
 # A stamp of everything that decides what gets installed; equal stamp + healthy imports = nothing to do.
 STAMP="$VENV/.attnzero-install-stamp"
 want=$(cat "$ROOT/tools/install.sh" "$ROOT/tools/build_mmcv.sh" "$ROOT/requirements/constraints.txt" "$ROOT/setup.py" | sha256sum | cut -d' ' -f1)
-healthy() {
-  "$PY" - <<'PY' >/dev/null 2>&1
-import torch, torchvision, mmengine, mmcv, mmcv.ops, mmdet, mmseg, mmpretrain, timm, pymoo, dask.distributed, attnzero
-assert mmcv.__version__ == '2.1.0'
-PY
-}
+IMPORT_CHECK='import torch, torchvision, mmengine, mmcv, mmcv.ops, mmdet, mmseg, mmpretrain, timm, pymoo, dask.distributed, attnzero
+assert mmcv.__version__ == "2.1.0", mmcv.__version__'
+healthy() { "$PY" -c "$IMPORT_CHECK" >/dev/null 2>&1; }
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] && healthy; then
   log "environment is up to date ($VENV)"
 else
@@ -68,7 +65,7 @@ else
 
   log "step 5/5: mmengine, mmdet, mmseg, mmpretrain and attnzero (editable, all extras)"
   "${PIP[@]}" -q -e "$ROOT[all]"
-  healthy || { log "import check failed:"; "$PY" -c "import torch, torchvision, mmengine, mmcv, mmcv.ops, mmdet, mmseg, mmpretrain, timm, pymoo, dask.distributed, attnzero"; exit 1; }
+  healthy || { log "import check failed:"; "$PY" -c "$IMPORT_CHECK"; exit 1; }
   echo "$want" > "$STAMP"
 fi
 "$PY" - <<'PY'

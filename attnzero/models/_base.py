@@ -127,6 +127,15 @@ class BackboneBase(nn.Module):
         families implement this; DeiT and PVTv2 override the two methods below instead)."""
         raise NotImplementedError  # pragma: no cover
 
+    def _stage_outputs(self, x: torch.Tensor, hw: Tuple[int, int]
+                       ) -> List[Tuple[torch.Tensor, Tuple[int, int]]]:
+        """Run ``self.stages`` on embedded tokens; the last stage's tokens get ``self.norm``."""
+        outs = []
+        for i, stage in enumerate(self.stages):
+            x, hw = stage(x, hw, run=self._run)
+            outs.append((self.norm(x) if i == len(self.stages) - 1 else x, hw))
+        return outs
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self._run_stages(x)[-1][0]
 

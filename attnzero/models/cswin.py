@@ -171,12 +171,7 @@ class CSwin(BackboneBase):
         self.init_model_weights()
 
     def _run_stages(self, x: torch.Tensor) -> List[Tuple[torch.Tensor, Tuple[int, int]]]:
-        x, hw = self.patch_embed(x)
-        outs = []
-        for i, stage in enumerate(self.stages):
-            x, hw = stage(x, hw, run=self._run)
-            outs.append((self.norm(x) if i == len(self.stages) - 1 else x, hw))
-        return outs
+        return self._stage_outputs(*self.patch_embed(x))
 
 
 default_cfgs = {

@@ -204,12 +204,7 @@ class Swin(BackboneBase):
 
     def _run_stages(self, x: torch.Tensor) -> List[Tuple[torch.Tensor, Tuple[int, int]]]:
         x, hw = self.patch_embed(x)
-        x = self.pos_drop(x)
-        outs = []
-        for i, stage in enumerate(self.stages):
-            x, hw = stage(x, hw, run=self._run)
-            outs.append((self.norm(x) if i == len(self.stages) - 1 else x, hw))
-        return outs
+        return self._stage_outputs(self.pos_drop(x), hw)
 
 
 default_cfgs = {
