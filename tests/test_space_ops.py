@@ -104,3 +104,39 @@ def test_poly_basics():
     with pytest.raises(ShapeError):
         broadcast((SB, SH, SN, SD), (SB, SH, SD, SD))
     assert Poly.const(2) * SD == SD + SD and hash(SD * 2) == hash(SD + SD)
+
+
+@pytest.mark.parametrize('dtype,rtol', [(torch.float64, 1e-14), (torch.float32, 1e-6),
+                                        (torch.bfloat16, 2e-2), (torch.float16, 2e-3)])
+def test_elu_plus_one_matches_elu(dtype, rtol):
+    import torch.nn.functional as F
+
+    from attnzero.space.ops import elu_plus_one
+    x = (torch.randn(20000, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 3).to(dtype)
+    x = torch.cat([x, torch.tensor([0.0, -0.0, 1e-30, -1e-30, 50.0, -50.0], dtype=dtype)])
+    xd = x.double()
+    exact = torch.where(xd > 0, xd + 1, torch.exp(xd))
+    y = elu_plus_one(x)
+    assert y.dtype == dtype and y.shape == x.shape
+    ok = xd > -5  # where exp(x) is representable with a relative error in every dtype
+    assert torch.allclose(y.double()[ok], exact[ok], rtol=rtol, atol=0)
+    # never less accurate than the expm1 route it replaces (F.elu + 1 loses exp(x) for x << 0)
+    assert ((y.double() - exact).abs() <= (F.elu(x).double() + 1 - exact).abs() + rtol * exact).all()
+    # in place: same values, same storage; the input of the out-of-place call is untouched
+    x0 = x.clone()
+    xi = x.clone()
+    yi = elu_plus_one(xi, inplace=True)
+    assert yi.data_ptr() == xi.data_ptr() and torch.equal(yi, y) and torch.equal(x, x0)
+
+
+def test_elu_plus_one_gradient():
+    import torch.nn.functional as F
+
+    from attnzero.space.ops import elu_plus_one
+    x = torch.cat([torch.randn(500, dtype=torch.float64), torch.tensor([0.0], dtype=torch.float64)])
+    a = x.clone().requires_grad_()
+    b = x.clone().requires_grad_()
+    elu_plus_one(a).sum().backward()
+    (F.elu(b) + 1).sum().backward()
+    assert torch.allclose(a.grad, b.grad, rtol=1e-14, atol=1e-300)
+    assert a.grad[-1] == 1.0  # ELU's derivative at 0

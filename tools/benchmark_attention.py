@@ -51,6 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from attnzero.attention import build_kernel  # noqa: E402
 from attnzero.attention.base import ATTENTIONS  # noqa: E402
+from attnzero.runtime import malloc_trim, tune_malloc  # noqa: E402
 
 DTYPES = {'fp32': torch.float32, 'fp16': torch.float16, 'bf16': torch.bfloat16, 'fp64': torch.float64}
 ZOO = ('softmax', 'linear', 'relu_linear', 'focused', 'hydra', 'agent', 'attnzero')
@@ -69,25 +70,44 @@ def sync(device: torch.device) -> None:
 
 
 def interleaved(fns: Dict[str, Callable[[], object]], device: torch.device, rounds: int = 7,
-                warmup: int = 1, min_time: float = 0.0, max_rounds: int = 50) -> Dict[str, List[float]]:
-    """Times (ms) of every variant measured round-robin (the first variant rotates each round):
-    at least ``rounds`` rounds and at least ``min_time`` seconds (at most ``max_rounds``)."""
+                warmup: int = 1, min_time: float = 0.0, max_rounds: int = 50,
+                block_ms: float = 0.0, warmup_ms: float = 0.0) -> Dict[str, List[float]]:
+    """Times (ms per call) of every variant measured round-robin (the first variant rotates each
+    round): at least ``rounds`` rounds and at least ``min_time`` seconds (at most ``max_rounds``).
+
+    ``block_ms > 0``: one sample is a block of ``number`` back-to-back calls lasting about
+    ``block_ms`` (``number`` fixed per variant from its warm-up time, as ``timeit`` does), divided
+    by ``number``. Short kernels are then timed in steady state rather than each call after
+    another variant has evicted the caches; every variant is timed the same way. Each variant is
+    warmed up with ``warmup`` calls and then for at least ``warmup_ms`` (the heap of a fresh
+    process needs a few hundred calls to stop growing: until then, calls page-fault)."""
     names = list(fns)
-    for _ in range(warmup):
-        for n in names:
+    number = {n: 1 for n in names}
+    for n in names:
+        t_begin = time.perf_counter()
+        calls = 0
+        while calls < warmup or (time.perf_counter() - t_begin) * 1e3 < warmup_ms:
+            sync(device)
+            t0 = time.perf_counter()
             fns[n]()
-    sync(device)
+            sync(device)
+            dt = (time.perf_counter() - t0) * 1e3
+            calls += 1
+        if block_ms > 0:
+            number[n] = max(1, min(1000, int(block_ms / max(dt, 1e-3))))
     times: Dict[str, List[float]] = {n: [] for n in names}
     t_start = time.perf_counter()
     r = 0
     while r < rounds or (time.perf_counter() - t_start < min_time and r < max_rounds):
         shift = r % len(names)
         for n in names[shift:] + names[:shift]:
+            f, m = fns[n], number[n]
             sync(device)
             t0 = time.perf_counter()
-            fns[n]()
+            for _ in range(m):
+                f()
             sync(device)
-            times[n].append((time.perf_counter() - t0) * 1e3)
+            times[n].append((time.perf_counter() - t0) * 1e3 / m)
         r += 1
     return times
 
@@ -104,12 +124,19 @@ def _proc_status_kib(field: str) -> int:
     raise RuntimeError(f'{field} not in /proc/self/status')
 
 
-def _malloc_trim() -> None:
-    try:
-        import ctypes
-        ctypes.CDLL('libc.so.6').malloc_trim(0)
-    except Exception:  # noqa: BLE001 - not glibc: nothing to trim
-        pass
+#: how the process's malloc is set up (reported with every table)
+MALLOC_MODE = 'glibc default'
+
+
+def setup_malloc(default: bool) -> None:
+    """Fixed glibc malloc thresholds (:func:`attnzero.runtime.tune_malloc`) unless ``default``."""
+    global MALLOC_MODE
+    if default:
+        MALLOC_MODE = 'glibc default (adaptive thresholds)'
+    elif tune_malloc():
+        MALLOC_MODE = 'tuned (attnzero.runtime.tune_malloc: no mmap, 2 GiB trim threshold)'
+    else:
+        MALLOC_MODE = 'not glibc: unchanged'
 
 
 def peak_memory_mib(fn: Callable[[], object], device: torch.device) -> float:
@@ -128,7 +155,7 @@ def peak_memory_mib(fn: Callable[[], object], device: torch.device) -> float:
         sync(device)
         return (torch.cuda.max_memory_allocated(device) - base) / 2 ** 20
     try:
-        _malloc_trim()
+        malloc_trim()
         with open('/proc/self/clear_refs', 'w') as f:
             f.write('5')
         base = _proc_status_kib('VmRSS')
@@ -148,6 +175,7 @@ def loadavg() -> str:
 def machine_info(device: torch.device) -> Dict[str, str]:
     info = {'torch': torch.__version__, 'threads': str(torch.get_num_threads()),
             'cpu': platform.processor() or platform.machine(), 'cores': str(os.cpu_count()),
+            'cpu capability': torch.backends.cpu.get_cpu_capability(), 'malloc': MALLOC_MODE,
             'device': str(device), 'date': time.strftime('%Y-%m-%d %H:%M:%S'),
             'load_avg_start': loadavg()}
     if device.type == 'cuda':
@@ -296,7 +324,8 @@ def run_sweep(args, device: torch.device, dtype: torch.dtype) -> List[dict]:
                             active[n] = (lambda f, qg, kg, vg: lambda: _fwdbwd(f, qg, kg, vg))(f, qg, kg, vg)
                     load0 = loadavg()
                     try:
-                        times = interleaved(active, device, rounds=args.rounds, min_time=args.min_time)
+                        times = interleaved(active, device, rounds=args.rounds, min_time=args.min_time,
+                                            block_ms=args.block_ms, warmup_ms=args.warmup_ms)
                     except (RuntimeError, MemoryError) as e:  # allocation refused (RLIMIT_AS): record it
                         msg = f'failed: {str(e).splitlines()[0][:100]}'
                         for n in active:
@@ -472,7 +501,8 @@ def run_acceptance(args, device: torch.device, dtype: torch.dtype) -> Tuple[List
             fns['sdpa'] = lambda q, k, v: F.scaled_dot_product_attention(q, k, v)
         load0 = loadavg()
         times = interleaved({n: (lambda f: lambda: _fwd(f, q, k, v))(f) for n, f in fns.items()}, device,
-                            rounds=args.rounds, min_time=args.min_time)
+                            rounds=args.rounds, min_time=args.min_time, warmup=2, block_ms=args.block_ms,
+                            warmup_ms=args.warmup_ms)
         med = {n: median(t) for n, t in times.items()}
         mn = {n: min(t) for n, t in times.items()}
         row = dict(N=N, heads=h, d=d, B=B, load_start=load0, load_end=loadavg(),
@@ -534,6 +564,11 @@ def main(argv=None) -> int:
     p.add_argument('--threads', type=int, default=2)
     p.add_argument('--rounds', type=int, default=5)
     p.add_argument('--min-time', type=float, default=0.5, help='seconds per cell at least (more rounds)')
+    p.add_argument('--block-ms', type=float, default=50.0,
+                   help='one timing sample = back-to-back calls lasting about this long (0: single calls)')
+    p.add_argument('--warmup-ms', type=float, default=500.0, help='warm-up time per variant and cell')
+    p.add_argument('--default-malloc', action='store_true',
+                   help="keep glibc's adaptive malloc thresholds (default: attnzero.runtime.tune_malloc)")
     p.add_argument('--max-ms', type=float, default=4000.0, help='skip cells predicted slower per call')
     p.add_argument('--max-mem-gib', type=float, default=6.0, help='skip cells predicted to need more')
     p.add_argument('--mem-limit-gib', type=float, default=16.0,
@@ -555,6 +590,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     if device.type == 'cpu':
         set_mem_limit(args.mem_limit_gib)
+    setup_malloc(args.default_malloc)
     args.attn = args.attn or list(ZOO)
     unknown = [a for a in args.attn if a not in ATTENTIONS and a != 'attnzero_fn']
     if unknown:
@@ -569,7 +605,7 @@ def main(argv=None) -> int:
             args.hd = ['1x64', '2x32']
         if args.batch == p.get_default('batch'):
             args.batch = [1]
-        args.rounds, args.min_time = 1, 0.0
+        args.rounds, args.min_time, args.block_ms, args.warmup_ms = 1, 0.0, 0.0, 0.0
         if args.acceptance and args.cells is None:
             args.cells = ['784:2:32:1']
     info = machine_info(device)

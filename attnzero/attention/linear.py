@@ -16,6 +16,7 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
+from ..space.ops import elu_plus_one
 from .base import HW, AttentionKernel, acc_dtype, register_attention
 
 
@@ -61,7 +62,7 @@ class LinearAttention(_FeatureMapLinear):
     """
 
     def feature_map(self, x: torch.Tensor) -> torch.Tensor:
-        return F.elu(x) + 1.0
+        return elu_plus_one(x)
 
 
 @register_attention('relu_linear')

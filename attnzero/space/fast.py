@@ -8,11 +8,11 @@ memory traffic:
 2. **affine values stay symbolic**: a value ``a * X + b`` with scalar ``a``, ``b`` (tensors, no
    host sync) is carried as ``(X, a, b)``. ``min_max_normalize`` and ``normalize`` (batch-global)
    become one read-only statistics pass over ``X`` (``aminmax`` / ``var_mean``, done once) instead of
-   a read-write pass; ``scale`` and ``revert`` cost nothing; ELU+1 is ``elu(X)`` plus a symbolic
-   ``+1``;
+   a read-write pass; ``scale`` and ``revert`` cost nothing; ELU+1 is computed as
+   ``exp(min(X, 0)) + max(X, 0)`` (see :func:`~attnzero.space.ops.elu_plus_one`);
 3. **contractions absorb affine operands as rank-1 corrections**: ``(a X + b)^T Y = a X^T Y +
-   b 1 (sum_n Y)^T``, so Trial-105's min-max normalised V and the ``+1`` of ELU+1 never touch the
-   ``N x d`` tensors again -- only column sums (read-only passes) and a ``d x d`` correction. An
+   b 1 (sum_n Y)^T``, so Trial-105's min-max normalised V never touches the ``N x d`` tensors
+   again -- only a column sum (a read-only pass) and a ``d x d`` correction. An
    operand's affine map is absorbed only where that is cheaper than applying it;
 4. **contraction order**: products of plain contractions stay unevaluated (a chain) until they are
    consumed; a chain is evaluated in the order with the fewest multiply-adds (matrix-chain DP), so
@@ -41,11 +41,11 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
-import torch.nn.functional as F
+import numpy as np
 from torch import Tensor
 
 from .graphs import GRAPHS
-from .ops import BINARY_BY_NAME, BINARY_OPS, UNARY_BY_NAME, UNARY_OPS
+from .ops import BINARY_BY_NAME, BINARY_OPS, UNARY_BY_NAME, UNARY_OPS, elu_plus_one
 
 __all__ = ['FastExecutor', 'BACKENDS']
 
@@ -77,6 +77,40 @@ _EXPANDS = {_U['repeat'], _U['repeat_d']}
 
 def _is_scalar_one(x: Any) -> bool:
     return x is None
+
+
+def _bshape(*shapes: Sequence[int]) -> Tuple[int, ...]:
+    """``torch.broadcast_shapes`` for plain int shapes (its Python overhead was 0.14 ms per call
+    of Trial-105, a fifth of the matmul floor at N = 12544)."""
+    first = tuple(shapes[0])
+    if all(tuple(s) == first for s in shapes[1:]):
+        return first
+    n = max(len(s) for s in shapes)
+    out = [1] * n
+    for s in shapes:
+        for i, x in enumerate(s, n - len(s)):
+            if x != 1:
+                if out[i] not in (1, x):
+                    raise RuntimeError(f'shapes {[tuple(t) for t in shapes]} do not broadcast')
+                out[i] = x
+    return tuple(out)
+
+
+def _np_scalar(dtype: torch.dtype):
+    """numpy scalar type doing host-side arithmetic in the precision torch would use."""
+    return np.float64 if dtype == torch.float64 else np.float32
+
+
+def _smin(x: Any, y: Any) -> Any:
+    return torch.minimum(x, y) if isinstance(x, Tensor) or isinstance(y, Tensor) else min(x, y)
+
+
+def _smax(x: Any, y: Any) -> Any:
+    return torch.maximum(x, y) if isinstance(x, Tensor) or isinstance(y, Tensor) else max(x, y)
+
+
+def _sabs(x: Any) -> Any:
+    return x.abs() if isinstance(x, Tensor) else abs(x)
 
 
 @dataclass
@@ -144,7 +178,7 @@ def _chain_product(factors: Sequence[Tensor], ctx: _Ctx) -> Tensor:
     cols = [s[-1] for s in shapes]
 
     def bnum(i: int, j: int) -> int:
-        return math.prod(torch.broadcast_shapes(*batch[i:j + 1])) if j > i else math.prod(batch[i])
+        return math.prod(_bshape(*batch[i:j + 1])) if j > i else math.prod(batch[i])
 
     cost: Dict[Tuple[int, int], Tuple[float, int]] = {(i, i): (0.0, -1) for i in range(n)}
     for length in range(2, n + 1):
@@ -172,6 +206,12 @@ def _matmul(x: Tensor, y: Tensor, ctx: _Ctx) -> Tensor:
     elif x.dtype != y.dtype:
         dt = torch.promote_types(x.dtype, y.dtype)
         x, y = x.to(dt), y.to(dt)
+    if x.dim() > 3 and x.dim() == y.dim() and x.shape[:-2] == y.shape[:-2]:
+        # same batch dims: one bmm on (views of) the flattened batch -- torch.matmul's own
+        # expand/reshape round trip costs a few dispatches per call
+        lead = x.shape[:-2]
+        out = torch.bmm(x.reshape(-1, x.shape[-2], x.shape[-1]), y.reshape(-1, y.shape[-2], y.shape[-1]))
+        return out.view(*lead, x.shape[-2], y.shape[-1])
     return torch.matmul(x, y)
 
 
@@ -243,6 +283,15 @@ class FastExecutor:
         nodes: Dict[int, _Val] = {}
         edges: Dict[int, _Val] = {}
         inputs = {'q': _Val(q), 'k': _Val(k), 'v': _Val(v)}
+        pending = dict(self.uses)  # consumers still to come: a value is dropped after its last use
+
+        def consumed(src: str) -> None:
+            pending[src] -= 1
+            if pending[src] == 0:
+                if src[0] == 'e':
+                    edges.pop(int(src[1:]), None)
+                elif src[0] == 'b':
+                    nodes.pop(int(src[1:]), None)
 
         def edge(i: int) -> _Val:
             if i not in edges:
@@ -257,6 +306,8 @@ class FastExecutor:
                     x = inputs[s]
                 if self.uses.get(s, 1) > 1:
                     x = x.shared()
+                if s[0] != 'q' and s[0] != 'k' and s[0] != 'v':
+                    consumed(s)
                 for u in self.genome.unary[i]:
                     x = self._unary(u, x, ctx)
                 edges[i] = x
@@ -264,8 +315,12 @@ class FastExecutor:
                     edges[i] = _once(edges[i], ctx)
             return edges[i]
 
+        last = len(g.nodes) - 1
         for j, n in enumerate(g.nodes):
             nodes[j] = self._binary(j, edge(n.left), edge(n.right), ctx)
+            if j != last:  # intermediates die as soon as their consumers have run (less memory,
+                consumed(f'e{n.left}')   # and the allocator reuses still-cached blocks)
+                consumed(f'e{n.right}')
         out, _ = _materialize(nodes[len(g.nodes) - 1], ctx)
         return out.to(q.dtype) if out.dtype != q.dtype else out
 
@@ -291,10 +346,8 @@ class FastExecutor:
             return self._normalize(x, ctx)
         t, own = _materialize(x, ctx)
         ip = own and ctx.inplace and _writable(t)
-        if u == _U['elu']:
-            if ip:
-                return _Val(F.elu(t, inplace=True), None, 1.0, True)
-            return _Val(F.elu(t), None, 1.0, True)
+        if u == _U['elu']:  # ELU + 1 = exp(min(t, 0)) + max(t, 0): no expm1, no offset to carry
+            return _Val(elu_plus_one(t, inplace=ip), owned=True)
         if u in _ELEMENTWISE:
             f, f_ = _ELEMENTWISE[u]
             return _Val(f_(t) if ip else f(t), owned=True)
@@ -317,17 +370,29 @@ class FastExecutor:
         if not x.plain:  # statistics of the exact values (rare: a normalisation of a normalisation)
             x = _Val(*_materialize_owned(x, ctx))
         lo, hi = torch.aminmax(x.core)
-        lo, hi = lo.to(_F32) if ctx.half else lo, hi.to(_F32) if ctx.half else hi
+        host = self.checks and ctx.inplace
+        if host:
+            # no autograd: host reads of the statistics (a CPU no-op; on CUDA one sync, the second
+            # read finds the stream idle); the scalar algebra then runs in Python in the precision
+            # torch would use (no 0-dim tensor ops)
+            f = _np_scalar(_stat_dtype(x.core).dtype)
+            lo, hi = f(lo.item()), f(hi.item())
+            finite = math.isfinite(lo) and math.isfinite(hi)
+        else:  # statistics stay tensors: gradients flow through them, no graph break
+            lo, hi = (lo.to(_F32), hi.to(_F32)) if ctx.half else (lo, hi)
+            finite = not self.checks or bool(torch.isfinite(lo) & torch.isfinite(hi))
+        if not finite:
+            t, _ = _materialize(x, ctx)
+            return _Val(UNARY_OPS[_U['min_max_normalize']].fn(t, ctx.d), owned=True)
         if x.a is not None or x.b is not None:
             c1 = lo if x.a is None else lo * x.a
             c2 = hi if x.a is None else hi * x.a
             if x.b is not None:
                 c1, c2 = c1 + x.b, c2 + x.b
-            lo, hi = torch.minimum(c1, c2), torch.maximum(c1, c2)
-        if self.checks and not bool(torch.isfinite(lo) & torch.isfinite(hi)):
-            t, _ = _materialize(x, ctx)
-            return _Val(UNARY_OPS[_U['min_max_normalize']].fn(t, ctx.d), owned=True)
-        den = hi - lo + 1e-9
+            lo, hi = _smin(c1, c2), _smax(c1, c2)
+        den = hi - lo + (f(1e-9) if host else 1e-9)
+        if host:
+            lo, den = float(lo), float(den)
         if x.a is None and x.b is None:
             return _Val(x.core, owned=x.owned, s=-lo, den=den)
         inv = 1.0 / den
@@ -340,14 +405,19 @@ class FastExecutor:
             x = _Val(*_materialize_owned(x, ctx))
         xs = _stat_dtype(x.core)
         mean, std = xs.mean(), xs.std()  # as the reference computes them (bitwise equal statistics)
-        if x.a is not None:
-            mean = mean * x.a
-            std = std * abs(x.a) if not isinstance(x.a, Tensor) else std * x.a.abs()
-        if x.b is not None:
-            mean = mean + x.b
-        if self.checks and not bool(torch.isfinite(mean) & torch.isfinite(std) & (std > 0)):
+        if self.checks and ctx.inplace:  # no autograd: host-side scalars (see _min_max)
+            mean, std = mean.item(), std.item()
+            finite = math.isfinite(mean) and math.isfinite(std) and std > 0
+        else:
+            finite = not self.checks or bool(torch.isfinite(mean) & torch.isfinite(std) & (std > 0))
+        if not finite:
             t, _ = _materialize(x, ctx)
             return _Val(UNARY_OPS[_U['normalize']].fn(t, ctx.d), owned=True)
+        if x.a is not None:
+            mean = mean * x.a
+            std = std * _sabs(x.a)
+        if x.b is not None:
+            mean = mean + x.b
         if x.a is None and x.b is None:
             return _Val(x.core, owned=x.owned, s=-mean, den=std)
         inv = 1.0 / std
@@ -378,7 +448,7 @@ class FastExecutor:
             f_ = torch.Tensor.mul_ if op == _BI['product'] else torch.Tensor.add_
             f = torch.mul if op == _BI['product'] else torch.add
             if ctx.inplace:
-                shape = torch.broadcast_shapes(x.shape, y.shape)
+                shape = _bshape(x.shape, y.shape)
                 dt = torch.promote_types(x.dtype, y.dtype)
                 for t, own, other in ((y, oy, x), (x, ox, y)):
                     if own and t.shape == shape and t.dtype == dt and _writable(t):
@@ -406,7 +476,7 @@ class FastExecutor:
         if R.chain is not None:
             R = _Val(*_materialize_owned(R, ctx))
         XL, XR = L.core, R.core
-        out_numel = math.prod(torch.broadcast_shapes(XL.shape[:-2], XR.shape[:-2])) * XL.shape[-2] * XR.shape[-1]
+        out_numel = math.prod(_bshape(XL.shape[:-2], XR.shape[:-2])) * XL.shape[-2] * XR.shape[-1]
 
         def absorb(P: _Val, other: Tensor) -> bool:
             if P.a is None and P.b is None:
@@ -432,15 +502,21 @@ class FastExecutor:
             terms.append(rs * _mul(L.a, R.b) if L.a is not None else rs * R.b)
         if L.b is not None:   # (a_L X_L + b_L 1) R -> b_L * colsum(R)
             cs = XR.sum(dim=-2, keepdim=True, dtype=acc)
-            terms.append(cs * _mul(L.b, R.a) if R.a is not None else cs * L.b)
+            coef = _mul(L.b, R.a) if R.a is not None else L.b
+            # a Python scalar rides along as ``alpha`` of the in-place add (one op less)
+            terms.append((cs, coef) if isinstance(coef, float) else cs * coef)
         if L.b is not None and R.b is not None:
             terms.append(L.b * R.b * K)
         inplace = ctx.inplace
         if a is not None:
             M = M.mul_(a) if inplace else M * a
         for t in terms:
-            fits = not isinstance(t, Tensor) or torch.broadcast_shapes(M.shape, t.shape) == M.shape
-            M = M.add_(t) if inplace and fits else M + t
+            t, alpha = t if isinstance(t, tuple) else (t, None)
+            fits = not isinstance(t, Tensor) or _bshape(M.shape, t.shape) == tuple(M.shape)
+            if alpha is not None:
+                M = M.add_(t, alpha=alpha) if inplace and fits else torch.add(M, t, alpha=alpha)
+            else:
+                M = M.add_(t) if inplace and fits else M + t
         return _Val(M, owned=True)
 
 

@@ -44,13 +44,14 @@ from .symbolic import (ONE, SD, Poly, Shape, ShapeError, broadcast, fmt_shape, n
 __all__ = [
     'UnaryOp', 'BinaryOp', 'UNARY_OPS', 'BINARY_OPS', 'UNARY_BY_NAME', 'BINARY_BY_NAME',
     'NUM_ORIGINAL_UNARY', 'NUM_ORIGINAL_BINARY', 'NO_OP', 'unary_index', 'binary_index',
-    'MAX_RANK', 'EPS',
+    'MAX_RANK', 'EPS', 'elu_plus_one',
 ]
 
 #: the largest tensor rank an intermediate may have
 MAX_RANK = 5
 #: epsilon used by the well-behaved (new) operators
 EPS = 1e-6
+_LOG2E = 1.4426950408889634
 NUM_ORIGINAL_UNARY = 28
 NUM_ORIGINAL_BINARY = 10
 #: index of the identity operator
@@ -192,6 +193,25 @@ def _homog_div_shape(s: Shape) -> Shape:
 # ------------------------------------------------------------------------------------------
 # unary implementations (all out-of-place)
 # ------------------------------------------------------------------------------------------
+def elu_plus_one(x: Tensor, inplace: bool = False) -> Tensor:
+    """``ELU(x) + 1`` computed as ``2 ** (log2(e) * min(x, 0)) + max(x, 0)``.
+
+    The same function and gradient as ``F.elu(x) + 1`` (within 3 float32 ulps), built from the
+    cheapest vectorised kernels: on x86 CPUs where torch dispatches to AVX-512, ``expm1`` (inside
+    ``F.elu``) has no vectorised kernel and ``exp2`` is 2.8x faster than ``exp``. Measured on this
+    project's 2-core machine for 0.8 M float32 values: ``F.elu`` 3.5 ms, ``exp`` 0.34 ms, ``exp2``
+    0.12 ms, this function 0.3 ms (``docs/benchmarks.md``). Negative inputs also avoid the
+    ``expm1(x) + 1`` round trip. ``inplace=True`` overwrites ``x`` (internal intermediates only);
+    under autograd the ops are out-of-place.
+    """
+    if torch.is_grad_enabled() and x.requires_grad:
+        m = torch.clamp_max(x, 0)  # x - m = max(x, 0), with ELU's derivative 1 at x = 0
+        return torch.exp2(m * _LOG2E) + (x - m)
+    pos = x.clamp_min(0)
+    y = x.mul_(_LOG2E) if inplace else x.mul(_LOG2E)
+    return y.clamp_max_(0).exp2_().add_(pos)
+
+
 def _ew(f: Callable[[Tensor], Tensor]) -> Callable[[Tensor, int], Tensor]:
     def g(x: Tensor, d: int) -> Tensor:
         return f(x)
