@@ -16,7 +16,7 @@ def test_benchmark_attention_quick(tmp_path):
     out = tmp_path / 'att'
     assert ba.main(['--quick', '--N', '196', '--hd', '1x64', '--attn', 'softmax', 'linear', 'attnzero',
                     '--genome', 'i3n303:elu;min_max_normalize;-;normalize;-;l2norm_last:einsum2,matmul,product',
-                    '--out', str(out), '--mem-limit-gib', '0']) == 0
+                    '--out', str(out), '--mem-limit-gib', '0', '--default-malloc']) == 0
     rows = list(csv.DictReader(open(out.with_suffix('.csv'))))
     names = {r['attn'] for r in rows}
     assert {'softmax', 'linear', 'attnzero', 'attnzero_fn', 'floor_dd'} <= names
@@ -30,9 +30,34 @@ def test_benchmark_attention_quick(tmp_path):
 def test_benchmark_attention_acceptance_quick(tmp_path):
     import benchmark_attention as ba
     out = tmp_path / 'acc'
-    assert ba.main(['--acceptance', '--quick', '--out', str(out), '--mem-limit-gib', '0']) == 0
+    assert ba.main(['--acceptance', '--quick', '--out', str(out), '--mem-limit-gib', '0', '--default-malloc']) == 0
     text = out.with_suffix('.md').read_text()
     assert 'Trial-105' in text and 'load avg' in text
+
+
+def test_interleaved_blocks_time_per_call():
+    import torch
+
+    import benchmark_attention as ba
+    calls = {'a': 0, 'b': 0}
+
+    def fa():
+        calls['a'] += 1
+
+    def fb():
+        calls['b'] += 1
+    times = ba.interleaved({'a': fa, 'b': fb}, torch.device('cpu'), rounds=3, warmup=2, block_ms=1.0)
+    assert len(times['a']) == len(times['b']) == 3
+    # a block repeats the cheap call many times; each sample is the time per call
+    assert calls['a'] > 10 and all(0 < t < 1.0 for t in times['a'])
+
+
+def test_benchmark_ops_quick(tmp_path):
+    import benchmark_ops as bo
+    out = tmp_path / 'ops'
+    assert bo.main(['--quick', '--default-malloc', '--out', str(out)]) == 0
+    text = out.with_suffix('.md').read_text()
+    assert 'elu_plus_one(x)' in text and 'faults/call' in text and 'two_temporaries' in text
 
 
 def test_fit_exponent():
@@ -54,7 +79,7 @@ def test_benchmark_backbone_quick(tmp_path):
     pytest.importorskip('timm')
     import benchmark_backbone as bb
     out = tmp_path / 'bb'
-    assert bb.main(['--quick', '--inprocess', '--out', str(out), '--mem-limit-gib', '0']) == 0
+    assert bb.main(['--quick', '--inprocess', '--out', str(out), '--mem-limit-gib', '0', '--default-malloc']) == 0
     rows = list(csv.DictReader(open(out.with_suffix('.csv'))))
     assert {r['kind'] for r in rows} == {'throughput', 'highres'}
     assert all(r['status'] == 'ok' for r in rows), rows

@@ -209,3 +209,21 @@ def test_inductor_backend_option_exists():
     assert prog.backend == 'inductor' and prog.fast
     with pytest.raises(ValueError):
         TRIAL_105.compile(backend='nope')
+
+
+def test_inductor_backend_matches_eager():
+    """``backend='inductor'`` (torch.compile of the fast executor, no host-side checks) computes the
+    same function, forward and backward."""
+    pytest.importorskip('torch._inductor')
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 2, 49, 16, generator=g, dtype=torch.float64) for _ in range(3))
+    ind = TRIAL_105.compile(backend='inductor')
+    eager = TRIAL_105.compile()
+    with torch.no_grad():
+        assert torch.allclose(ind(q, k, v), eager(q, k, v), rtol=1e-9, atol=1e-11)
+    qi, ki, vi = (x.clone().requires_grad_() for x in (q, k, v))
+    qe, ke, ve = (x.clone().requires_grad_() for x in (q, k, v))
+    ind(qi, ki, vi).sum().backward()
+    eager(qe, ke, ve).sum().backward()
+    for a, b in ((qi, qe), (ki, ke), (vi, ve)):
+        assert torch.allclose(a.grad, b.grad, rtol=1e-8, atol=1e-10)

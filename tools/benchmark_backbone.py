@@ -46,7 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / 'tools'))
 
-from benchmark_attention import (interleaved, loadavg, machine_info, md_table, median,  # noqa: E402
+from benchmark_attention import (interleaved, setup_malloc, loadavg, machine_info, md_table, median,  # noqa: E402
                                  peak_memory_mib, set_mem_limit)
 
 TP_MODELS = ('deit_tiny', 'pvt_tiny', 'pvt_v2_b0', 'swin_tiny', 'cswin_tiny')
@@ -103,6 +103,8 @@ def child(spec: Dict) -> Dict:
 
 def run_child(spec: Dict, mem_limit_gib: float, timeout: float) -> Dict:
     cmd = [sys.executable, __file__, '--child', json.dumps(spec), '--mem-limit-gib', str(mem_limit_gib)]
+    if spec.get('default_malloc'):
+        cmd.append('--default-malloc')
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=str(ROOT))
     except subprocess.TimeoutExpired:
@@ -157,6 +159,8 @@ def main(argv=None) -> int:
     p.add_argument('--timeout', type=float, default=900.0, help='seconds per high-resolution cell')
     p.add_argument('--mem-limit-gib', type=float, default=12.0)
     p.add_argument('--threads', type=int, default=2)
+    p.add_argument('--default-malloc', action='store_true',
+                   help="keep glibc's adaptive malloc thresholds (default: attnzero.runtime.tune_malloc)")
     p.add_argument('--out', default=None)
     p.add_argument('--quick', action='store_true')
     p.add_argument('--inprocess', action='store_true',
@@ -166,11 +170,13 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.child:
         set_mem_limit(args.mem_limit_gib)
+        setup_malloc(args.default_malloc)
         print(json.dumps(child(json.loads(args.child))))
         return 0
     command = 'python tools/benchmark_backbone.py ' + ' '.join(argv if argv is not None else sys.argv[1:])
     torch.set_num_threads(args.threads)
     set_mem_limit(args.mem_limit_gib)
+    setup_malloc(args.default_malloc)
     if args.quick:
         args.tp_models, args.tp_size, args.tp_batch, args.rounds = ['pvt_tiny'], 64, 1, 1
         args.attn = ['attnzero']
@@ -183,7 +189,8 @@ def main(argv=None) -> int:
         for size in args.sizes:
             H, W = (int(s) for s in size.split('x'))
             load0 = loadavg()
-            spec = dict(model=model, attn=attn, size=(H, W), rounds=args.hr_rounds, threads=args.threads)
+            spec = dict(model=model, attn=attn, size=(H, W), rounds=args.hr_rounds, threads=args.threads,
+                        default_malloc=args.default_malloc)
             res = child(spec) if args.inprocess else run_child(spec, args.mem_limit_gib, args.timeout)
             hr.append(dict(model=model, attn=attn, size=size, load=load0, **res))
             if args.verbose:

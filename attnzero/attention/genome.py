@@ -49,6 +49,9 @@ class AttnZeroAttention(AttentionKernel):
         genome: canonical text, ``Genome`` or original-format dict; default Trial-105.
         kernel_size: DWC kernel size (3).
         dwc_shared_heads: share the DWC filters across heads.
+        backend: ``'eager'`` (default) or ``'inductor'``: the compiled genome wrapped in
+            ``torch.compile(dynamic=True)``, which fuses its elementwise passes (first call compiles:
+            about 6 s on a 2-core CPU; needs a C++ compiler; see ``docs/benchmarks.md``).
 
     ``linear`` is set per instance from ``genome.complexity().kind``. With spatially reduced
     keys/values (``M != N``) the genome is compiled with ``distinct_kv=True`` (its einsum branches
@@ -60,10 +63,11 @@ class AttnZeroAttention(AttentionKernel):
     def __init__(self, head_dim: int, num_heads: int, num_prefix_tokens: int = 0,
                  v_branch: bool = True, attn_drop: float = 0.0,
                  genome: Union[None, str, dict, Any] = None, kernel_size: int = 3,
-                 dwc_shared_heads: bool = False) -> None:
+                 dwc_shared_heads: bool = False, backend: str = 'eager') -> None:
         super().__init__(head_dim, num_heads, num_prefix_tokens, v_branch, attn_drop)
         self.genome = as_genome(genome)
-        self.fn = self.genome.compile()
+        self.backend = backend
+        self.fn = self.genome.compile(backend=backend)
         self._fn_kv = None  # compiled on first use with M != N (keys/values spatially reduced)
         try:
             self.linear = self.genome.complexity().kind == 'linear'
@@ -79,7 +83,7 @@ class AttnZeroAttention(AttentionKernel):
         if k.shape[-2] != q.shape[-2]:
             if self._fn_kv is None:
                 try:
-                    self._fn_kv = self.genome.compile(distinct_kv=True)
+                    self._fn_kv = self.genome.compile(distinct_kv=True, backend=self.backend)
                 except Exception as e:
                     raise ValueError(f'genome {self.genome.to_string()!r} cannot take keys/values with '
                                      f'a different token count ({k.shape[-2]} vs {q.shape[-2]} queries, '

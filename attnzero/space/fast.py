@@ -72,6 +72,14 @@ _ELEMENTWISE_ONLY = {_U[n] for n in ('no_op', 'log', 'abslog', 'abs', 'softsign'
                                      'sigmoid_1_reverse', 'relu2', 'softplus', 'silu', 'transpose',
                                      'unsqz1', 'unsqz2', 'repeat', 'repeat_d', 'ones_aug')}
 _VIEWS = {_U['transpose'], _U['unsqz1'], _U['unsqz2']}
+
+# operator indices used on the hot path (module constants: no dict lookups per call)
+_U_TRANSPOSE, _U_SCALE, _U_REVERT = _U['transpose'], _U['scale'], _U['revert']
+_U_MINMAX, _U_NORMALIZE, _U_ELU = _U['min_max_normalize'], _U['normalize'], _U['elu']
+_U_L2LAST, _U_L2TOK = _U['l2norm_last'], _U['l2_norm']
+_B_FIRST, _B_SECOND, _B_MATMUL = _BI['first'], _BI['second'], _BI['matmul']
+_B_EINSUM1, _B_EINSUM2, _B_PRODUCT, _B_SUM, _B_CAT = (_BI['einsum1'], _BI['einsum2'], _BI['product'],
+                                                      _BI['sum'], _BI['cat'])
 _EXPANDS = {_U['repeat'], _U['repeat_d']}
 
 
@@ -82,9 +90,12 @@ def _is_scalar_one(x: Any) -> bool:
 def _bshape(*shapes: Sequence[int]) -> Tuple[int, ...]:
     """``torch.broadcast_shapes`` for plain int shapes (its Python overhead was 0.14 ms per call
     of Trial-105, a fifth of the matmul floor at N = 12544)."""
-    first = tuple(shapes[0])
-    if all(tuple(s) == first for s in shapes[1:]):
-        return first
+    first = shapes[0]
+    for other in shapes[1:]:
+        if other != first:
+            break
+    else:
+        return tuple(first)
     n = max(len(s) for s in shapes)
     out = [1] * n
     for s in shapes:
@@ -113,7 +124,7 @@ def _sabs(x: Any) -> Any:
     return x.abs() if isinstance(x, Tensor) else abs(x)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Val:
     """``a * core + b`` (``a``/``b`` ``None`` = 1/0; 0-dim tensors or floats), or an unevaluated
     matmul chain ``chain[0] @ chain[1] @ ...`` (then ``core`` is ``None``).
@@ -220,12 +231,16 @@ def _materialize(v: _Val, ctx: _Ctx) -> Tuple[Tensor, bool]:
     x, owned = v.core, v.owned
     if v.chain is not None:
         x, owned = _chain_product(v.chain, ctx), True
-    for val, f_, f in ((v.s, torch.Tensor.add_, torch.add), (v.den, torch.Tensor.div_, torch.div)):
-        if val is not None:
-            if owned and ctx.inplace and _writable(x):
-                x = f_(x, val)
-            else:
-                x, owned = f(x, val), True
+    if v.s is not None:
+        if owned and ctx.inplace and _writable(x):
+            x = x.add_(v.s)
+        else:
+            x, owned = torch.add(x, v.s), True
+    if v.den is not None:
+        if owned and ctx.inplace and _writable(x):
+            x = x.div_(v.den)
+        else:
+            x, owned = torch.div(x, v.den), True
     if v.a is None and v.b is None:
         return x, owned
     if owned and ctx.inplace and _writable(x):
@@ -244,6 +259,8 @@ def _materialize(v: _Val, ctx: _Ctx) -> Tuple[Tensor, bool]:
 
 def _writable(x: Tensor) -> bool:
     """No internal overlap (expanded dims): safe for in-place writes."""
+    if x.is_contiguous():
+        return True
     return all(s != 0 or n <= 1 for s, n in zip(x.stride(), x.shape))
 
 
@@ -273,86 +290,102 @@ class FastExecutor:
             for e in (n.left, n.right):
                 uses[f'e{e}'] = uses.get(f'e{e}', 0) + 1
         self.uses = uses
+        # static plan of the graph walk: per edge (source kind, source index, source shared, unary
+        # ops, edge shared); per node, the values read for the last time by it (dropped after it:
+        # less memory, and the allocator reuses blocks that are still cached)
+        g = self.graph
+        self._edges = tuple((src[0], int(src[1:]) if src[0] in 'be' else -1, uses.get(src, 1) > 1,
+                             tuple(genome.unary[i]), uses.get(f'e{i}', 1) > 1)
+                            for i, src in enumerate(g.sources))
+        last: Dict[Tuple[str, int], int] = {}
+        done: set = set()
+
+        def walk(i: int, j: int) -> None:
+            last[('e', i)] = j
+            if i in done:
+                return
+            done.add(i)
+            kind, idx = self._edges[i][0], self._edges[i][1]
+            if kind == 'b':
+                last[('b', idx)] = j
+            elif kind == 'e':
+                walk(idx, j)
+
+        for j, n in enumerate(g.nodes):
+            walk(n.left, j)
+            walk(n.right, j)
+        final = len(g.nodes) - 1
+        self._drops = tuple(tuple(key for key, jj in last.items() if jj == j) if j != final else ()
+                            for j in range(len(g.nodes)))
 
     # --- the graph ---------------------------------------------------------------------------
     def __call__(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
         grad = torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad)
-        half = q.dtype in _HALF
-        ctx = _Ctx(not grad, half, q.shape[-1], (q.shape[-2], k.shape[-2]), q.dtype)
-        g = self.graph
+        ctx = _Ctx(not grad, q.dtype in _HALF, q.shape[-1], (q.shape[-2], k.shape[-2]), q.dtype)
         nodes: Dict[int, _Val] = {}
         edges: Dict[int, _Val] = {}
-        inputs = {'q': _Val(q), 'k': _Val(k), 'v': _Val(v)}
-        pending = dict(self.uses)  # consumers still to come: a value is dropped after its last use
-
-        def consumed(src: str) -> None:
-            pending[src] -= 1
-            if pending[src] == 0:
-                if src[0] == 'e':
-                    edges.pop(int(src[1:]), None)
-                elif src[0] == 'b':
-                    nodes.pop(int(src[1:]), None)
+        plan = self._edges
+        unary = self._unary
 
         def edge(i: int) -> _Val:
-            if i not in edges:
-                s = g.sources[i]
-                if s[0] == 'b':
-                    if self.uses.get(s, 1) > 1:
-                        nodes[int(s[1:])] = _once(nodes[int(s[1:])], ctx)
-                    x = nodes[int(s[1:])]
-                elif s[0] == 'e':
-                    x = edge(int(s[1:]))
-                else:
-                    x = inputs[s]
-                if self.uses.get(s, 1) > 1:
-                    x = x.shared()
-                if s[0] != 'q' and s[0] != 'k' and s[0] != 'v':
-                    consumed(s)
-                for u in self.genome.unary[i]:
-                    x = self._unary(u, x, ctx)
-                edges[i] = x
-                if self.uses.get(f'e{i}', 1) > 1:
-                    edges[i] = _once(edges[i], ctx)
-            return edges[i]
+            x = edges.get(i)
+            if x is not None:
+                return x
+            kind, idx, shared, ops, once = plan[i]
+            if kind == 'b':
+                if shared:
+                    nodes[idx] = _once(nodes[idx], ctx)
+                x = nodes[idx]
+            elif kind == 'e':
+                x = edge(idx)
+            else:
+                x = _Val(q if kind == 'q' else k if kind == 'k' else v)
+            if shared:
+                x = x.shared()
+            for u in ops:
+                x = unary(u, x, ctx)
+            if once:
+                x = _once(x, ctx)
+            edges[i] = x
+            return x
 
-        last = len(g.nodes) - 1
-        for j, n in enumerate(g.nodes):
-            nodes[j] = self._binary(j, edge(n.left), edge(n.right), ctx)
-            if j != last:  # intermediates die as soon as their consumers have run (less memory,
-                consumed(f'e{n.left}')   # and the allocator reuses still-cached blocks)
-                consumed(f'e{n.right}')
-        out, _ = _materialize(nodes[len(g.nodes) - 1], ctx)
+        binary = self._binary
+        for j, (n, drops) in enumerate(zip(self.graph.nodes, self._drops)):
+            nodes[j] = binary(j, edge(n.left), edge(n.right), ctx)
+            for kind, idx in drops:
+                (edges if kind == 'e' else nodes).pop(idx, None)
+        out, _ = _materialize(nodes[len(self.graph.nodes) - 1], ctx)
         return out.to(q.dtype) if out.dtype != q.dtype else out
 
     # --- unary ---------------------------------------------------------------------------------
     def _unary(self, u: int, x: _Val, ctx: _Ctx) -> _Val:
         if u in _VIEWS:
             if x.chain is not None:
-                if u == _U['transpose']:
+                if u == _U_TRANSPOSE:
                     return _Val(None, x.a, x.b, False, tuple(f.transpose(-1, -2) for f in reversed(x.chain)))
                 t, own = _materialize(x, ctx)
                 x = _Val(t, owned=own)
             fn = UNARY_OPS[u].fn
             return _Val(fn(x.core, ctx.d), x.a, x.b, x.owned, s=x.s, den=x.den)
-        if u == _U['scale']:
+        if u == _U_SCALE:
             w = (x.chain[-1].shape[-1] if x.chain is not None else x.core.shape[-1]) ** -0.5
             return _Val(x.core, _mul(x.a, w), None if x.b is None else x.b * w, x.owned, x.chain, x.s, x.den)
-        if u == _U['revert']:
+        if u == _U_REVERT:
             return _Val(x.core, _mul(x.a, -1.0), None if x.b is None else -x.b, x.owned, x.chain, x.s,
                         x.den)
-        if u == _U['min_max_normalize'] and x.chain is None:
+        if u == _U_MINMAX and x.chain is None:
             return self._min_max(x, ctx)
-        if u == _U['normalize'] and x.chain is None:
+        if u == _U_NORMALIZE and x.chain is None:
             return self._normalize(x, ctx)
         t, own = _materialize(x, ctx)
         ip = own and ctx.inplace and _writable(t)
-        if u == _U['elu']:  # ELU + 1 = exp(min(t, 0)) + max(t, 0): no expm1, no offset to carry
+        if u == _U_ELU:  # ELU + 1 = exp(min(t, 0)) + max(t, 0): no expm1, no offset to carry
             return _Val(elu_plus_one(t, inplace=ip), owned=True)
         if u in _ELEMENTWISE:
             f, f_ = _ELEMENTWISE[u]
             return _Val(f_(t) if ip else f(t), owned=True)
-        if u in (_U['l2norm_last'], _U['l2_norm']):
-            dim = -1 if u == _U['l2norm_last'] else -2
+        if u in (_U_L2LAST, _U_L2TOK):
+            dim = -1 if u == _U_L2LAST else -2
             if t.dim() < (1 if dim == -1 else 2):
                 return _Val(UNARY_OPS[u].fn(t, ctx.d), owned=True)
             nrm = torch.linalg.vector_norm(t, dim=dim, keepdim=True,
@@ -383,7 +416,7 @@ class FastExecutor:
             finite = not self.checks or bool(torch.isfinite(lo) & torch.isfinite(hi))
         if not finite:
             t, _ = _materialize(x, ctx)
-            return _Val(UNARY_OPS[_U['min_max_normalize']].fn(t, ctx.d), owned=True)
+            return _Val(UNARY_OPS[_U_MINMAX].fn(t, ctx.d), owned=True)
         if x.a is not None or x.b is not None:
             c1 = lo if x.a is None else lo * x.a
             c2 = hi if x.a is None else hi * x.a
@@ -412,7 +445,7 @@ class FastExecutor:
             finite = not self.checks or bool(torch.isfinite(mean) & torch.isfinite(std) & (std > 0))
         if not finite:
             t, _ = _materialize(x, ctx)
-            return _Val(UNARY_OPS[_U['normalize']].fn(t, ctx.d), owned=True)
+            return _Val(UNARY_OPS[_U_NORMALIZE].fn(t, ctx.d), owned=True)
         if x.a is not None:
             mean = mean * x.a
             std = std * _sabs(x.a)
@@ -428,25 +461,25 @@ class FastExecutor:
     # --- binary ---------------------------------------------------------------------------------
     def _binary(self, j: int, a: _Val, b: _Val, ctx: _Ctx) -> _Val:
         op, variant = self.genome.binary[j], self.variants[j]
-        if op == _BI['first']:
+        if op == _B_FIRST:
             return a
-        if op == _BI['second']:
+        if op == _B_SECOND:
             return b
-        if op == _BI['matmul']:
+        if op == _B_MATMUL:
             return self._contract(a, b, ctx)
-        if op in (_BI['einsum1'], _BI['einsum2']):
+        if op in (_B_EINSUM1, _B_EINSUM2):
             if variant == 0:   # same token count: contract tokens
-                if op == _BI['einsum1']:
+                if op == _B_EINSUM1:
                     return self._contract(_t(a), b, ctx)       # A^T B
                 return self._contract(_t(b), a, ctx)           # (A^T B)^T = B^T A
-            if op == _BI['einsum1']:
+            if op == _B_EINSUM1:
                 return self._contract(a, _t(b), ctx)           # A B^T
             return self._contract(b, _t(a), ctx)               # (A B^T)^T = B A^T
         x, ox = _materialize(a, ctx)
         y, oy = _materialize(b, ctx)
-        if op in (_BI['product'], _BI['sum']):
-            f_ = torch.Tensor.mul_ if op == _BI['product'] else torch.Tensor.add_
-            f = torch.mul if op == _BI['product'] else torch.add
+        if op in (_B_PRODUCT, _B_SUM):
+            f_ = torch.Tensor.mul_ if op == _B_PRODUCT else torch.Tensor.add_
+            f = torch.mul if op == _B_PRODUCT else torch.add
             if ctx.inplace:
                 shape = _bshape(x.shape, y.shape)
                 dt = torch.promote_types(x.dtype, y.dtype)
@@ -454,7 +487,7 @@ class FastExecutor:
                     if own and t.shape == shape and t.dtype == dt and _writable(t):
                         return _Val(f_(t, other), owned=True)
             return _Val(f(x, y), owned=True)
-        if ctx.half and op not in (_BI['cat'],):
+        if ctx.half and op not in (_B_CAT,):
             x, y = x.to(_F32), y.to(_F32)
         return _Val(BINARY_OPS[op].fn(x, y, variant), owned=True)
 
@@ -476,20 +509,21 @@ class FastExecutor:
         if R.chain is not None:
             R = _Val(*_materialize_owned(R, ctx))
         XL, XR = L.core, R.core
-        out_numel = math.prod(_bshape(XL.shape[:-2], XR.shape[:-2])) * XL.shape[-2] * XR.shape[-1]
-
-        def absorb(P: _Val, other: Tensor) -> bool:
-            if P.a is None and P.b is None:
-                return False
-            cost = (other.numel() if P.b is not None else 0) + (out_numel if P.a is not None else 0)
-            return cost < 2 * P.core.numel()
-
-        if not absorb(L, XR):
-            XL, own = _materialize(L, ctx)
-            L = _Val(XL, owned=own)
-        if not absorb(R, XL):
-            XR, own = _materialize(R, ctx)
-            R = _Val(XR, owned=own)
+        # absorb an operand's affine map as a rank-1 correction only where that is cheaper than
+        # applying it to the operand (cost in elements touched)
+        if L.a is not None or L.b is not None or R.a is not None or R.b is not None:
+            out_numel = (math.prod(_bshape(XL.shape[:-2], XR.shape[:-2])) * XL.shape[-2] * XR.shape[-1])
+            for side in (0, 1):
+                P, other = (L, XR) if side == 0 else (R, XL)
+                if P.a is None and P.b is None:
+                    continue
+                cost = (other.numel() if P.b is not None else 0) + (out_numel if P.a is not None else 0)
+                if cost >= 2 * P.core.numel():
+                    X, own = _materialize(P, ctx)
+                    if side == 0:
+                        XL, L = X, _Val(X, owned=own)
+                    else:
+                        XR, R = X, _Val(X, owned=own)
         M = _matmul(XL, XR, ctx)
         if L.a is None and L.b is None and R.a is None and R.b is None:
             return _Val(M, owned=True)
@@ -511,12 +545,11 @@ class FastExecutor:
         if a is not None:
             M = M.mul_(a) if inplace else M * a
         for t in terms:
-            t, alpha = t if isinstance(t, tuple) else (t, None)
-            fits = not isinstance(t, Tensor) or _bshape(M.shape, t.shape) == tuple(M.shape)
-            if alpha is not None:
-                M = M.add_(t, alpha=alpha) if inplace and fits else torch.add(M, t, alpha=alpha)
+            t, alpha = t if isinstance(t, tuple) else (t, 1)
+            if inplace and (not isinstance(t, Tensor) or _bshape(M.shape, t.shape) == tuple(M.shape)):
+                M = M.add_(t, alpha=alpha) if alpha != 1 else M.add_(t)
             else:
-                M = M.add_(t) if inplace and fits else M + t
+                M = torch.add(M, t, alpha=alpha) if alpha != 1 else M + t
         return _Val(M, owned=True)
 
 
