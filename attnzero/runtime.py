@@ -14,6 +14,12 @@ of a linear attention at that size (0.65 ms). Measured there (``tools/benchmark_
 Trial-105 took 541 faults per call with the default settings and none after
 :func:`tune_malloc`, and a plain ``a = k * 2; b = k * 3`` pattern 1536 faults per call.
 
+The trade-off: freed memory stays with the process, and with every block on the heap a workload
+whose tensor sizes keep growing fragments it. A sweep over growing sizes (batch 8, up to 0.5 GB
+per tensor) pushed the address space of the benchmark process past a 16 GiB ``RLIMIT_AS`` here,
+with the resident set far lower. Use it for steady-state work (the same shapes call after call,
+e.g. inference at a fixed resolution), and call :func:`malloc_trim` between phases.
+
 This is a property of the process, not of the attention code, and the usual cure is process-wide:
 fixed thresholds (this function, or the environment variables ``MALLOC_MMAP_MAX_=0`` and
 ``MALLOC_TRIM_THRESHOLD_=2147483647``) or a caching allocator such as jemalloc or tcmalloc through

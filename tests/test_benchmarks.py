@@ -25,6 +25,13 @@ def test_benchmark_attention_quick(tmp_path):
     assert all(float(r['ms']) > 0 for r in rows)
     assert out.with_suffix('.png').stat().st_size > 0
     assert 'exponent' in out.with_suffix('.md').read_text()
+    # the tables of an existing (e.g. interrupted) sweep can be re-rendered from its csv
+    again = tmp_path / 'again'
+    assert ba.main(['--quick', '--N', '196', '784', '--hd', '1x64', '--summarize-csv', str(out.with_suffix('.csv')),
+                    '--out', str(again), '--default-malloc']) == 0
+    text = again.with_suffix('.md').read_text()
+    assert 'summarized from' in text and '| linear |' in text
+    assert '- fwd 1x64 B=1 N=784' in text  # cells absent from the csv are listed as not run
 
 
 def test_benchmark_attention_acceptance_quick(tmp_path):

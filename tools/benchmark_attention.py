@@ -359,6 +359,25 @@ def _write_csv(rows: List[dict], path: Path) -> None:
         w.writerows(rows)
 
 
+def load_rows(path: str) -> List[dict]:
+    """Rows of a sweep csv (e.g. the ``.partial.csv`` of an interrupted run), typed as the sweep makes
+    them."""
+    ints, floats = ('heads', 'd', 'B', 'N', 'reps'), ('ms', 'ms_min', 'mib')
+    rows = []
+    with open(path, newline='') as f:
+        for r in csv.DictReader(f):
+            for k in ints:
+                if r.get(k) not in (None, ''):
+                    r[k] = int(float(r[k]))
+            for k in floats:
+                r[k] = float(r[k]) if r.get(k) not in (None, '') else float('nan')
+            r['skipped'] = r.get('skipped') or ''
+            rows.append(r)
+    if not rows:
+        raise SystemExit(f'{path}: no rows')
+    return rows
+
+
 def _fwd(f, q, k, v):
     with torch.no_grad():
         return f(q, k, v)
@@ -425,8 +444,14 @@ def summarize(rows: List[dict], args, info: Dict[str, str]) -> str:
         lines += [f'- {r["attn"]} {r["mode"]} {r["hd"]} B={r["B"]} N={r["N"]}: {r["skipped"]}'
                   for r in skipped]
         lines.append('')
-    for stat, label in (('ms', 'median'), ('ms_min', 'min')):
-        lines += [f'## Fitted exponent of N (3136..50176), fwd, from the {label} times', '']
+    for (lo, hi), stat, label in (((3136, 50176), 'ms', 'median'), ((3136, 50176), 'ms_min', 'min'),
+                                  ((12544, 50176), 'ms', 'median')):
+        lines += [f'## Fitted exponent of N ({lo}..{hi}), fwd, from the {label} times', '']
+        if lo == 12544:
+            lines += ['Both ends beyond a core\'s L2 cache (one head of one sample at N = 12544 is 1.6-3.2 MB '
+                      'in float32; at batch 8 every input exceeds a 32 MB L3 as well): closer to the growth '
+                      'of the cost itself than the 3136..50176 fit, which includes the step from cache- '
+                      'to memory-resident sizes.', '']
         ex_rows = []
         for n in variants:
             cells = []
@@ -434,7 +459,8 @@ def summarize(rows: List[dict], args, info: Dict[str, str]) -> str:
                 for B in args.batch:
                     sel = [r for r in rows if r['mode'] == 'fwd' and r['hd'] == hd and r['B'] == B
                            and r['attn'] == n]
-                    cells.append(fit_exponent([r['N'] for r in sel], [r.get(stat, float('nan')) for r in sel]))
+                    cells.append(fit_exponent([r['N'] for r in sel], [r.get(stat, float('nan')) for r in sel],
+                                              lo, hi))
             ex_rows.append([n] + cells)
         lines += [md_table(['attention'] + [f'{hd} B={B}' for hd in args.hd for B in args.batch], ex_rows), '']
     lines += [f'Load average at the end: {loadavg()}', '']
@@ -598,6 +624,9 @@ def main(argv=None) -> int:
     p.add_argument('--no-memory', action='store_true')
     p.add_argument('--out', default=None, help='write OUT.csv, OUT.md (and OUT.png for the sweep)')
     p.add_argument('--quick', action='store_true', help='tiny setting (tests)')
+    p.add_argument('--summarize-csv', default=None,
+                   help='write the tables and plot of an existing sweep csv (e.g. an interrupted run\'s '
+                        '.partial.csv) instead of running; give the same --N/--hd/--batch/--modes')
     p.add_argument('--acceptance', action='store_true', help='the issue-8 acceptance table for Trial-105')
     p.add_argument('--cells', nargs='+', default=None, help='acceptance cells N:heads:d:B')
     p.add_argument('--sdpa-max-n', type=int, default=12544, help='acceptance: SDPA only up to this N')
@@ -642,6 +671,23 @@ def main(argv=None) -> int:
                           'Machine: ' + ', '.join(f'{k} {v}' for k, v in info.items()), '',
                           f'Command: `{args.command}`', '', table, '',
                           f'Load average at the end: {loadavg()}', ''])
+    elif args.summarize_csv:
+        rows = load_rows(args.summarize_csv)
+        info['summarized from'] = args.summarize_csv
+        text = summarize(rows, args, info)
+        if out and out.with_suffix('.md').exists():  # keep the measuring run's own header lines
+            old = out.with_suffix('.md').read_text().splitlines()
+            kept = [ln for ln in old if ln.startswith(('Machine: ', 'Provenance: ', 'Command: '))]
+            if kept:
+                head = text.split('\n## ', 1)
+                text = ('\n\n'.join([head[0].splitlines()[0]] + kept
+                                      + [f'Tables re-rendered from `{args.summarize_csv}` by `{args.command}`'])
+                        + '\n\n## ' + head[1])
+        missing = [f'{mode} {hd} B={B} N={N}' for mode in args.modes for hd in args.hd for B in args.batch
+                   for N in args.N if not any(r['mode'] == mode and r['hd'] == hd and r['B'] == B
+                                              and r['N'] == N for r in rows)]
+        if missing:
+            text += '\n## Cells not in the csv (not run)\n\n' + '\n'.join(f'- {m}' for m in missing) + '\n'
     else:
         args.partial = str(out.with_suffix('.partial.csv')) if out else None
         rows = run_sweep(args, device, dtype)

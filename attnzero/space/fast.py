@@ -5,11 +5,14 @@ written. The fast executor computes the same function (up to floating-point roun
 memory traffic:
 
 1. the genome is first rewritten by the algebraic simplifier (:mod:`attnzero.space.simplify`);
-2. **affine values stay symbolic**: a value ``a * X + b`` with scalar ``a``, ``b`` (tensors, no
-   host sync) is carried as ``(X, a, b)``. ``min_max_normalize`` and ``normalize`` (batch-global)
-   become one read-only statistics pass over ``X`` (``aminmax`` / ``var_mean``, done once) instead of
-   a read-write pass; ``scale`` and ``revert`` cost nothing; ELU+1 is computed as
-   ``exp(min(X, 0)) + max(X, 0)`` (see :func:`~attnzero.space.ops.elu_plus_one`);
+2. **affine values stay symbolic**: a value ``a * X + b`` with scalar ``a``, ``b`` is carried as
+   ``(X, a, b)``. ``min_max_normalize`` and ``normalize`` (batch-global) become one read-only
+   statistics pass over ``X`` (``aminmax`` / ``mean`` and ``std``, done once) instead of a read-write
+   pass; ``scale`` and ``revert`` cost nothing. Without autograd the statistics are read to the host
+   once and the scalar algebra runs in Python (in the precision torch would use); with autograd they
+   stay 0-dim tensors so gradients flow through them. ELU+1 is ``exp2(log2(e) * min(X, 0)) +
+   max(X, 0)`` (:func:`~attnzero.space.ops.elu_plus_one`: no ``expm1``, which is not vectorised on
+   AVX-512 CPUs);
 3. **contractions absorb affine operands as rank-1 corrections**: ``(a X + b)^T Y = a X^T Y +
    b 1 (sum_n Y)^T``, so Trial-105's min-max normalised V never touches the ``N x d`` tensors
    again -- only a column sum (a read-only pass) and a ``d x d`` correction. An
@@ -20,7 +23,9 @@ memory traffic:
 5. **in-place work on internal intermediates** when no gradient is being recorded: elementwise
    ops, normalisations, the rank-1 corrections and products write into tensors the program owns
    (never into its inputs, never into a value with a second consumer, never into an expanded
-   view); with autograd on, everything is out-of-place (so backward is exact);
+   view); with autograd on, everything is out-of-place (so backward is exact). Every intermediate
+   is dropped right after its last consumer (a static plan of the graph walk), which lowers the
+   peak memory and lets the allocator hand the next result a block that is still in cache;
 6. **half precision** (float16/bfloat16): elementwise work on large tensors stays in the input
    dtype; norms, sums and batch statistics are accumulated in float32; contractions over the token
    axis (whose results grow with ``N``: ``K^T V`` would overflow float16 and lose the fluctuations
@@ -28,11 +33,12 @@ memory traffic:
    without a dedicated path run on a float32 copy; the result is cast back to the input dtype.
 
 Non-finite statistics (NaN/inf in a normalised tensor, zero spread) fall back to the reference
-operator, which needs one host sync for the scalar check (on CUDA a small stall; a CPU no-op).
+operator; the check reads the statistics on the host (on CUDA a small stall; a CPU no-op).
 
-``backend='inductor'`` additionally wraps the executor in ``torch.compile(dynamic=True)``
-(optional: the first call compiles for tens of seconds on CPU; see ``docs/benchmarks.md`` for the
-measured effect).
+``backend='inductor'`` additionally wraps the executor in ``torch.compile(dynamic=True)`` without
+the host-side checks (non-finite statistics then propagate as NaN/inf). It fuses the remaining
+elementwise passes; the first call per input shape compiles (seconds on a CPU); see
+``docs/benchmarks.md`` for the measured effect.
 """
 from __future__ import annotations
 
