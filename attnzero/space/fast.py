@@ -89,10 +89,6 @@ _B_EINSUM1, _B_EINSUM2, _B_PRODUCT, _B_SUM, _B_CAT = (_BI['einsum1'], _BI['einsu
 _EXPANDS = {_U['repeat'], _U['repeat_d']}
 
 
-def _is_scalar_one(x: Any) -> bool:
-    return x is None
-
-
 def _bshape(*shapes: Sequence[int]) -> Tuple[int, ...]:
     """``torch.broadcast_shapes`` for plain int shapes (its Python overhead was 0.14 ms per call
     of Trial-105, a fifth of the matmul floor at N = 12544)."""
@@ -295,7 +291,6 @@ class FastExecutor:
         for n in self.graph.nodes:
             for e in (n.left, n.right):
                 uses[f'e{e}'] = uses.get(f'e{e}', 0) + 1
-        self.uses = uses
         # static plan of the graph walk: per edge (source kind, source index, source shared, unary
         # ops, edge shared); per node, the values read for the last time by it (dropped after it:
         # less memory, and the allocator reuses blocks that are still cached)
