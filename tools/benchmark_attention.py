@@ -86,7 +86,7 @@ def interleaved(fns: Dict[str, Callable[[], object]], device: torch.device, roun
     for n in names:
         t_begin = time.perf_counter()
         calls = 0
-        while calls < warmup or (time.perf_counter() - t_begin) * 1e3 < warmup_ms:
+        while calls < max(warmup, 1) or (time.perf_counter() - t_begin) * 1e3 < warmup_ms:
             sync(device)
             t0 = time.perf_counter()
             fns[n]()

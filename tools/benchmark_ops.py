@@ -124,7 +124,6 @@ def main(argv=None) -> int:
         elu_shape, shapes, rounds, calls, block, warm = ((1, 2, 12544, 32), [(1, 2, 12544, 32), (8, 2, 12544, 32)],
                                                          args.rounds, args.calls, 50.0, 500.0)
     info = machine_info(torch.device('cpu'))
-    info['malloc'] = ba.MALLOC_MODE
     elu_rows = elu_table(elu_shape, rounds, block, warm)
     fault_rows = fault_table(shapes, calls, args.threads)
     text = '\n'.join([

@@ -510,21 +510,14 @@ class FastExecutor:
         if R.chain is not None:
             R = _Val(*_materialize_owned(R, ctx))
         XL, XR = L.core, R.core
-        # absorb an operand's affine map as a rank-1 correction only where that is cheaper than
-        # applying it to the operand (cost in elements touched)
         if L.a is not None or L.b is not None or R.a is not None or R.b is not None:
-            out_numel = (math.prod(_bshape(XL.shape[:-2], XR.shape[:-2])) * XL.shape[-2] * XR.shape[-1])
-            for side in (0, 1):
-                P, other = (L, XR) if side == 0 else (R, XL)
-                if P.a is None and P.b is None:
-                    continue
-                cost = (other.numel() if P.b is not None else 0) + (out_numel if P.a is not None else 0)
-                if cost >= 2 * P.core.numel():
-                    X, own = _materialize(P, ctx)
-                    if side == 0:
-                        XL, L = X, _Val(X, owned=own)
-                    else:
-                        XR, R = X, _Val(X, owned=own)
+            out_numel = math.prod(_bshape(XL.shape[:-2], XR.shape[:-2])) * XL.shape[-2] * XR.shape[-1]
+            if not _absorbs(L, XR, out_numel):
+                XL, own = _materialize(L, ctx)
+                L = _Val(XL, owned=own)
+            if not _absorbs(R, XL, out_numel):
+                XR, own = _materialize(R, ctx)
+                R = _Val(XR, owned=own)
         M = _matmul(XL, XR, ctx)
         if L.a is None and L.b is None and R.a is None and R.b is None:
             return _Val(M, owned=True)
@@ -552,6 +545,15 @@ class FastExecutor:
             else:
                 M = torch.add(M, t, alpha=alpha) if alpha != 1 else M + t
         return _Val(M, owned=True)
+
+
+def _absorbs(P: _Val, other: Tensor, out_numel: int) -> bool:
+    """Whether operand ``P``'s affine map is folded into its contraction with ``other`` as a rank-1
+    correction (cheaper, in elements touched, than applying it to ``P``)."""
+    if P.a is None and P.b is None:
+        return False
+    cost = (other.numel() if P.b is not None else 0) + (out_numel if P.a is not None else 0)
+    return cost < 2 * P.core.numel()
 
 
 def _once(v: _Val, ctx: _Ctx) -> _Val:
