@@ -209,6 +209,42 @@ def test_focused_reference(p):
     torch.testing.assert_close(kern(q, k, v, hw), ref_focused(kern, q, k, v, hw), rtol=1e-9, atol=1e-10)
 
 
+@pytest.mark.parametrize('name', kernels_available())
+def test_inference_fast_path_equals_autograd_path(name):
+    """Without autograd, kernels update their own intermediates in place (fewer passes over memory);
+    the result must equal the autograd path and the inputs must be left untouched. Zero rows cover
+    the all-zero case of the in-place focusing function."""
+    hw = (4, 4)
+    q, k, v = qkv(N=17, d=8)
+    q[:, :, 3] = -1.0                                   # ReLU zeroes the whole row (focused)
+    k[:, :, 5] = 0.0
+    kern = make(name, num_prefix_tokens=1)
+    before = [t.clone() for t in (q, k, v)]
+    with torch.no_grad():
+        fast = kern(q, k, v, hw)
+    for t, b in zip((q, k, v), before):
+        assert torch.equal(t, b), f'{name} modified its input in place'
+    qg, kg, vg = (t.clone().requires_grad_() for t in (q, k, v))
+    slow = kern(qg, kg, vg, hw)
+    assert slow.requires_grad
+    torch.testing.assert_close(fast, slow.detach(), rtol=1e-12, atol=1e-12)
+    slow.square().sum().backward()
+    assert all(torch.isfinite(t.grad).all() for t in (qg, kg, vg))
+
+
+def test_focusing_function_inplace_matches():
+    from attnzero.attention.focused import focusing_function
+    x = torch.rand(3, 5, 8, dtype=torch.float64)
+    x[1, 2] = 0.0
+    x[0, 0] = torch.tensor([1e30] * 8, dtype=torch.float64)
+    ref = focusing_function(x, 3.0)
+    y = x.clone()
+    out = focusing_function(y, 3.0, inplace=True)
+    assert out.data_ptr() == y.data_ptr()
+    torch.testing.assert_close(out, ref, rtol=1e-12, atol=0)
+    assert (out[1, 2] == 0).all()
+
+
 def test_focusing_function_extreme_values():
     from attnzero.attention.focused import focusing_function
     x = torch.tensor([[1e30, 2e30, 0.0], [1e-30, 3e-30, 0.0], [0.0, 0.0, 0.0]], dtype=torch.float32)

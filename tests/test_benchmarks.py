@@ -59,6 +59,27 @@ def test_interleaved_blocks_time_per_call():
     assert calls['a'] > 10 and all(0 < t < 1.0 for t in times['a'])
 
 
+def test_interleaved_cold_cache_flushes_before_every_call(tmp_path):
+    import torch
+
+    import benchmark_attention as ba
+    order = []
+    flush = ba.cache_flusher(torch.device('cpu'), 1.0)
+    assert ba.cache_flusher(torch.device('cpu'), 0) is None
+    times = ba.interleaved({'a': lambda: order.append('a'), 'b': lambda: order.append('b')},
+                           torch.device('cpu'), rounds=3, block_ms=5.0,
+                           flush=lambda: (flush(), order.append('flush')))
+    assert len(times['a']) == len(times['b']) == 3
+    timed = order[2:]                              # after the two one-call warm-ups
+    assert timed == ['flush', 'a', 'flush', 'b', 'flush', 'b', 'flush', 'a', 'flush', 'a', 'flush', 'b']
+    out = tmp_path / 'cold'
+    assert ba.main(['--quick', '--N', '196', '--hd', '1x64', '--attn', 'linear', '--modes', 'fwd',
+                    '--cold-cache', '2', '--out', str(out), '--mem-limit-gib', '0', '--default-malloc']) == 0
+    assert 'caches cold (a 2 MiB buffer' in out.with_suffix('.md').read_text()
+    with pytest.raises(SystemExit):
+        ba.main(['--quick', '--cold-cache', '-1', '--default-malloc'])
+
+
 def test_benchmark_ops_quick(tmp_path):
     import benchmark_ops as bo
     out = tmp_path / 'ops'

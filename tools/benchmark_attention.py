@@ -21,8 +21,12 @@ Matmul floors (measured in the same interleaved rounds): ``floor_dd`` = ``K^T V`
 
 Method: float32 on CPU (float16 and bfloat16 on CUDA when present), ``torch.set_num_threads``
 (``--threads``, default 2). In each cell the variants run round-robin (rotating start) for
-``--rounds`` rounds after one warm-up; the median is reported. Peak memory: on CPU, one call in a
-the same process after resetting the kernel's RSS high-water mark (``/proc/self/clear_refs``):
+``--rounds`` rounds after one warm-up; the median is reported. One sample is a block of
+back-to-back calls (warm caches: at small N the inputs stay in the caches from call to call), or with
+``--cold-cache MIB`` a single call made right after a buffer larger than the last-level cache has
+been read and written (every N then starts from memory; the fitted exponent then measures the growth
+of the work, not the step from cache-resident to memory-resident sizes). Peak memory: on CPU, one
+call in the same process after resetting the kernel's RSS high-water mark (``/proc/self/clear_refs``):
 ``VmHWM`` after the call minus ``VmRSS`` before it, i.e. the memory added on top of the inputs
 (``tracemalloc`` does not see torch's allocations); on CUDA ``max_memory_allocated``. Cells predicted (from the previous N, scaled by N for
 linear and N^2 for softmax) to exceed ``--max-ms`` per call or ``--max-mem-gib`` are skipped and
@@ -69,9 +73,42 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def cache_flusher(device: torch.device, mib: float) -> Optional[Callable[[], None]]:
+    """A function that evicts the caches (None if ``mib <= 0``): it reads and writes every element
+    of a ``mib`` MiB buffer, which should be several times the last-level cache (the CPU's L3, or
+    the GPU's L2 -- the cache clearing of ``triton.testing.do_bench``). A call timed right after it
+    reads its inputs from memory whatever their size, so small and large N are timed from the same
+    level of the memory hierarchy."""
+    if mib <= 0:
+        return None
+    buf = torch.zeros(int(mib * 2 ** 18), dtype=torch.float32, device=device)
+
+    def flush() -> None:
+        buf.add_(1.0)
+        sync(device)
+
+    return flush
+
+
+def last_level_cache() -> str:
+    """Size of the CPU's largest cache as sysfs reports it (e.g. ``32768K``), or ``n/a``."""
+    best = (0, 'n/a')
+    base = Path('/sys/devices/system/cpu/cpu0/cache')
+    for idx in sorted(base.glob('index*')) if base.exists() else []:
+        try:
+            level = int((idx / 'level').read_text())
+            size = (idx / 'size').read_text().strip()
+        except (OSError, ValueError):
+            continue
+        if level >= best[0]:
+            best = (level, f'L{level} {size}')
+    return best[1]
+
+
 def interleaved(fns: Dict[str, Callable[[], object]], device: torch.device, rounds: int = 7,
                 warmup: int = 1, min_time: float = 0.0, max_rounds: int = 50,
-                block_ms: float = 0.0, warmup_ms: float = 0.0) -> Dict[str, List[float]]:
+                block_ms: float = 0.0, warmup_ms: float = 0.0,
+                flush: Optional[Callable[[], None]] = None) -> Dict[str, List[float]]:
     """Times (ms per call) of every variant measured round-robin (the first variant rotates each
     round): at least ``rounds`` rounds and at least ``min_time`` seconds (at most ``max_rounds``).
 
@@ -80,7 +117,10 @@ def interleaved(fns: Dict[str, Callable[[], object]], device: torch.device, roun
     by ``number``. Short kernels are then timed in steady state rather than each call after
     another variant has evicted the caches; every variant is timed the same way. Each variant is
     warmed up with ``warmup`` calls and then for at least ``warmup_ms`` (the heap of a fresh
-    process needs a few hundred calls to stop growing: until then, calls page-fault)."""
+    process needs a few hundred calls to stop growing: until then, calls page-fault).
+
+    ``flush`` (see :func:`cache_flusher`): cold-cache timing -- every sample is one call made right
+    after ``flush()`` (not timed); ``block_ms`` is then ignored."""
     names = list(fns)
     number = {n: 1 for n in names}
     for n in names:
@@ -93,7 +133,7 @@ def interleaved(fns: Dict[str, Callable[[], object]], device: torch.device, roun
             sync(device)
             dt = (time.perf_counter() - t0) * 1e3
             calls += 1
-        if block_ms > 0:
+        if block_ms > 0 and flush is None:
             number[n] = max(1, min(1000, int(block_ms / max(dt, 1e-3))))
     times: Dict[str, List[float]] = {n: [] for n in names}
     t_start = time.perf_counter()
@@ -102,6 +142,8 @@ def interleaved(fns: Dict[str, Callable[[], object]], device: torch.device, roun
         shift = r % len(names)
         for n in names[shift:] + names[:shift]:
             f, m = fns[n], number[n]
+            if flush is not None:
+                flush()
             sync(device)
             t0 = time.perf_counter()
             for _ in range(m):
@@ -175,7 +217,8 @@ def loadavg() -> str:
 def machine_info(device: torch.device) -> Dict[str, str]:
     info = {'torch': torch.__version__, 'threads': str(torch.get_num_threads()),
             'cpu': platform.processor() or platform.machine(), 'cores': str(os.cpu_count()),
-            'cpu capability': torch.backends.cpu.get_cpu_capability(), 'malloc': MALLOC_MODE,
+            'cpu capability': torch.backends.cpu.get_cpu_capability(),
+            'last-level cache': last_level_cache(), 'malloc': MALLOC_MODE,
             'device': str(device), 'date': time.strftime('%Y-%m-%d %H:%M:%S'),
             'load_avg_start': loadavg()}
     if device.type == 'cuda':
@@ -325,7 +368,8 @@ def run_sweep(args, device: torch.device, dtype: torch.dtype) -> List[dict]:
                     load0 = loadavg()
                     try:
                         times = interleaved(active, device, rounds=args.rounds, min_time=args.min_time,
-                                            block_ms=args.block_ms, warmup_ms=args.warmup_ms)
+                                            block_ms=args.block_ms, warmup_ms=args.warmup_ms,
+                                            flush=args.flush)
                     except (RuntimeError, MemoryError) as e:  # allocation refused (RLIMIT_AS): record it
                         msg = f'failed: {str(e).splitlines()[0][:100]}'
                         for n in active:
@@ -531,7 +575,7 @@ def run_acceptance(args, device: torch.device, dtype: torch.dtype) -> Tuple[List
         load0 = loadavg()
         times = interleaved({n: (lambda f: lambda: _fwd(f, q, k, v))(f) for n, f in fns.items()}, device,
                             rounds=args.rounds, min_time=args.min_time, warmup=2, block_ms=args.block_ms,
-                            warmup_ms=args.warmup_ms)
+                            warmup_ms=args.warmup_ms, flush=args.flush)
         med = {n: median(t) for n, t in times.items()}
         mn = {n: min(t) for n, t in times.items()}
         row = dict(N=N, heads=h, d=d, B=B, load_start=load0, load_end=loadavg(),
@@ -615,6 +659,9 @@ def main(argv=None) -> int:
     p.add_argument('--block-ms', type=float, default=50.0,
                    help='one timing sample = back-to-back calls lasting about this long (0: single calls)')
     p.add_argument('--warmup-ms', type=float, default=500.0, help='warm-up time per variant and cell')
+    p.add_argument('--cold-cache', type=float, default=0.0, metavar='MIB',
+                   help='cold-cache timing: before every timed call, read and write a buffer of this '
+                        'many MiB (several times the last-level cache; 0: warm, back-to-back blocks)')
     p.add_argument('--default-malloc', action='store_true',
                    help="keep glibc's adaptive malloc thresholds (default: attnzero.runtime.tune_malloc)")
     p.add_argument('--max-ms', type=float, default=4000.0, help='skip cells predicted slower per call')
@@ -659,7 +706,12 @@ def main(argv=None) -> int:
         args.rounds, args.min_time, args.block_ms, args.warmup_ms = 1, 0.0, 0.0, 0.0
         if args.acceptance and args.cells is None:
             args.cells = ['784:2:32:1']
+    if args.cold_cache < 0:
+        p.error(f'--cold-cache must be >= 0 MiB, got {args.cold_cache}')
+    args.flush = cache_flusher(device, args.cold_cache)
     info = machine_info(device)
+    info['caches'] = (f'cold (a {args.cold_cache:g} MiB buffer read and written before every timed call)'
+                      if args.flush else 'warm (blocks of back-to-back calls)')
     out = Path(args.out) if args.out else None
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)

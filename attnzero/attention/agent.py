@@ -22,7 +22,7 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from .base import HW, AttentionKernel, VBranch, acc_dtype, register_attention
+from .base import HW, AttentionKernel, VBranch, acc_dtype, inplace_ok, register_attention
 
 
 @register_attention('agent')
@@ -69,12 +69,13 @@ class AgentAttention(AttentionKernel):
             raise ValueError('agent attention needs hw=(H, W) to pool agent tokens')
         dt = acc_dtype(q.dtype)
         qf, kf, vf = q.to(dt), k.to(dt), v.to(dt)
-        a = self.agents(qf, hw)
-        agent_v = self._softmax((a * self.scale) @ kf.transpose(-1, -2)) @ vf      # (B,h,n,d)
-        out = self._softmax((qf * self.scale) @ a.transpose(-1, -2)) @ agent_v    # (B,h,N,d)
+        a = self.agents(qf, hw) * self.scale          # the scale of both softmaxes, on n tokens
+        agent_v = self._softmax(a @ kf.transpose(-1, -2)) @ vf               # (B,h,n,d)
+        out = self._softmax(qf @ a.transpose(-1, -2)) @ agent_v             # (B,h,N,d)
         out = out.to(q.dtype)
         if self.dwc is not None:
-            out = out + self.dwc(v, hw, q.shape[-2], kv_hw)
+            branch = self.dwc(v, hw, q.shape[-2], kv_hw)
+            out = out.add_(branch) if inplace_ok(out, branch) else out + branch
         return out
 
     def extra_repr(self) -> str:

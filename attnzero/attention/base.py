@@ -60,6 +60,13 @@ def acc_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
 
 
+def inplace_ok(*tensors: Optional[torch.Tensor]) -> bool:
+    """True when autograd will not record the computation on ``tensors`` (grad mode off, or none of
+    them requires grad), so a kernel may update its own intermediates in place. Inputs are never
+    updated in place."""
+    return not torch.is_grad_enabled() or not any(t is not None and t.requires_grad for t in tensors)
+
+
 def infer_kv_hw(hw: HW, m_spatial: int) -> HW:
     """Grid of ``m_spatial`` key/value tokens reduced from the query grid ``hw`` by a common
     integer stride (PVT's ``floor(H / r) x floor(W / r)``)."""

@@ -26,16 +26,27 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import HW, AttentionKernel, VBranch, acc_dtype, register_attention
+from .base import HW, AttentionKernel, VBranch, acc_dtype, inplace_ok, register_attention
 from .linear import kernelized_linear_attention
 
 
-def focusing_function(x: torch.Tensor, p: float) -> torch.Tensor:
+def focusing_function(x: torch.Tensor, p: float, inplace: bool = False) -> torch.Tensor:
     """``f_p(x) = ||x|| / ||x^p|| * x^p`` over the last dim for non-negative ``x``. Computed on
     ``u = x / max(x)`` (mathematically identical: ``||x|| = max(x) ||u||`` and ``f_p`` is
     scale-equivariant), so that neither ``x^p`` nor ``||x||`` overflows or underflows; all-zero rows
-    (padding, or ReLU killing every channel) map to zero with zero (not NaN) gradients."""
+    (padding, or ReLU killing every channel) map to zero with zero (not NaN) gradients.
+
+    ``inplace=True`` (only for an intermediate the caller owns, and only without autograd)
+    overwrites ``x``: three read-write passes and three reductions, no temporaries of ``x``'s size.
+    """
     tiny = torch.finfo(x.dtype).tiny
+    if inplace and not (torch.is_grad_enabled() and x.requires_grad):
+        m = x.amax(dim=-1, keepdim=True).clamp_min_(tiny)
+        u = x.div_(m)
+        nu = torch.linalg.vector_norm(u, dim=-1, keepdim=True)
+        up = u.pow_(p)
+        nup = torch.linalg.vector_norm(up, dim=-1, keepdim=True).clamp_min_(tiny)
+        return up.mul_(m.mul_(nu).div_(nup))     # all-zero rows: up = 0 (and nu = 0)
 
     def norm(t: torch.Tensor) -> torch.Tensor:
         # sqrt of a clamped sum of squares: equal to ||t|| wherever max(u) = 1 (sum >= 1), and
@@ -73,6 +84,8 @@ class FocusedLinearAttention(AttentionKernel):
 
     def feature_map(self, x: torch.Tensor) -> torch.Tensor:
         s = F.softplus(self.scale.to(x.dtype))
+        if inplace_ok(x, s):  # ReLU's result is ours: scale and focus it in place
+            return focusing_function(F.relu(x).div_(s), self.focusing_factor, inplace=True)
         return focusing_function(F.relu(x) / s, self.focusing_factor)
 
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, hw: Optional[HW] = None,
@@ -82,7 +95,8 @@ class FocusedLinearAttention(AttentionKernel):
         out = kernelized_linear_attention(self.feature_map(q.to(dt)), self.feature_map(k.to(dt)),
                                           v, self.eps).to(q.dtype)
         if self.dwc is not None:
-            out = out + self.dwc(v, hw, q.shape[-2], kv_hw)
+            branch = self.dwc(v, hw, q.shape[-2], kv_hw)
+            out = out.add_(branch) if inplace_ok(out, branch) else out + branch
         return out
 
     def extra_repr(self) -> str:

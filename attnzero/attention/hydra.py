@@ -37,20 +37,29 @@ class HydraAttention(AttentionKernel):
         self.per_head = per_head
         self.eps = eps
 
-    def _l2(self, x: torch.Tensor) -> torch.Tensor:
+    def _inv_norm(self, x: torch.Tensor) -> torch.Tensor:
+        """``1 / max(||x_n||, eps)`` per token: ``(B, h, N, 1)`` per head, else ``(B, 1, N, 1)``
+        (the norm over heads and d, taken as the norm over heads of the per-head norms: a reduction
+        over the contiguous last dim, which reads ``x`` once and forms no squared copy). All-zero
+        tokens (padding) get zero, not NaN, gradients: the clamp comes before the square root."""
+        n = torch.linalg.vector_norm(x, dim=-1, keepdim=True)
         if self.per_head:
-            n = x.norm(dim=-1, keepdim=True)
-        else:  # over heads and d: (B, h, N, d) -> norm over dims 1 and 3
-            n = x.pow(2).sum(dim=(1, 3), keepdim=True).sqrt()
-        return x / n.clamp_min(self.eps)
+            return n.clamp_min(self.eps).reciprocal()
+        # (vector_norm over the strided heads dim is slow: square and sum the small per-head norms)
+        return n.square().sum(dim=1, keepdim=True).clamp_min(self.eps ** 2).rsqrt()
 
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, hw: Optional[HW] = None,
                 attn_bias: Optional[torch.Tensor] = None, kv_hw: Optional[HW] = None) -> torch.Tensor:
         self._check_bias(attn_bias)
         dt = acc_dtype(q.dtype)
-        qh, kh = self._l2(q.to(dt)), self._l2(k.to(dt))
-        g = (kh * v.to(dt)).sum(dim=-2, keepdim=True)  # (B, h, 1, d)
-        return (qh * g).to(q.dtype)
+        qf, kf, vf = q.to(dt), k.to(dt), v.to(dt)
+        # g = sum_m k^_m * v_m = sum_m (k_m * v_m) / ||k_m||: the 1/||k_m|| weighting is a
+        # contraction over m (a batched matrix-vector product), so k^ is never materialised.
+        wk = self._inv_norm(kf).squeeze(-1)                              # (B, h|1, M)
+        g = torch.einsum('bhmd,bhm->bhd', kf * vf, wk.expand(kf.shape[:3]))
+        # out = q^ * g = (q * g) / ||q||: the scaling is applied in place to the product (mul saves
+        # its inputs, not its result, so this is also valid under autograd).
+        return (qf * g.unsqueeze(-2)).mul_(self._inv_norm(qf)).to(q.dtype)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f', per_head={self.per_head}'
