@@ -232,6 +232,19 @@ def test_inference_fast_path_equals_autograd_path(name):
     assert all(torch.isfinite(t.grad).all() for t in (qg, kg, vg))
 
 
+def test_add_branch_never_writes_into_an_input():
+    from attnzero.attention.base import add_branch
+    v = torch.ones(2, 3)
+    with torch.no_grad():
+        out = add_branch(v[:1], torch.ones(1, 3), v)          # a view of an input: out of place
+        assert torch.equal(v, torch.ones(2, 3)) and torch.equal(out, torch.full((1, 3), 2.0))
+        own = torch.zeros(2, 3)
+        assert add_branch(own, v, v) is own and torch.equal(own, v)   # its own tensor: in place
+    w = torch.zeros(2, 3, requires_grad=True)
+    y = w * 1
+    assert add_branch(y, v, v) is not y                        # autograd records it: out of place
+
+
 def test_focusing_function_inplace_matches():
     from attnzero.attention.focused import focusing_function
     x = torch.rand(3, 5, 8, dtype=torch.float64)

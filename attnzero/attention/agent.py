@@ -22,7 +22,7 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from .base import HW, AttentionKernel, VBranch, acc_dtype, inplace_ok, register_attention
+from .base import HW, AttentionKernel, VBranch, acc_dtype, add_branch, register_attention
 
 
 @register_attention('agent')
@@ -74,8 +74,7 @@ class AgentAttention(AttentionKernel):
         out = self._softmax(qf @ a.transpose(-1, -2)) @ agent_v             # (B,h,N,d)
         out = out.to(q.dtype)
         if self.dwc is not None:
-            branch = self.dwc(v, hw, q.shape[-2], kv_hw)
-            out = out.add_(branch) if inplace_ok(out, branch) else out + branch
+            out = add_branch(out, self.dwc(v, hw, q.shape[-2], kv_hw), q, k, v)
         return out
 
     def extra_repr(self) -> str:

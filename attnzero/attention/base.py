@@ -67,6 +67,16 @@ def inplace_ok(*tensors: Optional[torch.Tensor]) -> bool:
     return not torch.is_grad_enabled() or not any(t is not None and t.requires_grad for t in tensors)
 
 
+def add_branch(out: torch.Tensor, branch: torch.Tensor, *inputs: torch.Tensor) -> torch.Tensor:
+    """``out + branch``, in place on ``out`` when that is safe: no autograd recording
+    (:func:`inplace_ok`), same shape and dtype, and ``out`` shares no memory with ``inputs`` (a
+    genome may return one of its inputs unchanged)."""
+    if (inplace_ok(out, branch) and out.shape == branch.shape and out.dtype == branch.dtype
+            and not any(out.untyped_storage().data_ptr() == t.untyped_storage().data_ptr() for t in inputs)):
+        return out.add_(branch)
+    return out + branch
+
+
 def infer_kv_hw(hw: HW, m_spatial: int) -> HW:
     """Grid of ``m_spatial`` key/value tokens reduced from the query grid ``hw`` by a common
     integer stride (PVT's ``floor(H / r) x floor(W / r)``)."""
@@ -114,15 +124,22 @@ class VBranch(nn.Conv2d):
         if kv_hw is None or kv_hw[0] * kv_hw[1] != M - p:
             kv_hw = infer_kv_hw(hw, M - p)
         Hk, Wk = kv_hw
-        vs = v[:, :, p:].transpose(-1, -2)  # (B, h, d, Mk)
+        # The conv runs on channels-last images, the token layout itself: with a filter bank shared
+        # across heads, (B, h, Mk, d) *is* a channels-last (B*h, d, Hk, Wk) image (no copy); with one
+        # filter per channel of C, one copy brings the heads next to d. Depthwise convs are fastest
+        # channels-last on CPU, and the result maps back onto tokens without a transposed copy.
+        vs = v[:, :, p:]
         if self.shared_across_heads:
-            g = vs.reshape(B * h, d, Hk, Wk)
+            g = vs.reshape(B * h, Hk, Wk, d).permute(0, 3, 1, 2)
         else:
-            g = vs.reshape(B, h * d, Hk, Wk)
+            g = vs.permute(0, 2, 1, 3).reshape(B, Hk, Wk, h * d).permute(0, 3, 1, 2)
         if (Hk, Wk) != (H, W):
             g = F.interpolate(g, size=(H, W), mode='bilinear', align_corners=False)
-        g = self._conv_forward(g, self.weight, self.bias)
-        out = g.reshape(B, h, d, H * W).transpose(-1, -2)
+        g = self._conv_forward(g, self.weight, self.bias).permute(0, 2, 3, 1)  # (., H, W, channels)
+        if self.shared_across_heads:
+            out = g.reshape(B, h, H * W, d)
+        else:
+            out = g.reshape(B, H * W, h, d).permute(0, 2, 1, 3)
         if n_out != H * W:
             out = F.pad(out, (0, 0, n_out - H * W, 0))
         return out

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import HW, AttentionKernel, VBranch, acc_dtype, inplace_ok, register_attention
+from .base import HW, AttentionKernel, VBranch, acc_dtype, add_branch, inplace_ok, register_attention
 from .linear import kernelized_linear_attention
 
 
@@ -95,8 +95,7 @@ class FocusedLinearAttention(AttentionKernel):
         out = kernelized_linear_attention(self.feature_map(q.to(dt)), self.feature_map(k.to(dt)),
                                           v, self.eps).to(q.dtype)
         if self.dwc is not None:
-            branch = self.dwc(v, hw, q.shape[-2], kv_hw)
-            out = out.add_(branch) if inplace_ok(out, branch) else out + branch
+            out = add_branch(out, self.dwc(v, hw, q.shape[-2], kv_hw), q, k, v)
         return out
 
     def extra_repr(self) -> str:

@@ -23,7 +23,7 @@ from typing import Any, Optional, Union
 
 import torch
 
-from .base import HW, AttentionKernel, VBranch, register_attention
+from .base import HW, AttentionKernel, VBranch, add_branch, register_attention
 
 
 def as_genome(genome: Union[None, str, dict, Any]):
@@ -93,7 +93,7 @@ class AttnZeroAttention(AttentionKernel):
         # work, norms/sums/statistics and token contractions are accumulated in float32 inside it
         out = fn(q, k, v)
         if self.dwc is not None:
-            out = out + self.dwc(v, hw, q.shape[-2], kv_hw)
+            out = add_branch(out, self.dwc(v, hw, q.shape[-2], kv_hw), q, k, v)
         return out
 
     def extra_repr(self) -> str:
