@@ -129,6 +129,25 @@ def test_elu_plus_one_matches_elu(dtype, rtol):
     assert yi.data_ptr() == xi.data_ptr() and torch.equal(yi, y) and torch.equal(x, x0)
 
 
+@pytest.mark.parametrize('inplace', [False, True])
+def test_elu_plus_one_blocked_path_equals_unblocked(monkeypatch, inplace):
+    """Tensors above the block threshold take the cache-blocked path (last block partial); the
+    values are bit-identical to the one-pass path and the input is untouched out of place."""
+    from attnzero.space import ops
+    x = torch.randn(3, 1000, generator=torch.Generator().manual_seed(1)) * 3
+    ref = ops.elu_plus_one(x)                                   # below the threshold: one pass
+    monkeypatch.setattr(ops, '_BLOCKED_MIN_NUMEL', 1000)
+    monkeypatch.setattr(ops, '_ELEMENTWISE_BLOCK', 256)        # 3000 = 11 blocks + 184
+    x0 = x.clone()
+    y = ops.elu_plus_one(x, inplace=inplace)
+    assert torch.equal(y, ref)
+    assert (y.data_ptr() == x.data_ptr()) == inplace
+    if not inplace:
+        assert torch.equal(x, x0)
+    xt = x0.t()                                                 # non-contiguous: unblocked path
+    assert torch.equal(ops.elu_plus_one(xt), ref.t())
+
+
 def test_elu_plus_one_gradient():
     import torch.nn.functional as F
 

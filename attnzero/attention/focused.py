@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import HW, AttentionKernel, VBranch, acc_dtype, add_branch, inplace_ok, register_attention
-from .linear import kernelized_linear_attention
+from .linear import linear_attention_apply, linear_attention_state
 
 
 def focusing_function(x: torch.Tensor, p: float, inplace: bool = False) -> torch.Tensor:
@@ -92,8 +92,8 @@ class FocusedLinearAttention(AttentionKernel):
                 attn_bias: Optional[torch.Tensor] = None, kv_hw: Optional[HW] = None) -> torch.Tensor:
         self._check_bias(attn_bias)
         dt = acc_dtype(q.dtype)
-        out = kernelized_linear_attention(self.feature_map(q.to(dt)), self.feature_map(k.to(dt)),
-                                          v, self.eps).to(q.dtype)
+        kv, ksum = linear_attention_state(self.feature_map(k.to(dt)), v)   # phi(K) freed here
+        out = linear_attention_apply(self.feature_map(q.to(dt)), kv, ksum, self.eps).to(q.dtype)
         if self.dwc is not None:
             out = add_branch(out, self.dwc(v, hw, q.shape[-2], kv_hw), q, k, v)
         return out

@@ -11,7 +11,7 @@ computed right-to-left (``phi(K)^T V`` is ``d x d``), so no ``N x M`` matrix is 
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -20,18 +20,31 @@ from ..space.ops import elu_plus_one
 from .base import HW, AttentionKernel, acc_dtype, inplace_ok, register_attention
 
 
+def linear_attention_state(fk: torch.Tensor, v: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The token reduction of linear attention: ``fk (B,h,M,d)``, ``v (B,h,M,e)`` ->
+    ``(phi(K)^T V (B,h,d,e), sum_m phi(k_m) (B,h,d))``, in float32 for half inputs."""
+    dt = acc_dtype(v.dtype)
+    fk, v = fk.to(dt), v.to(dt)
+    return torch.einsum('bhmd,bhme->bhde', fk, v), fk.sum(dim=-2)
+
+
+def linear_attention_apply(fq: torch.Tensor, kv: torch.Tensor, ksum: torch.Tensor,
+                           eps: float = 1e-6) -> torch.Tensor:
+    """``phi(Q) kv / (phi(Q) . ksum + eps)`` -> ``(B,h,N,e)`` in the state's dtype. Without autograd
+    the division is done in place on the numerator (one pass over the output instead of two)."""
+    fq = fq.to(kv.dtype)
+    num = torch.einsum('bhnd,bhde->bhne', fq, kv)            # (B,h,N,e)
+    den = torch.einsum('bhnd,bhd->bhn', fq, ksum).unsqueeze(-1) + eps
+    return num.div_(den) if inplace_ok(fq, kv, ksum) else num / den
+
+
 def kernelized_linear_attention(fq: torch.Tensor, fk: torch.Tensor, v: torch.Tensor,
                                 eps: float = 1e-6) -> torch.Tensor:
     """``fq (B,h,N,d)``, ``fk (B,h,M,d)``, ``v (B,h,M,e)`` -> ``(B,h,N,e)``, in float32 for half
-    inputs (the caller casts back). ``eps`` is added to the normaliser. Without autograd the
-    division is done in place on the numerator (one pass over the output instead of two)."""
-    dt = acc_dtype(v.dtype)
-    fq, fk, v = fq.to(dt), fk.to(dt), v.to(dt)
-    kv = torch.einsum('bhmd,bhme->bhde', fk, v)              # (B,h,d,e)
-    ksum = fk.sum(dim=-2)                                     # (B,h,d)
-    num = torch.einsum('bhnd,bhde->bhne', fq, kv)            # (B,h,N,e)
-    den = torch.einsum('bhnd,bhd->bhn', fq, ksum).unsqueeze(-1) + eps
-    return num.div_(den) if inplace_ok(fq, fk, v) else num / den
+    inputs (the caller casts back). ``eps`` is added to the normaliser. Kernels call the two halves
+    themselves, so that ``phi(K)`` is freed before ``phi(Q)`` is formed (peak memory: one feature
+    map instead of two)."""
+    return linear_attention_apply(fq, *linear_attention_state(fk, v), eps)
 
 
 class _FeatureMapLinear(AttentionKernel):
@@ -49,9 +62,8 @@ class _FeatureMapLinear(AttentionKernel):
                 attn_bias: Optional[torch.Tensor] = None, kv_hw: Optional[HW] = None) -> torch.Tensor:
         self._check_bias(attn_bias)
         dt = acc_dtype(q.dtype)
-        out = kernelized_linear_attention(self.feature_map(q.to(dt)), self.feature_map(k.to(dt)),
-                                          v, self.eps)
-        return out.to(q.dtype)
+        kv, ksum = linear_attention_state(self.feature_map(k.to(dt)), v)
+        return linear_attention_apply(self.feature_map(q.to(dt)), kv, ksum, self.eps).to(q.dtype)
 
 
 @register_attention('linear')
