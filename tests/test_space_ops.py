@@ -136,8 +136,8 @@ def test_elu_plus_one_blocked_path_equals_unblocked(monkeypatch, inplace):
     from attnzero.space import ops
     x = torch.randn(3, 1000, generator=torch.Generator().manual_seed(1)) * 3
     ref = ops.elu_plus_one(x)                                   # below the threshold: one pass
-    monkeypatch.setattr(ops, '_BLOCKED_MIN_NUMEL', 1000)
-    monkeypatch.setattr(ops, '_ELEMENTWISE_BLOCK', 256)        # 3000 = 11 blocks + 184
+    monkeypatch.setattr(ops, 'BLOCKED_MIN_NUMEL', 1000)
+    monkeypatch.setattr(ops, 'ELEMENTWISE_BLOCK', 256)        # 3000 = 11 blocks + 184
     x0 = x.clone()
     y = ops.elu_plus_one(x, inplace=inplace)
     assert torch.equal(y, ref)

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..space.ops import BLOCKED_MIN_NUMEL, ELEMENTWISE_BLOCK
 from .base import HW, AttentionKernel, VBranch, acc_dtype, add_branch, inplace_ok, register_attention
 from .linear import linear_attention_apply, linear_attention_state
 
@@ -84,9 +85,19 @@ class FocusedLinearAttention(AttentionKernel):
 
     def feature_map(self, x: torch.Tensor) -> torch.Tensor:
         s = F.softplus(self.scale.to(x.dtype))
-        if inplace_ok(x, s):  # ReLU's result is ours: scale and focus it in place
+        if not inplace_ok(x, s):
+            return focusing_function(F.relu(x) / s, self.focusing_factor)
+        if x.numel() < BLOCKED_MIN_NUMEL:  # ReLU's result is ours: scale and focus it in place
             return focusing_function(F.relu(x).div_(s), self.focusing_factor, inplace=True)
-        return focusing_function(F.relu(x) / s, self.focusing_factor)
+        # Larger than the caches: the feature map is row-wise, so it runs on blocks of token rows
+        # that stay cache-resident through its eight passes (memory sees one read and one write).
+        out = torch.empty_like(x)
+        B, h, N, d = x.shape
+        rows = max(1, ELEMENTWISE_BLOCK // (B * h * d))
+        for i in range(0, N, rows):
+            o = torch.clamp_min(x[:, :, i:i + rows], 0, out=out[:, :, i:i + rows])
+            focusing_function(o.div_(s), self.focusing_factor, inplace=True)
+        return out
 
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, hw: Optional[HW] = None,
                 attn_bias: Optional[torch.Tensor] = None, kv_hw: Optional[HW] = None) -> torch.Tensor:
