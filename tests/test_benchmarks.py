@@ -23,6 +23,7 @@ def test_benchmark_attention_quick(tmp_path):
     assert any(n.startswith('genome:') for n in names)
     assert {r['mode'] for r in rows} == {'fwd', 'fwdbwd'}
     assert all(float(r['ms']) > 0 for r in rows)
+    assert all(float(r['faults_per_call']) >= 0 for r in rows)
     assert out.with_suffix('.png').stat().st_size > 0
     assert 'exponent' in out.with_suffix('.md').read_text()
     # the tables of an existing (e.g. interrupted) sweep can be re-rendered from its csv

@@ -148,6 +148,26 @@ def test_elu_plus_one_blocked_path_equals_unblocked(monkeypatch, inplace):
     assert torch.equal(ops.elu_plus_one(xt), ref.t())
 
 
+def test_elu_plus_one_is_not_blocked_under_torch_compile(monkeypatch):
+    """torch.compile fuses the passes itself; tracing the block loop would unroll it into the graph."""
+    from attnzero.space import ops
+    monkeypatch.setattr(ops, 'BLOCKED_MIN_NUMEL', 1000)
+    monkeypatch.setattr(ops, 'ELEMENTWISE_BLOCK', 256)
+    sizes = []
+
+    def backend(gm, example_inputs):
+        sizes.append(len(gm.graph.nodes))
+        return gm.forward
+
+    torch._dynamo.reset()
+    x = torch.randn(3000)
+    with torch.no_grad():
+        y = torch.compile(ops.elu_plus_one, backend=backend, dynamic=False)(x)
+    torch._dynamo.reset()
+    assert torch.equal(y, ops.elu_plus_one(x))
+    assert sizes and max(sizes) < 20, sizes        # 12 blocks x 5 ops if the loop were traced
+
+
 def test_elu_plus_one_gradient():
     import torch.nn.functional as F
 

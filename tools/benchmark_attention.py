@@ -108,7 +108,8 @@ def last_level_cache() -> str:
 def interleaved(fns: Dict[str, Callable[[], object]], device: torch.device, rounds: int = 7,
                 warmup: int = 1, min_time: float = 0.0, max_rounds: int = 50,
                 block_ms: float = 0.0, warmup_ms: float = 0.0,
-                flush: Optional[Callable[[], None]] = None) -> Dict[str, List[float]]:
+                flush: Optional[Callable[[], None]] = None,
+                faults: Optional[Dict[str, List[float]]] = None) -> Dict[str, List[float]]:
     """Times (ms per call) of every variant measured round-robin (the first variant rotates each
     round): at least ``rounds`` rounds and at least ``min_time`` seconds (at most ``max_rounds``).
 
@@ -120,7 +121,9 @@ def interleaved(fns: Dict[str, Callable[[], object]], device: torch.device, roun
     process needs a few hundred calls to stop growing: until then, calls page-fault).
 
     ``flush`` (see :func:`cache_flusher`): cold-cache timing -- every sample is one call made right
-    after ``flush()`` (not timed); ``block_ms`` is then ignored."""
+    after ``flush()`` (not timed); ``block_ms`` is then ignored. ``faults``: filled with the process's
+    minor page faults per call of every sample (``getrusage``; the kernel zeroing pages that the
+    allocator handed back and takes again)."""
     names = list(fns)
     number = {n: 1 for n in names}
     for n in names:
@@ -145,11 +148,14 @@ def interleaved(fns: Dict[str, Callable[[], object]], device: torch.device, roun
             if flush is not None:
                 flush()
             sync(device)
+            f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             t0 = time.perf_counter()
             for _ in range(m):
                 f()
             sync(device)
             times[n].append((time.perf_counter() - t0) * 1e3 / m)
+            if faults is not None:
+                faults.setdefault(n, []).append((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0) / m)
         r += 1
     return times
 
@@ -366,10 +372,11 @@ def run_sweep(args, device: torch.device, dtype: torch.dtype) -> List[dict]:
                             qg, kg, vg = (x.detach().clone().requires_grad_() for x in (q, k, v))
                             active[n] = (lambda f, qg, kg, vg: lambda: _fwdbwd(f, qg, kg, vg))(f, qg, kg, vg)
                     load0 = loadavg()
+                    faults: Dict[str, List[float]] = {}
                     try:
                         times = interleaved(active, device, rounds=args.rounds, min_time=args.min_time,
                                             block_ms=args.block_ms, warmup_ms=args.warmup_ms,
-                                            flush=args.flush)
+                                            flush=args.flush, faults=faults)
                     except (RuntimeError, MemoryError) as e:  # allocation refused (RLIMIT_AS): record it
                         msg = f'failed: {str(e).splitlines()[0][:100]}'
                         for n in active:
@@ -384,6 +391,7 @@ def run_sweep(args, device: torch.device, dtype: torch.dtype) -> List[dict]:
                         last[(n, mode, hd, B)] = (N, ms, mib)
                         rows.append(dict(attn=n, mode=mode, hd=hd, heads=h, d=d, B=B, N=N, ms=ms,
                                          ms_min=min(times[n]), reps=len(times[n]), mib=mib,
+                                         faults_per_call=median(faults.get(n, [])),
                                          skipped='', load=load0,
                                          floor=LINEAR_FLOOR.get(n, '')))
                     if args.partial:
@@ -406,7 +414,7 @@ def _write_csv(rows: List[dict], path: Path) -> None:
 def load_rows(path: str) -> List[dict]:
     """Rows of a sweep csv (e.g. the ``.partial.csv`` of an interrupted run), typed as the sweep makes
     them."""
-    ints, floats = ('heads', 'd', 'B', 'N', 'reps'), ('ms', 'ms_min', 'mib')
+    ints, floats = ('heads', 'd', 'B', 'N', 'reps'), ('ms', 'ms_min', 'mib', 'faults_per_call')
     rows = []
     with open(path, newline='') as f:
         for r in csv.DictReader(f):
@@ -487,6 +495,14 @@ def summarize(rows: List[dict], args, info: Dict[str, str]) -> str:
         lines += ['## Skipped cells', '']
         lines += [f'- {r["attn"]} {r["mode"]} {r["hd"]} B={r["B"]} N={r["N"]}: {r["skipped"]}'
                   for r in skipped]
+        lines.append('')
+    faulting = [r for r in rows if not r['skipped'] and (r.get('faults_per_call') or 0) >= 1000]
+    if faulting:
+        lines += ['## Cells that page-fault', '',
+                  'Median minor page faults per call in the timed rounds (>= 1000, i.e. >= 4 MiB of '
+                  'memory the kernel had to map and zero again on every call):', '']
+        lines += [f'- {r["attn"]} {r["mode"]} {r["hd"]} B={r["B"]} N={r["N"]}: {r["faults_per_call"]:.0f} '
+                  f'({fmt(r["ms"])} ms)' for r in faulting]
         lines.append('')
     for (lo, hi), stat, label in (((3136, 50176), 'ms', 'median'), ((3136, 50176), 'ms_min', 'min'),
                                   ((12544, 50176), 'ms', 'median')):
