@@ -245,21 +245,6 @@ def test_add_branch_never_writes_into_an_input():
     assert add_branch(y, v, v) is not y                        # autograd records it: out of place
 
 
-def test_focused_blocked_feature_map_equals_unblocked(monkeypatch):
-    """Large inputs take the cache-blocked feature map (token rows in blocks, last one partial)."""
-    import attnzero.attention.focused as fo
-    kern = make('focused')
-    x = rand(2, 2, 50, 8)
-    x[:, :, 7] = -1.0
-    with torch.no_grad():
-        ref = kern.feature_map(x)
-        monkeypatch.setattr(fo, 'BLOCKED_MIN_NUMEL', 100)
-        monkeypatch.setattr(fo, 'ELEMENTWISE_BLOCK', 2 * 2 * 8 * 6)        # 6 rows per block
-        x0 = x.clone()
-        out = kern.feature_map(x)
-    assert torch.equal(out, ref) and torch.equal(x, x0)
-
-
 def test_focusing_function_inplace_matches():
     from attnzero.attention.focused import focusing_function
     x = torch.rand(3, 5, 8, dtype=torch.float64)

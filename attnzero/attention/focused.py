@@ -26,7 +26,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..space.ops import ELEMENTWISE_BLOCK
 from .base import HW, AttentionKernel, VBranch, acc_dtype, add_branch, inplace_ok, register_attention
 from .linear import linear_attention_apply, linear_attention_state
 
@@ -60,12 +59,6 @@ def focusing_function(x: torch.Tensor, p: float, inplace: bool = False) -> torch
     return (m * norm(u)) * up / norm(up)
 
 
-#: inference feature maps of at least this many elements run on blocks of token rows; measured on
-#: the 2-core development machine (cold caches): 4.2 vs 3.7 ms one-pass at 3.1 M elements, 7.7 vs
-#: 12.9 ms at 6.1 M, 17.3 vs 27.6 ms at 12.2 M.
-BLOCKED_MIN_NUMEL = 2 ** 22
-
-
 @register_attention('focused')
 class FocusedLinearAttention(AttentionKernel):
     """FLatten's focused linear attention (see module docstring).
@@ -93,17 +86,8 @@ class FocusedLinearAttention(AttentionKernel):
         s = F.softplus(self.scale.to(x.dtype))
         if not inplace_ok(x, s):
             return focusing_function(F.relu(x) / s, self.focusing_factor)
-        if x.numel() < BLOCKED_MIN_NUMEL or torch.compiler.is_compiling():  # in place, one block
-            return focusing_function(F.relu(x).div_(s), self.focusing_factor, inplace=True)
-        # Larger than the caches: the feature map is row-wise, so it runs on blocks of token rows
-        # that stay cache-resident through its eight passes (memory sees one read and one write).
-        out = torch.empty_like(x)
-        B, h, N, d = x.shape
-        rows = max(1, ELEMENTWISE_BLOCK // (B * h * d))
-        for i in range(0, N, rows):
-            o = torch.clamp_min(x[:, :, i:i + rows], 0, out=out[:, :, i:i + rows])
-            focusing_function(o.div_(s), self.focusing_factor, inplace=True)
-        return out
+        # ReLU's result is ours: scale and focus it in place (three read-write passes)
+        return focusing_function(F.relu(x).div_(s), self.focusing_factor, inplace=True)
 
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, hw: Optional[HW] = None,
                 attn_bias: Optional[torch.Tensor] = None, kv_hw: Optional[HW] = None) -> torch.Tensor:
