@@ -38,15 +38,6 @@ def linear_attention_apply(fq: torch.Tensor, kv: torch.Tensor, ksum: torch.Tenso
     return num.div_(den) if inplace_ok(fq, kv, ksum) else num / den
 
 
-def kernelized_linear_attention(fq: torch.Tensor, fk: torch.Tensor, v: torch.Tensor,
-                                eps: float = 1e-6) -> torch.Tensor:
-    """``fq (B,h,N,d)``, ``fk (B,h,M,d)``, ``v (B,h,M,e)`` -> ``(B,h,N,e)``, in float32 for half
-    inputs (the caller casts back). ``eps`` is added to the normaliser. Kernels call the two halves
-    themselves, so that ``phi(K)`` is freed before ``phi(Q)`` is formed (peak memory: one feature
-    map instead of two)."""
-    return linear_attention_apply(fq, *linear_attention_state(fk, v), eps)
-
-
 class _FeatureMapLinear(AttentionKernel):
     linear = True
 

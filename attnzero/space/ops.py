@@ -193,6 +193,13 @@ def _homog_div_shape(s: Shape) -> Shape:
 # ------------------------------------------------------------------------------------------
 # unary implementations (all out-of-place)
 # ------------------------------------------------------------------------------------------
+#: elementwise work on tensors of at least ``BLOCKED_MIN_NUMEL`` elements (8 MB of float32) is done
+#: in blocks of ``ELEMENTWISE_BLOCK`` elements (1 MiB of float32: one core's L2 on the development
+#: machine).
+ELEMENTWISE_BLOCK = 2 ** 18
+BLOCKED_MIN_NUMEL = 2 ** 21
+
+
 def elu_plus_one(x: Tensor, inplace: bool = False) -> Tensor:
     """``ELU(x) + 1`` computed as ``2 ** (log2(e) * min(x, 0)) + max(x, 0)``.
 
@@ -222,12 +229,6 @@ def elu_plus_one(x: Tensor, inplace: bool = False) -> Tensor:
     pos = x.clamp_min(0)
     y = x.mul_(_LOG2E) if inplace else x.mul(_LOG2E)
     return y.clamp_max_(0).exp2_().add_(pos)
-
-
-#: elementwise work on tensors of at least this many elements is done in blocks of
-#: ``ELEMENTWISE_BLOCK`` elements (1 MiB of float32, half the L2 of this project's 2-core machine).
-ELEMENTWISE_BLOCK = 2 ** 18
-BLOCKED_MIN_NUMEL = 2 ** 21
 
 
 def _ew(f: Callable[[Tensor], Tensor]) -> Callable[[Tensor, int], Tensor]:
