@@ -28,8 +28,8 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import benchmark_attention as ba  # noqa: E402
-from benchmark_attention import interleaved, loadavg, machine_info, md_table, median  # noqa: E402
+from benchmark_attention import (interleaved, loadavg, machine_info, md_table, median,  # noqa: E402
+                                 setup_malloc)
 
 from attnzero.space.ops import elu_plus_one  # noqa: E402
 
@@ -117,7 +117,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     command = 'python tools/benchmark_ops.py ' + ' '.join(argv if argv is not None else sys.argv[1:])
     torch.set_num_threads(args.threads)
-    ba.setup_malloc(args.default_malloc)  # for the ELU table (the fault table sets its own per subprocess)
+    setup_malloc(args.default_malloc)  # for the ELU table (the fault table sets its own per subprocess)
     if args.quick:
         elu_shape, shapes, rounds, calls, block, warm = (1, 2, 196, 32), [(1, 2, 196, 32)], 1, 4, 0.0, 0.0
     else:
