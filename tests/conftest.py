@@ -1,6 +1,7 @@
 """Shared pytest fixtures and helpers."""
 from __future__ import annotations
 
+import gc
 import importlib.util
 
 import pytest
@@ -26,3 +27,20 @@ requires_mm = pytest.mark.skipif(not has_mm_stack(), reason='OpenMMLab stack not
 def _seed_everything():
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture
+def no_gc():
+    """``count(fn)``: run ``fn`` with the cycle collector off and return how many unreachable
+    objects the collector then finds (0: everything ``fn`` created was freed by reference counting)."""
+    enabled = gc.isenabled()
+    gc.disable()
+
+    def count(fn) -> int:
+        gc.collect()
+        fn()
+        return gc.collect()
+
+    yield count
+    if enabled:
+        gc.enable()

@@ -21,6 +21,7 @@ import torch
 import attnzero  # noqa: F401  (registers the models)
 from attnzero.models import MODEL_NAMES, CSwin, DeiT, PVT, PVTv2, Swin, adapt_state_dict
 from attnzero.models.checkpoint import load_checkpoint_into
+from attnzero.space import TRIAL_105, TRIAL_140
 
 ATTNS = ('softmax', 'linear', 'focused', 'relu_linear', 'hydra', 'agent', 'attnzero')
 SIZES = ((224, 224), (200, 320))
@@ -324,3 +325,17 @@ def test_checkpoint_adaptation_resolution_window_head(tmp_path):
     assert not res.missing_keys
     outs = s_dst(torch.randn(1, 3, 61, 90))
     _check_pyramid(s_dst, outs, (61, 90))
+
+
+@pytest.mark.parametrize('attn,genome', [('attnzero', TRIAL_105), ('attnzero', TRIAL_140), ('linear', None)])
+def test_forward_creates_no_reference_cycles(attn, genome, no_gc):
+    """A forward (and backward) leaves no garbage for the cycle collector: intermediates are freed
+    as soon as the last reference goes, not whenever ``gc`` next runs. (A self-recursive closure in
+    the genome executors once kept every attention intermediate of a call alive until then.)"""
+    for fam, m in tiny_models(attn, genome=genome).items():
+        x = torch.randn(2, 3, 32, 32)
+        with torch.no_grad():
+            m.eval()(x)
+            assert no_gc(lambda: m(x)) == 0, fam
+        m.train()
+        assert no_gc(lambda: m(x).square().mean().backward()) == 0, fam

@@ -166,10 +166,12 @@ class _Val:
 
 
 class _Ctx:
-    __slots__ = ('inplace', 'half', 'd', 'tokens', 'out_dtype')
+    __slots__ = ('inplace', 'half', 'd', 'tokens', 'out_dtype', 'q', 'k', 'v')
 
-    def __init__(self, inplace: bool, half: bool, d: int, tokens: Sequence[int], out_dtype) -> None:
+    def __init__(self, inplace: bool, half: bool, d: int, tokens: Sequence[int], out_dtype,
+                 q: Tensor, k: Tensor, v: Tensor) -> None:
         self.inplace, self.half, self.d, self.tokens, self.out_dtype = inplace, half, d, set(tokens), out_dtype
+        self.q, self.k, self.v = q, k, v
 
 
 def _mul(x: Any, y: Any) -> Any:
@@ -204,13 +206,17 @@ def _chain_product(factors: Sequence[Tensor], ctx: _Ctx) -> Tensor:
                     best = (c, k)
             cost[(i, j)] = best
 
-    def build(i: int, j: int) -> Tensor:
-        if i == j:
-            return factors[i]
-        k = cost[(i, j)][1]
-        return _matmul(build(i, k), build(k + 1, j), ctx)
+    return _chain_build(factors, cost, 0, n - 1, ctx)
 
-    return build(0, n - 1)
+
+def _chain_build(factors: Sequence[Tensor], cost: Dict[Tuple[int, int], Tuple[float, int]], i: int, j: int,
+                 ctx: _Ctx) -> Tensor:
+    """Product of ``factors[i..j]`` split where ``cost`` says (module level: a closure calling
+    itself would be a reference cycle holding the factors until the next garbage collection)."""
+    if i == j:
+        return factors[i]
+    k = cost[(i, j)][1]
+    return _matmul(_chain_build(factors, cost, i, k, ctx), _chain_build(factors, cost, k + 1, j, ctx), ctx)
 
 
 def _matmul(x: Tensor, y: Tensor, ctx: _Ctx) -> Tensor:
@@ -322,41 +328,42 @@ class FastExecutor:
     # --- the graph ---------------------------------------------------------------------------
     def __call__(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
         grad = torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad)
-        ctx = _Ctx(not grad, q.dtype in _HALF, q.shape[-1], (q.shape[-2], k.shape[-2]), q.dtype)
+        ctx = _Ctx(not grad, q.dtype in _HALF, q.shape[-1], (q.shape[-2], k.shape[-2]), q.dtype, q, k, v)
         nodes: Dict[int, _Val] = {}
         edges: Dict[int, _Val] = {}
-        plan = self._edges
-        unary = self._unary
-
-        def edge(i: int) -> _Val:
-            x = edges.get(i)
-            if x is not None:
-                return x
-            kind, idx, shared, ops, once = plan[i]
-            if kind == 'b':
-                if shared:
-                    nodes[idx] = _once(nodes[idx], ctx)
-                x = nodes[idx]
-            elif kind == 'e':
-                x = edge(idx)
-            else:
-                x = _Val(q if kind == 'q' else k if kind == 'k' else v)
-            if shared:
-                x = x.shared()
-            for u in ops:
-                x = unary(u, x, ctx)
-            if once:
-                x = _once(x, ctx)
-            edges[i] = x
-            return x
-
+        edge = self._edge
         binary = self._binary
         for j, (n, drops) in enumerate(zip(self.graph.nodes, self._drops)):
-            nodes[j] = binary(j, edge(n.left), edge(n.right), ctx)
+            nodes[j] = binary(j, edge(n.left, nodes, edges, ctx), edge(n.right, nodes, edges, ctx), ctx)
             for kind, idx in drops:
                 (edges if kind == 'e' else nodes).pop(idx, None)
         out, _ = _materialize(nodes[len(self.graph.nodes) - 1], ctx)
         return out.to(q.dtype) if out.dtype != q.dtype else out
+
+    def _edge(self, i: int, nodes: Dict[int, _Val], edges: Dict[int, _Val], ctx: _Ctx) -> _Val:
+        """Value of edge ``i``, memoised in ``edges``. A method, not a closure inside ``__call__``:
+        a closure that calls itself is a reference cycle, which kept every intermediate and the
+        output of a call alive until the garbage collector ran (up to hundreds of MiB per call)."""
+        x = edges.get(i)
+        if x is not None:
+            return x
+        kind, idx, shared, ops, once = self._edges[i]
+        if kind == 'b':
+            if shared:
+                nodes[idx] = _once(nodes[idx], ctx)
+            x = nodes[idx]
+        elif kind == 'e':
+            x = self._edge(idx, nodes, edges, ctx)
+        else:
+            x = _Val(ctx.q if kind == 'q' else ctx.k if kind == 'k' else ctx.v)
+        if shared:
+            x = x.shared()
+        for u in ops:
+            x = self._unary(u, x, ctx)
+        if once:
+            x = _once(x, ctx)
+        edges[i] = x
+        return x
 
     # --- unary ---------------------------------------------------------------------------------
     def _unary(self, u: int, x: _Val, ctx: _Ctx) -> _Val:

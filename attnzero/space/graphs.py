@@ -119,19 +119,26 @@ def evaluate(graph: Graph, inputs: Dict[str, T], edge_fn: Callable[[int, T], T],
     """
     nodes: Dict[int, T] = {}
     edges: Dict[int, T] = {}
-
-    def edge(i: int) -> T:
-        if i not in edges:
-            s = graph.sources[i]
-            if s[0] == 'b':
-                x = nodes[int(s[1:])]
-            elif s[0] == 'e':
-                x = edge(int(s[1:]))
-            else:
-                x = inputs[s]
-            edges[i] = edge_fn(i, x)
-        return edges[i]
-
     for j, n in enumerate(graph.nodes):
-        nodes[j] = node_fn(j, edge(n.left), edge(n.right))
+        nodes[j] = node_fn(j, _edge(graph, n.left, inputs, nodes, edges, edge_fn),
+                           _edge(graph, n.right, inputs, nodes, edges, edge_fn))
     return nodes[len(graph.nodes) - 1]
+
+
+def _edge(graph: Graph, i: int, inputs: Dict[str, T], nodes: Dict[int, T], edges: Dict[int, T],
+          edge_fn: Callable[[int, T], T]) -> T:
+    """Value of edge ``i`` (computed once, memoised in ``edges``).
+
+    A module-level function rather than a closure calling itself: such a closure is a reference
+    cycle (function -> cell -> function) that would keep ``nodes``/``edges`` -- every intermediate
+    tensor and the output -- alive after the call until the garbage collector happens to run."""
+    if i not in edges:
+        s = graph.sources[i]
+        if s[0] == 'b':
+            x = nodes[int(s[1:])]
+        elif s[0] == 'e':
+            x = _edge(graph, int(s[1:]), inputs, nodes, edges, edge_fn)
+        else:
+            x = inputs[s]
+        edges[i] = edge_fn(i, x)
+    return edges[i]
