@@ -26,12 +26,14 @@ def step():  # two large temporaries alive at once, then both freed
     b = k * 3
     return float(a[0, 0, 0, 0] + b[0, 0, 0, 0])
 
-for _ in range(5):
+for _ in range(10):
     step()
-r0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(20):
+faults = []
+for _ in range(40):
+    r0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     step()
-print(tuned, (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - r0) / 20)
+    faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - r0)
+print(tuned, sorted(faults)[len(faults) // 2], sum(faults) / len(faults))
 '''
 
 
@@ -41,5 +43,9 @@ def test_tune_malloc_stops_page_faults_of_repeated_temporaries():
     out = subprocess.run([sys.executable, '-c', _PROBE, 'tuned'], capture_output=True, text=True,
                          check=True).stdout.split()
     assert out[0] == 'True'
-    # 3.2 MB per temporary = 784 pages; with the tuned heap the blocks are reused, not re-faulted
-    assert float(out[1]) < 50, out
+    # 3.2 MB per temporary = 784 pages, 1568 per step if both were re-faulted every time. With the
+    # tuned heap the blocks are reused: the typical step faults nothing; now and then the heap
+    # still grows by one block while small allocations settle (0-3 blocks in 20 steps measured)
+    median, mean = float(out[1]), float(out[2])
+    assert median == 0, out
+    assert mean < 1568 / 4, out
