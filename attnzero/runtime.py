@@ -17,7 +17,8 @@ Trial-105 took 541 faults per call with the default settings and none after
 The trade-off: freed memory stays with the process, and with every block on the heap a workload
 whose tensor sizes keep growing fragments it. A sweep over growing sizes (batch 8, up to 0.5 GB
 per tensor) pushed the address space of the benchmark process past a 16 GiB ``RLIMIT_AS`` here,
-with the resident set far lower. Use it for steady-state work (the same shapes call after call,
+with the resident set far lower (observed while the genome executors still kept each call's output
+alive until the next garbage collection, fixed since; not re-measured). Use it for steady-state work (the same shapes call after call,
 e.g. inference at a fixed resolution), and call :func:`malloc_trim` between phases.
 
 This is a property of the process, not of the attention code, and the usual cure is process-wide:
