@@ -348,6 +348,10 @@ def run_sweep(args, device: torch.device, dtype: torch.dtype) -> List[dict]:
                 fns, lin = build_variants(names, args.genome, h, d, (side, side), dtype, device, q)
                 for mode in args.modes:
                     active: Dict[str, Callable] = {}
+                    # fwd+bwd: one set of grad-requiring leaves shared by every variant (each call
+                    # resets their .grad), so memory does not grow with the number of variants
+                    leaves = (tuple(x.detach().clone().requires_grad_() for x in (q, k, v))
+                              if mode != 'fwd' else None)
                     for n, f in fns.items():
                         key = (n, mode, hd, B)
                         skip = ''
@@ -369,8 +373,7 @@ def run_sweep(args, device: torch.device, dtype: torch.dtype) -> List[dict]:
                         if mode == 'fwd':
                             active[n] = (lambda f: lambda: _fwd(f, q, k, v))(f)
                         else:
-                            qg, kg, vg = (x.detach().clone().requires_grad_() for x in (q, k, v))
-                            active[n] = (lambda f, qg, kg, vg: lambda: _fwdbwd(f, qg, kg, vg))(f, qg, kg, vg)
+                            active[n] = (lambda f: lambda: _fwdbwd(f, *leaves))(f)
                     load0 = loadavg()
                     faults: Dict[str, List[float]] = {}
                     try:
@@ -399,7 +402,7 @@ def run_sweep(args, device: torch.device, dtype: torch.dtype) -> List[dict]:
                     if args.verbose:
                         print(f'{hd} B={B} N={N} {mode}: ' + ', '.join(
                             f'{n} {median(times[n]):.2f}' for n in active), f'[load {load0}]', flush=True)
-                del q, k, v, fns
+                del q, k, v, fns, leaves, active
     return rows
 
 
