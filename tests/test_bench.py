@@ -162,3 +162,10 @@ def test_tiny_build_is_resumable(tmp_path):
     for r in b3:
         if r['status'] != 'check_failed':
             assert set(r['acc']) == {'deit', 'pvt'}
+    # the score is a validation accuracy; the test column is separate, from the same runs
+    assert b3.records[0]['proxy']['val'] >= 1
+    for r in b3:
+        done = [run for run in r['runs'] if run['status'] == 'ok']
+        if done:
+            assert all(0.0 <= run['test_acc'] <= 1.0 for run in done)
+            assert r['test_score'] == pytest.approx(sum(run['test_acc'] for run in done) / len(done))

@@ -192,3 +192,41 @@ def test_other_proxy_archs_train(arch):
                     reject=False)
     assert r['status'] == 'ok', r
     assert 0.0 <= r['acc'] <= 1.0 and r['samples'] == 192
+
+
+def test_search_selects_on_validation_and_reads_test_labels_only_in_the_final_report(tmp_path, monkeypatch):
+    """Every test-label read happens after the last evaluation, from the final report, and only
+    for the Pareto front; the objective of every evaluation is its validation accuracy."""
+    from attnzero.search import report
+    from attnzero.search.proxies import ProxyData
+
+    phase = {'final': False, 'reads': 0}
+    real_test_accuracy = ProxyData.test_accuracy
+    real_add = report.add_test_scores
+
+    def guarded(self, predictions):
+        if not phase['final']:
+            raise AssertionError('a test label was read before the final report')
+        phase['reads'] += 1
+        return real_test_accuracy(self, predictions)
+
+    def final(cfg, front):
+        phase['final'] = True
+        return real_add(cfg, front)
+
+    monkeypatch.setattr(ProxyData, 'test_accuracy', guarded)
+    monkeypatch.setattr(report, 'add_test_scores', final)
+    # no loss check: every candidate that passes the program check completes, so the front is not empty
+    cfg = preset('tiny').replace(init_genomes=[TRIAL_105.to_string()], loss_check_frac=1.0)
+    s = Search(cfg, str(tmp_path / 'run'), progress=False)
+    summary = s.run()
+    front = summary['pareto']
+    assert front and phase['reads'] == len(front) * len(cfg.archs)
+    for p in front:
+        assert p['test_acc_mean'] is not None and 0.0 <= p['test_acc_mean'] <= 1.0
+    for r in s.state.records.values():
+        if r['status'] == 'ok':
+            assert r['F'][0] == pytest.approx(-r['acc_mean'])
+            assert all(pa['acc'] == r['accs'][pa['arch']] and pa['test_pred'] for pa in r['per_arch'])
+    rows = list(csv.DictReader(open(os.path.join(s.run_dir, 'pareto.csv'))))
+    assert rows and all(0.0 <= float(row['test_acc_mean']) <= 1.0 for row in rows)

@@ -143,7 +143,8 @@ def _params(settings: BenchSettings, arch: str, attn: str, genome_text: Optional
         try:
             data = load_proxy(settings.search['proxy'])
             model = build_proxy_model(arch, attn, genome_text, data.img_size, data.num_classes,
-                                      (settings.search.get('arch_overrides') or {}).get(arch))
+                                      (settings.search.get('arch_overrides') or {}).get(arch),
+                                      data.patch_size)
             _PARAMS[key] = int(sum(p.numel() for p in model.parameters()))
         except Exception:  # noqa: BLE001 - a model that cannot be built has no parameter count
             return None
@@ -156,7 +157,8 @@ def _proxy_info(settings: BenchSettings) -> Dict[str, Any]:
     data = load_proxy(settings.search['proxy'])
     return dict(name=settings.search['proxy'], kind=settings.search['proxy'].split('?')[0].split(':')[0],
                 num_classes=int(data.num_classes), chance=float(data.chance),
-                img_size=int(data.img_size), train=int(len(data.train_x)), test=int(len(data.test_x)))
+                img_size=int(data.img_size), train=int(len(data.train_x)), val=int(len(data.val_x)),
+                test=int(len(data.test_x)))
 
 
 def arch_config(settings: 'BenchSettings') -> Dict[str, Any]:
@@ -190,6 +192,11 @@ def _summarise(record: Dict[str, Any], settings: BenchSettings, chance: float) -
             ckpt[arch][str(b)] = [r['ckpt_acc'] for r in row]
     record['acc'], record['ckpt_acc'] = acc, ckpt
     top = str(settings.budgets[-1])
+    # separate test column (never a selection criterion): mean test accuracy of the completed runs
+    # at the largest budget
+    tests = [r['test_acc'] for r in runs if r['epochs'] == settings.budgets[-1] and r['status'] == 'ok'
+             and r.get('test_acc') is not None]
+    record['test_score'] = sum(tests) / len(tests) if tests else None
     # score: mean over architectures and seeds of the final accuracy at the largest budget; a run
     # stopped by the rejection protocol counts as chance (the search scores it as infeasible)
     vals, all_ok = [], True
@@ -263,6 +270,7 @@ def evaluate_task(payload: Dict[str, Any]) -> Dict[str, Any]:
                 run['seed'] = _derived_seed(s, rec['hash'], arch)
                 run.update({k: r.get(k) for k in _RUN_KEYS})
                 run['status'] = 'ok' if r.get('status') == 'ok' else 'rejected'
+                run['test_acc'] = _test_acc(settings, r)
                 run['message'] = (run.get('message') or '')[:300]
                 rec['runs'].append(run)
     for arch in settings.archs:
@@ -271,6 +279,16 @@ def evaluate_task(payload: Dict[str, Any]) -> Dict[str, Any]:
     _summarise(rec, settings, proxy['chance'])
     rec['eval_seconds'] = time.perf_counter() - t0
     return rec
+
+
+def _test_acc(settings: BenchSettings, run: Dict[str, Any]) -> Optional[float]:
+    """Test accuracy of a completed run (the bench's separate test column), from the test-set
+    predictions the proxy training recorded; ``None`` for a run without them."""
+    from attnzero.search.proxies import load_proxy
+
+    if run.get('test_pred') is None:
+        return None
+    return load_proxy(settings.search['proxy']).test_accuracy(run['test_pred'])
 
 
 def _derived_seed(seed_index: int, key: str, arch: str) -> int:
@@ -304,6 +322,7 @@ def baseline_eval_task(payload: Dict[str, Any]) -> Dict[str, Any]:
                            seed=int(derive_seed(s, 'baseline', attn, arch)))
                 run.update({k: r.get(k) for k in _RUN_KEYS})
                 run['status'] = 'ok' if r.get('status') == 'ok' else 'rejected'
+                run['test_acc'] = _test_acc(settings, r)
                 rec['runs'].append(run)
     for arch in settings.archs:
         rec['params'][arch] = _params(settings, arch, attn, None)

@@ -53,13 +53,20 @@ def _model_class(arch: str):
 
 
 def build_proxy_model(arch: str, attn: str, genome: Optional[str], img_size: int,
-                      num_classes: int, overrides: Optional[Dict[str, Any]] = None) -> nn.Module:
+                      num_classes: int, overrides: Optional[Dict[str, Any]] = None,
+                      patch_size: Optional[int] = None) -> nn.Module:
     """A tiny ``arch`` classifier whose every stage uses ``attn`` (``'attnzero'`` with the canonical
-    ``genome`` text, or a zoo name such as ``'softmax'``, ``'linear'``, ``'identity'``)."""
+    ``genome`` text, or a zoo name such as ``'softmax'``, ``'linear'``, ``'identity'``).
+
+    ``patch_size``: the proxy's tokenisation (:attr:`attnzero.search.proxies.ProxyData.patch_size`),
+    applied to the architectures with a patch-embedding size (DeiT, PVT, Swin); ``overrides`` win.
+    """
     if arch not in PROXY_ARCHS:
         raise ArchError(f'unknown proxy architecture {arch!r}; known: {", ".join(ARCHS)}')
     cls = _model_class(arch)
     kw = dict(PROXY_ARCHS[arch])
+    if patch_size is not None and 'patch_size' in kw:
+        kw['patch_size'] = int(patch_size)
     kw.update(overrides or {})
     kw.update(img_size=img_size, num_classes=num_classes, attn=attn)
     if 'depths' in kw and 'out_indices' not in kw:  # hierarchical: one feature map per stage

@@ -75,7 +75,7 @@ class SearchConfig:
     # search
     seed: int = 0
     pop_size: int = 8
-    generations: int = 8
+    generations: int = 4
     n_offsprings: Optional[int] = None
     crossover_prob: float = 0.5
     mutation_prob: float = 0.9
@@ -89,11 +89,11 @@ class SearchConfig:
     cost_tokens: int = 3136
     cost_head_dim: int = 32
     # proxy training
-    proxy: str = 'relational'
+    proxy: str = 'scenes'
     arch_overrides: Dict[str, Dict[str, Any]] = field(default_factory=dict)
-    epochs: int = 2
-    batch_size: int = 32
-    lr: float = 3e-3
+    epochs: int = 7
+    batch_size: int = 64
+    lr: float = 2e-3
     weight_decay: float = 0.05
     warmup_frac: float = 0.1
     grad_clip: float = 5.0
@@ -103,7 +103,7 @@ class SearchConfig:
     reject_nonfinite: bool = True
     loss_check_frac: float = 0.34
     min_loss_drop: float = 0.0
-    checkpoint_epoch: int = 1
+    checkpoint_epoch: int = 2
     min_acc_ratio: float = 0.05
     baseline: str = 'softmax'
     # execution
@@ -204,10 +204,14 @@ def _parse_genome(text: str, where: str):
         raise ConfigError(f'{where}: bad genome text {text!r}: {e}') from e
 
 
-#: named presets; ``tiny`` is the test configuration (seconds per search)
+#: named presets; ``default`` is what ``tools/search.py`` runs without arguments (the dataclass
+#: defaults on 2 local worker processes); ``tiny`` is the test configuration (seconds per search);
+#: ``relational`` is the
+#: previous default (the 16x16 relational task, 2 epochs at lr 3e-3, batch 32), kept for comparison
 PRESETS: Dict[str, Dict[str, Any]] = {
-    'default': {},
-    'tiny': dict(proxy='relational?train=192&test=96', epochs=1, batch_size=32, pop_size=4,
+    'default': dict(workers=2),
+    'relational': dict(proxy='relational', epochs=2, batch_size=32, lr=3e-3, checkpoint_epoch=1),
+    'tiny': dict(proxy='relational?train=192&val=64&test=96', epochs=1, batch_size=32, lr=3e-3, pop_size=4,
                  generations=2, checkpoint_epoch=1, archs=['deit', 'pvt'],
                  arch_overrides={'deit': dict(embed_dim=32, depth=1),
                                  'pvt': dict(embed_dims=(16, 32))}),

@@ -1,19 +1,30 @@
 """Proxy image-classification tasks for the search: an embedded default and user datasets.
 
 A proxy is held in memory as float tensors (the proxy budget is seconds per candidate, so every
-proxy is small): :class:`ProxyData` ``(train_x, train_y, test_x, test_y)``.
+proxy is small): :class:`ProxyData` with a training split, a **validation split carved from the
+training data** with a fixed seed, and a test split.
+
+Splits and what reads them: the search objective, the rejection protocol, the fidelity tool and the
+bench score are validation accuracies. Test *labels* are read only by
+:meth:`ProxyData.test_accuracy`, which scores test-set predictions recorded during training (see
+:func:`attnzero.search.train.train_proxy`); the search calls it for its final Pareto front and the
+bench for its separate test column, never to select.
 
 Specs (``--proxy``):
 
-* ``relational`` (default) -- the embedded procedural task below; no download, no files.
-  Options as ``relational?train=3000&test=500&classes=3&distractors=0&noise=0.2&seed=0``
-  (the defaults).
+* ``scenes`` (default) -- procedural 16x16 cluttered scenes of shapes over textured backgrounds,
+  4 classes (:mod:`attnzero.search.scenes`); no download, no files. Options as
+  ``scenes?train=4000&val=1000&test=1000&classes=4&clutter=2&size=16&seed=0`` (the defaults).
+* ``relational`` -- the previous default, the 16x16 colour-sum task below.
+  Options as ``relational?train=3000&val=500&test=500&classes=3&distractors=0&noise=0.2&seed=0``
+  (the defaults; ``train`` counts the images left for training after the validation split).
 * ``imagefolder:PATH`` -- an ImageNet-style folder (``PATH/train/<class>/*.jpg`` and
   ``PATH/val/<class>/...``; a folder without ``train``/``val`` is split 80/20 by a fixed seed).
 * ``cifar10:ROOT`` / ``cifar100:ROOT`` -- torchvision CIFAR from a local copy (never downloaded).
 
-Options after ``?`` apply to every proxy: ``train`` / ``test`` (subset sizes, fixed-seed subsets),
-``size`` (resize side for folder/CIFAR proxies).
+Options after ``?`` apply to every proxy: ``train`` / ``val`` / ``test`` (subset sizes, fixed-seed
+subsets; ``val`` images are carved from the training data, default 10 % of it for folders and CIFAR),
+``size`` (image side; resize for folder/CIFAR proxies).
 
 The embedded task ("relational colour sum")
 -------------------------------------------
@@ -35,7 +46,6 @@ no-mixing model sees no patch at all.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import Dict, Optional, Tuple
 from urllib.parse import parse_qsl
 
@@ -43,25 +53,37 @@ import numpy as np
 import torch
 
 __all__ = ['ProxyData', 'ProxyError', 'load_proxy', 'make_relational', 'parse_proxy_spec',
-           'PROXY_KINDS']
+           'PROXY_KINDS', 'DEFAULT_PROXY', 'encode_predictions', 'decode_predictions']
 
-PROXY_KINDS = ('relational', 'imagefolder', 'cifar10', 'cifar100')
+PROXY_KINDS = ('scenes', 'relational', 'imagefolder', 'cifar10', 'cifar100')
+#: the embedded default proxy of the search, the bench builder and the fidelity tool
+DEFAULT_PROXY = 'scenes'
+_EMBEDDED = ('scenes', 'relational')
 
 
 class ProxyError(ValueError):
     """A proxy spec that cannot be loaded (unknown kind, missing folder, bad option)."""
 
 
-@dataclass
 class ProxyData:
-    """An in-memory proxy task (images normalised, NCHW float32)."""
+    """An in-memory proxy task (images normalised, NCHW float32): ``train_x/train_y``,
+    ``val_x/val_y`` (carved from the training data) and ``test_x`` with its labels kept private.
 
-    name: str
-    train_x: torch.Tensor
-    train_y: torch.Tensor
-    test_x: torch.Tensor
-    test_y: torch.Tensor
-    num_classes: int
+    Test labels are only read through :meth:`test_accuracy` (counted in ``test_label_reads``), so
+    that code which must never select on the test split can be checked not to."""
+
+    def __init__(self, name: str, train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tensor,
+                 val_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor,
+                 num_classes: int, patch_size: int = 4) -> None:
+        self.name = name
+        #: the proxy ViTs' patch size for this task (the architectures' own default is overridden)
+        self.patch_size = patch_size
+        self.train_x, self.train_y = train_x, train_y
+        self.val_x, self.val_y = val_x, val_y
+        self.test_x = test_x
+        self._test_y = test_y
+        self.num_classes = num_classes
+        self.test_label_reads = 0
 
     @property
     def img_size(self) -> int:
@@ -71,9 +93,47 @@ class ProxyData:
     def chance(self) -> float:
         return 1.0 / self.num_classes
 
+    def test_accuracy(self, predictions) -> float:
+        """Accuracy of test-set ``predictions`` (class indices, or their :func:`encode_predictions`
+        text) -- the only reader of the test labels."""
+        if isinstance(predictions, str):
+            predictions = decode_predictions(predictions)
+        pred = torch.as_tensor(predictions, dtype=torch.int64)
+        if pred.shape != self._test_y.shape:
+            raise ValueError(f'{len(pred)} test predictions for {len(self._test_y)} test images of {self.name!r}')
+        self.test_label_reads += 1
+        return float((pred == self._test_y).float().mean())
+
     def describe(self) -> str:
-        return (f'{self.name}: {len(self.train_x)} train / {len(self.test_x)} test images of '
-                f'{self.img_size}x{self.img_size}, {self.num_classes} classes')
+        return (f'{self.name}: {len(self.train_x)} train / {len(self.val_x)} val / {len(self.test_x)} '
+                f'test images of {self.img_size}x{self.img_size}, {self.num_classes} classes')
+
+
+def encode_predictions(pred: torch.Tensor) -> str:
+    """Class indices (< 256) as compact text (base64 of uint8) for JSON records."""
+    import base64
+
+    arr = pred.to(torch.int64).numpy()
+    if arr.size and (arr.min() < 0 or arr.max() > 255):
+        raise ValueError('encode_predictions: class indices must be in 0..255')
+    return base64.b64encode(arr.astype(np.uint8).tobytes()).decode('ascii')
+
+
+def decode_predictions(text: str) -> np.ndarray:
+    import base64
+
+    return np.frombuffer(base64.b64decode(text.encode('ascii')), dtype=np.uint8).astype(np.int64)
+
+
+def _carve_val(x: torch.Tensor, y: torch.Tensor, n_val: int, seed: int, spec: str
+               ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Split ``n_val`` images off the training data by a fixed-seed permutation:
+    ``(train_x, train_y, val_x, val_y)``."""
+    if not 1 <= n_val < len(x):
+        raise ProxyError(f'{spec}: val={n_val} must be in 1..{len(x) - 1} (the training data has {len(x)} images)')
+    perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(10_007 + seed))
+    va, tr = perm[:n_val], perm[n_val:]
+    return x[tr], y[tr], x[va], y[va]
 
 
 # ---- the embedded task ----------------------------------------------------------------------
@@ -127,7 +187,8 @@ def make_relational(n: int, seed: int, classes: int = 3, distractors: int = 0, n
 
 
 # ---- spec parsing -------------------------------------------------------------------------
-_INT_OPTS = {'train', 'test', 'classes', 'distractors', 'seed', 'size', 'grid', 'cell', 'min_dist'}
+_INT_OPTS = {'train', 'val', 'test', 'classes', 'distractors', 'seed', 'size', 'grid', 'cell', 'min_dist',
+             'clutter'}
 _FLOAT_OPTS = {'noise'}
 
 
@@ -155,10 +216,10 @@ def parse_proxy_spec(spec: str) -> Tuple[str, str, Dict[str, float]]:
         else:
             raise ProxyError(f'unknown proxy option {key!r} in {spec!r}; known: '
                              f'{", ".join(sorted(_INT_OPTS | _FLOAT_OPTS))}')
-    if kind != 'relational' and not path:
+    if kind not in _EMBEDDED and not path:
         raise ProxyError(f'proxy {kind!r} needs a path: {kind}:/path/to/data')
-    if kind == 'relational' and path:
-        raise ProxyError(f'the embedded proxy takes no path (got {path!r})')
+    if kind in _EMBEDDED and path:
+        raise ProxyError(f'the embedded proxy {kind!r} takes no path (got {path!r})')
     return kind, path, opts
 
 
@@ -170,7 +231,9 @@ def load_proxy(spec: str) -> ProxyData:
     if spec in _CACHE:
         return _CACHE[spec]
     kind, path, opts = parse_proxy_spec(spec)
-    if kind == 'relational':
+    if kind == 'scenes':
+        data = _load_scenes(opts)
+    elif kind == 'relational':
         data = _load_relational(opts)
     elif kind == 'imagefolder':
         data = _load_folder(path, opts)
@@ -181,20 +244,51 @@ def load_proxy(spec: str) -> ProxyData:
     return data
 
 
-def _load_relational(opts: Dict[str, float]) -> ProxyData:
-    if 'size' in opts:
-        raise ProxyError('the embedded proxy has a fixed geometry: use grid= and cell=, not size=')
-    n_train, n_test = int(opts.get('train', 3000)), int(opts.get('test', 500))
-    if n_train < 1 or n_test < 1:
-        raise ProxyError(f'relational: train and test must be >= 1, got {n_train}, {n_test}')
+def _sizes(kind: str, opts: Dict[str, float], train: int, val: int, test: int) -> Tuple[int, int, int]:
+    n_train, n_val, n_test = (int(opts.get('train', train)), int(opts.get('val', val)),
+                              int(opts.get('test', test)))
+    if n_train < 1 or n_val < 1 or n_test < 1:
+        raise ProxyError(f'{kind}: train, val and test must be >= 1, got train={n_train}, val={n_val}, test={n_test}')
+    return n_train, n_val, n_test
+
+
+def _embedded(kind: str, make, opts: Dict[str, float], sizes: Tuple[int, int, int], classes: int,
+              patch_size: int, **kw) -> ProxyData:
+    """An embedded task: the training stream (train + val images, val carved by a fixed seed) and
+    the test stream are disjoint random streams."""
+    n_train, n_val, n_test = sizes
     seed = int(opts.get('seed', 0))
-    kw = dict(classes=int(opts.get('classes', 3)), distractors=int(opts.get('distractors', 0)),
-              noise=float(opts.get('noise', 0.2)), grid=int(opts.get('grid', 4)),
-              cell=int(opts.get('cell', 4)), min_dist=int(opts.get('min_dist', 2)))
-    # train and test come from disjoint random streams
-    tx, ty = make_relational(n_train, seed * 2 + 1, **kw)
-    vx, vy = make_relational(n_test, seed * 2 + 2, **kw)
-    return ProxyData('relational', tx, ty, vx, vy, kw['classes'])
+    x, y = make(n_train + n_val, seed * 2 + 1, classes=classes, **kw)
+    tx, ty, vx, vy = _carve_val(torch.as_tensor(x), torch.as_tensor(y), n_val, seed, kind)
+    ex, ey = make(n_test, seed * 2 + 2, classes=classes, **kw)
+    return ProxyData(kind, tx, ty, vx, vy, torch.as_tensor(ex), torch.as_tensor(ey), classes, patch_size)
+
+
+def _load_scenes(opts: Dict[str, float]) -> ProxyData:
+    from .scenes import make_scenes
+
+    for bad in ('distractors', 'grid', 'cell', 'min_dist', 'noise'):
+        if bad in opts:
+            raise ProxyError(f'scenes: unknown option {bad!r}; scenes takes train, val, test, classes, '
+                             f'clutter, size, seed')
+    try:
+        return _embedded('scenes', make_scenes, opts, _sizes('scenes', opts, 4000, 1000, 1000),
+                         int(opts.get('classes', 4)), 2, size=int(opts.get('size', 16)),
+                         clutter=int(opts.get('clutter', 2)))
+    except ProxyError:
+        raise
+    except ValueError as e:
+        raise ProxyError(str(e)) from None
+
+
+def _load_relational(opts: Dict[str, float]) -> ProxyData:
+    for bad in ('size', 'clutter'):
+        if bad in opts:
+            raise ProxyError(f'relational: unknown option {bad!r} (the geometry is set by grid= and cell=)')
+    return _embedded('relational', make_relational, opts, _sizes('relational', opts, 3000, 500, 500),
+                     int(opts.get('classes', 3)), 4, distractors=int(opts.get('distractors', 0)),
+                     noise=float(opts.get('noise', 0.2)), grid=int(opts.get('grid', 4)),
+                     cell=int(opts.get('cell', 4)), min_dist=int(opts.get('min_dist', 2)))
 
 
 def _subset(x: torch.Tensor, y: torch.Tensor, n: Optional[int], seed: int) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -222,11 +316,11 @@ def _to_tensor(images, size: int) -> torch.Tensor:
     return x
 
 
-def _normalise(tx: torch.Tensor, vx: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel standardisation with the training set's statistics."""
+def _normalise(tx: torch.Tensor, *others: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+    """Per-channel standardisation with the training split's statistics."""
     mean = tx.mean(dim=(0, 2, 3), keepdim=True)
     std = tx.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)
-    return (tx - mean) / std, (vx - mean) / std
+    return tuple((t - mean) / std for t in (tx,) + others)
 
 
 def _load_folder(path: str, opts: Dict[str, float]) -> ProxyData:
@@ -263,16 +357,27 @@ def _load_folder(path: str, opts: Dict[str, float]) -> ProxyData:
             items = [items[i] for i in sorted(rng.choice(len(items), size=n, replace=False))]
         return items
 
-    tr_items = pick(tr_items, opts.get('train'))
-    va_items = pick(va_items, opts.get('test'))
-    if not tr_items or not va_items:
+    n_val = _val_count(opts, len(tr_items))
+    tr_items = pick(tr_items, None if opts.get('train') is None else int(opts['train']) + n_val)
+    te_items = pick(va_items, opts.get('test'))
+    if not tr_items or not te_items:
         raise ProxyError(f'imagefolder proxy {path!r}: no images found')
     tx = _to_tensor([loader(p) for p, _ in tr_items], size)
-    vx = _to_tensor([loader(p) for p, _ in va_items], size)
-    tx, vx = _normalise(tx, vx)
+    ex = _to_tensor([loader(p) for p, _ in te_items], size)
     ty = torch.tensor([c for _, c in tr_items], dtype=torch.int64)
-    vy = torch.tensor([c for _, c in va_items], dtype=torch.int64)
-    return ProxyData('imagefolder', tx, ty, vx, vy, len(classes))
+    ey = torch.tensor([c for _, c in te_items], dtype=torch.int64)
+    tx, ty, vx, vy = _carve_val(tx, ty, n_val, seed, f'imagefolder proxy {path!r}')
+    (tx, vx, ex) = _normalise(tx, vx, ex)
+    return ProxyData('imagefolder', tx, ty, vx, vy, ex, ey, len(classes))
+
+
+def _val_count(opts: Dict[str, float], n_train_pool: int) -> int:
+    """Validation images carved from the training data: ``val=`` or 10 % of the training images
+    used (at least one)."""
+    if 'val' in opts:
+        return int(opts['val'])
+    n = min(n_train_pool, int(opts['train'])) if 'train' in opts else n_train_pool
+    return max(1, n // 10)
 
 
 def _load_cifar(kind: str, path: str, opts: Dict[str, float]) -> ProxyData:
@@ -292,7 +397,10 @@ def _load_cifar(kind: str, path: str, opts: Dict[str, float]) -> ProxyData:
                          f'downloads -- put the python-version archive contents there') from e
     size = int(opts.get('size', 32))
     seed = int(opts.get('seed', 0))
-    tx, ty = _subset(torch.from_numpy(tr.data), torch.tensor(tr.targets), opts.get('train'), seed)
-    vx, vy = _subset(torch.from_numpy(va.data), torch.tensor(va.targets), opts.get('test'), seed + 1)
-    tx, vx = _normalise(_to_tensor(tx.numpy(), size), _to_tensor(vx.numpy(), size))
-    return ProxyData(kind, tx, ty, vx, vy, 10 if kind == 'cifar10' else 100)
+    n_val = _val_count(opts, len(tr.data))
+    n_tr = None if opts.get('train') is None else int(opts['train']) + n_val
+    tx, ty = _subset(torch.from_numpy(tr.data), torch.tensor(tr.targets), n_tr, seed)
+    ex, ey = _subset(torch.from_numpy(va.data), torch.tensor(va.targets), opts.get('test'), seed + 1)
+    tx, ty, vx, vy = _carve_val(tx, ty, n_val, seed, f'{kind} proxy {path!r}')
+    tx, vx, ex = _normalise(*(_to_tensor(t.numpy(), size) for t in (tx, vx, ex)))
+    return ProxyData(kind, tx, ty, vx, vy, ex, ey, 10 if kind == 'cifar10' else 100)

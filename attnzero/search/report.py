@@ -1,5 +1,10 @@
 """End-of-run outputs: Pareto front (csv, png, printed), best genomes, summary with the
-efficiency figure (compute spent vs a naive search on the same candidates)."""
+efficiency figure (compute spent vs a naive search on the same candidates).
+
+The search selects on validation accuracy. Test accuracy is computed here, for the final Pareto
+front only (:func:`add_test_scores`), from the test-set predictions recorded during training: this
+is the one place where the search reads test labels.
+"""
 from __future__ import annotations
 
 import csv
@@ -14,7 +19,7 @@ import numpy as np
 from .config import SearchConfig
 from .state import RunState, atomic_write_json, atomic_write_text
 
-__all__ = ['write_outputs', 'pareto_records', 'efficiency', 'format_front']
+__all__ = ['write_outputs', 'pareto_records', 'efficiency', 'format_front', 'add_test_scores']
 
 
 def pareto_records(cfg: SearchConfig, state: RunState) -> List[Dict[str, Any]]:
@@ -34,6 +39,27 @@ def pareto_records(cfg: SearchConfig, state: RunState) -> List[Dict[str, Any]]:
     out = [recs[i] for i in front]
     out.sort(key=lambda r: (-(r['acc_mean'] or 0.0), r['cost'] or 0.0, r['idx']))
     return out
+
+
+def add_test_scores(cfg: SearchConfig, front: List[Dict[str, Any]]) -> None:
+    """Set ``test_accs`` (per architecture) and ``test_acc_mean`` on each front record from its
+    recorded test predictions (``None`` where a run recorded none, e.g. an older run)."""
+    from .proxies import load_proxy
+
+    data = None
+    for r in front:
+        preds = {pa['arch']: pa.get('test_pred') for pa in r.get('per_arch', [])}
+        if any(preds.get(a) is None for a in cfg.archs):
+            r['test_accs'], r['test_acc_mean'] = {}, None
+            continue
+        if data is None:
+            data = load_proxy(cfg.proxy)
+        r['test_accs'] = {a: data.test_accuracy(preds[a]) for a in cfg.archs}
+        r['test_acc_mean'] = sum(r['test_accs'].values()) / len(cfg.archs)
+
+
+def _num(v: Any, fmt: str = '.4f') -> str:
+    return 'n/a' if v is None else format(v, fmt)
 
 
 def efficiency(cfg: SearchConfig, state: RunState) -> Dict[str, Any]:
@@ -116,12 +142,13 @@ def _counts(state: RunState) -> Dict[str, Any]:
 def format_front(cfg: SearchConfig, front: List[Dict[str, Any]], baselines: Dict[str, Any]) -> str:
     """The Pareto front as a text table (rich when available)."""
     unit = 'MFLOPs@N=%d,d=%d' % (cfg.cost_tokens, cfg.cost_head_dim) if cfg.cost == 'flops' else 'ms'
-    cols = ['#', 'acc_mean'] + [f'acc_{a}' for a in cfg.archs] + [f'cost ({unit})', 'genome']
+    cols = (['#', 'val_acc_mean'] + [f'val_acc_{a}' for a in cfg.archs] + ['test_acc_mean']
+            + [f'cost ({unit})', 'genome'])
     rows = []
     for i, r in enumerate(front):
         rows.append([str(i + 1), f'{r["acc_mean"]:.4f}'] + [f'{r["accs"].get(a, float("nan")):.4f}'
                                                              for a in cfg.archs]
-                    + [f'{r["cost"]:.4g}', r['genome']])
+                    + [_num(r.get('test_acc_mean')), f'{r["cost"]:.4g}', r['genome']])
     base = ', '.join(f'{a}: {b["acc"]:.4f}' for a, b in baselines.items())
     try:
         from rich.console import Console
@@ -163,7 +190,7 @@ def _plot(cfg: SearchConfig, state: RunState, front: List[Dict[str, Any]], path:
     if costs and max(costs) / max(min(costs), 1e-12) > 20:
         ax.set_xscale('log')
     ax.set_xlabel(f'attention cost ({"MFLOPs at N=%d, d=%d" % (cfg.cost_tokens, cfg.cost_head_dim) if cfg.cost == "flops" else "ms"})')
-    ax.set_ylabel('proxy accuracy (mean over ' + ', '.join(cfg.archs) + ')')
+    ax.set_ylabel('proxy validation accuracy (mean over ' + ', '.join(cfg.archs) + ')')
     ax.set_title('attnzero search')
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc='best')
@@ -176,19 +203,23 @@ def _plot(cfg: SearchConfig, state: RunState, front: List[Dict[str, Any]], path:
 
 def write_outputs(cfg: SearchConfig, state: RunState) -> Dict[str, Any]:
     front = pareto_records(cfg, state)
-    # pareto.csv
+    add_test_scores(cfg, front)
+    # pareto.csv: validation accuracies (what the search selected on), then test (reported only)
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(['rank', 'idx', 'genome', 'hash', 'acc_mean'] + [f'acc_{a}' for a in cfg.archs]
+               + ['test_acc_mean'] + [f'test_acc_{a}' for a in cfg.archs]
                + ['cost', 'cost_unit'] + cfg.objective_names)
     unit = 'MFLOPs' if cfg.cost == 'flops' else 'ms'
     for i, r in enumerate(front):
         w.writerow([i + 1, r['idx'], r['genome'], r['hash'], f'{r["acc_mean"]:.6f}']
                    + [f'{r["accs"].get(a, float("nan")):.6f}' for a in cfg.archs]
+                   + [_num(r['test_acc_mean'], '.6f')] + [_num(r['test_accs'].get(a), '.6f') for a in cfg.archs]
                    + [f'{r["cost"]:.6g}', unit] + [f'{v:.6g}' for v in r['F']])
     atomic_write_text(state.path('pareto.csv'), buf.getvalue())
     # best genomes, in the format the backbones and mmconfigs accept (attn='attnzero', genome=text)
     best = [dict(genome=r['genome'], attn='attnzero', acc_mean=r['acc_mean'], accs=r['accs'],
+                 test_acc_mean=r['test_acc_mean'], test_accs=r['test_accs'],
                  cost=r['cost'], cost_unit=unit, idx=r['idx']) for r in front]
     atomic_write_json(state.path('best_genomes.json'), best)
     if front:
@@ -210,6 +241,7 @@ def write_outputs(cfg: SearchConfig, state: RunState) -> Dict[str, Any]:
                    baselines={a: dict(attn=b.get('attn'), acc=b['acc'], ckpt_acc=b.get('ckpt_acc'),
                                       seconds=b['seconds']) for a, b in state.baselines.items()},
                    pareto=[dict(genome=r['genome'], acc_mean=r['acc_mean'], accs=r['accs'],
+                                test_acc_mean=r['test_acc_mean'], test_accs=r['test_accs'],
                                 cost=r['cost']) for r in front],
                    objectives=cfg.objective_names)
     atomic_write_json(state.path('summary.json'), summary)

@@ -8,10 +8,15 @@ Rejection protocol (thresholds in :class:`attnzero.search.config.SearchConfig`):
 * ``nonfinite_loss`` -- the training loss is NaN/inf (checked every step, before the update);
 * ``loss_not_decreasing`` -- after ``loss_check_frac`` of the steps, the mean loss of the latest
   window is not below ``(1 - min_loss_drop)`` x the mean of the first window;
-* ``below_baseline`` -- after epoch ``checkpoint_epoch`` the test accuracy is below
+* ``below_baseline`` -- after epoch ``checkpoint_epoch`` the validation accuracy is below
   ``chance + min_acc_ratio * (baseline_acc_at_that_epoch - chance)``.
 
 A rejected run reports the compute it used; a completed run reports the full budget.
+
+Every accuracy here is on the proxy's **validation** split (carved from its training data). A
+completed run also records the model's predictions on the test images (``test_pred``, encoded
+text) without reading a test label: the search scores them for its final Pareto front only
+(:meth:`attnzero.search.proxies.ProxyData.test_accuracy`).
 """
 from __future__ import annotations
 
@@ -26,7 +31,7 @@ import torch.nn.functional as F
 
 from .archs import build_proxy_model, model_flops_per_image
 from .config import SearchConfig
-from .proxies import ProxyData
+from .proxies import ProxyData, encode_predictions
 
 __all__ = ['train_proxy', 'deterministic_torch', 'steps_per_epoch', 'REJECT_REASONS']
 
@@ -57,16 +62,18 @@ def steps_per_epoch(n_train: int, batch_size: int) -> int:
     return math.ceil(n_train / batch_size)
 
 
-def _accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 512) -> float:
+def _predict(model: torch.nn.Module, x: torch.Tensor, batch: int = 512) -> torch.Tensor:
+    """Predicted classes of ``x`` in eval mode (the model's mode is restored)."""
     was = model.training
     model.eval()
-    correct = 0
     with torch.no_grad():
-        for i in range(0, len(x), batch):
-            out = model(x[i:i + batch])
-            correct += int((out.argmax(dim=1) == y[i:i + batch]).sum())
+        pred = torch.cat([model(x[i:i + batch]).argmax(dim=1) for i in range(0, len(x), batch)])
     model.train(was)
-    return correct / max(1, len(x))
+    return pred
+
+
+def _accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    return float((_predict(model, x) == y).double().mean()) if len(x) else 0.0
 
 
 def _lr_at(step: int, total: int, base: float, warmup_frac: float) -> float:
@@ -84,7 +91,8 @@ def train_proxy(arch: str, attn: str, genome: Optional[str], cfg: SearchConfig, 
     candidate (a crash is a rejection with reason ``crash``).
 
     Returns a dict: ``arch``, ``status`` (``'ok'`` / ``'rejected'``), ``reason``, ``message``,
-    ``acc`` (final test accuracy; at rejection time for a rejected run), ``ckpt_acc``,
+    ``acc`` (final validation accuracy; at rejection time for a rejected run), ``ckpt_acc``,
+    ``test_pred`` (encoded test-set predictions of a completed run, else ``None``),
     ``steps``, ``samples`` (training images seen), ``eval_samples``, ``seconds``,
     ``flops_per_image``, ``gflops`` (3 x forward per training image + forward per test image),
     ``loss_first``, ``loss_last``.
@@ -98,7 +106,7 @@ def train_proxy(arch: str, attn: str, genome: Optional[str], cfg: SearchConfig, 
     res: Dict[str, Any] = dict(arch=arch, status='ok', reason='', message='', acc=None,
                                ckpt_acc=None, steps=0, samples=0, eval_samples=0, seconds=0.0,
                                flops_per_image=0.0, gflops=0.0, loss_first=None, loss_last=None,
-                               total_steps=total)
+                               total_steps=total, test_pred=None)
     losses: List[float] = []
 
     def finish(status: str, reason: str = '', message: str = '') -> Dict[str, Any]:
@@ -114,7 +122,7 @@ def train_proxy(arch: str, attn: str, genome: Optional[str], cfg: SearchConfig, 
         try:
             torch.manual_seed(seed)
             model = build_proxy_model(arch, attn, genome, data.img_size, data.num_classes,
-                                      cfg.arch_overrides.get(arch))
+                                      cfg.arch_overrides.get(arch), data.patch_size)
             if cfg.proxy_init == 'torch':
                 for mod in model.modules():
                     if isinstance(mod, torch.nn.Linear):
@@ -164,8 +172,8 @@ def train_proxy(arch: str, attn: str, genome: Optional[str], cfg: SearchConfig, 
                                           f'mean loss {last:.4f} over steps {step - window + 1}-{step} '
                                           f'vs {first:.4f} over the first {window}')
                 if epoch == cfg.checkpoint_epoch:
-                    acc = _accuracy(model, data.test_x, data.test_y)
-                    res['eval_samples'] += len(data.test_x)
+                    acc = _accuracy(model, data.val_x, data.val_y)
+                    res['eval_samples'] += len(data.val_x)
                     res['ckpt_acc'] = acc
                     res['acc'] = acc
                     if reject and baseline_ckpt_acc is not None and epoch < cfg.epochs:
@@ -175,8 +183,10 @@ def train_proxy(arch: str, attn: str, genome: Optional[str], cfg: SearchConfig, 
                                           f'accuracy {acc:.4f} after epoch {epoch} < threshold '
                                           f'{thr:.4f} (baseline {baseline_ckpt_acc:.4f})')
             if res['ckpt_acc'] is None or cfg.checkpoint_epoch != cfg.epochs:
-                res['acc'] = _accuracy(model, data.test_x, data.test_y)
-                res['eval_samples'] += len(data.test_x)
+                res['acc'] = _accuracy(model, data.val_x, data.val_y)
+                res['eval_samples'] += len(data.val_x)
+            res['test_pred'] = encode_predictions(_predict(model, data.test_x))
+            res['eval_samples'] += len(data.test_x)
             return finish('ok')
         except Exception as e:  # noqa: BLE001 - a crashing candidate is a rejection, not an error
             return finish('rejected', 'crash', f'{type(e).__name__}: {e}'[:500])
