@@ -62,6 +62,10 @@ setup(
     package_data={'attnzero': ['data/*', 'data/**/*']},
     install_requires=CORE,
     extras_require=EXTRAS,
+    entry_points={'console_scripts': [
+        'attnzero-train=attnzero.mm.runner:train_main',
+        'attnzero-test=attnzero.mm.runner:test_main',
+    ]},
     classifiers=[
         'Programming Language :: Python :: 3',
         'Topic :: Scientific/Engineering :: Artificial Intelligence',

@@ -82,7 +82,7 @@ def dummy_data_samples(scope: str, h: int, w: int):
 def build_model(config, cfg_options=None, genome=None):
     """(cfg, scope, model in eval mode on CPU) for a config; the backbone is not initialised from a file."""
     from mmengine.config import Config
-    from train import set_genome, setup_scope, speed_up_base_lookup
+    from attnzero.mm.runner import set_genome, setup_scope, speed_up_base_lookup
 
     speed_up_base_lookup()
     cfg = Config.fromfile(config)

@@ -13,6 +13,22 @@ the family's AttnZero default, ``attn='softmax'`` is the baseline; any other con
 of the model class (``img_size``, ``window_size``, ``attn_kwargs``, ``sr_for_linear`` ...) may be
 given too. ``pretrained=PATH`` (mmseg's ``model.pretrained``) is the same as
 ``init_cfg=dict(type='Pretrained', checkpoint=PATH)``.
+
+The options every MMDetection backbone takes, with mmdet's semantics:
+
+* ``frozen_stages=-1``: ``k >= 0`` freezes the stem (patch embedding and position embedding) and
+  stages ``1..k`` -- ``requires_grad=False`` and eval mode kept across ``train()`` (no dropout or
+  drop-path there). ``k`` = the number of stages also freezes the final norm, so that nothing of
+  the trunk trains. PVT/PVTv2/Swin/CSwin have 4 stages; DeiT follows mmpretrain's ViT and counts
+  transformer blocks (12), and its dense pyramid is never frozen (see ``stage_groups``).
+* ``norm_eval=False``: ``True`` keeps every normalisation layer in eval mode while training.
+  That matters for BatchNorm (frozen running statistics, as in mmdet's ResNet configs). The
+  attnzero trunks use only LayerNorm, which has no running statistics and computes the same in
+  both modes, so for them ``norm_eval`` changes no output and no gradient; the norms' affine
+  parameters keep training either way (freeze them with ``frozen_stages``).
+* ``with_cp=False``: ``True`` checkpoints activations per transformer block
+  (``torch.utils.checkpoint``, ``use_reentrant=False``): same loss and gradients, less memory,
+  one extra forward per block (``docs/mmconfigs.md`` has the measured saving).
 """
 from __future__ import annotations
 
@@ -21,6 +37,8 @@ from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.model import BaseModule
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from attnzero.models import (CSWIN_ARCHS, DEIT_ARCHS, PVT_ARCHS, PVT_V2_ARCHS, SWIN_ARCHS, CSwin,
                              DeiT, PVT, PVTv2, Swin)
@@ -55,13 +73,49 @@ class _MMBackboneMixin:
     """mmengine ``init_cfg`` semantics + tuple outputs, on top of an attnzero model class."""
 
     def _finish_mm_init(self, arch: Any, init_cfg: Optional[dict],
-                        pretrained: Optional[str] = None) -> None:
+                        pretrained: Optional[str] = None, frozen_stages: int = -1,
+                        norm_eval: bool = False, with_cp: bool = False) -> None:
         self.arch = arch
+        n_stages = len(self.stage_groups()) - 1
+        if isinstance(frozen_stages, bool) or not isinstance(frozen_stages, int) or \
+                not -1 <= frozen_stages <= n_stages:
+            raise ValueError(f'{type(self).__name__}: frozen_stages={frozen_stages!r} is not an '
+                             f'int in -1..{n_stages} (-1: nothing frozen)')
+        self.frozen_stages = frozen_stages
+        self.norm_eval = bool(norm_eval)
+        self.with_cp = bool(with_cp)
+        self.set_grad_checkpointing(self.with_cp)
+        self._freeze_stages()
         if pretrained is not None:  # mmseg's EncoderDecoder passes ``model.pretrained`` here
             if init_cfg is not None:
                 raise ValueError('give either init_cfg or pretrained, not both')
             init_cfg = dict(type='Pretrained', checkpoint=pretrained)
         self.init_cfg = copy.deepcopy(init_cfg)
+
+    def _frozen(self):
+        """Modules and parameters of the frozen stages (stem first)."""
+        for group in self.stage_groups()[:self.frozen_stages + 1]:
+            yield from group
+
+    def _freeze_stages(self) -> None:
+        for item in self._frozen():
+            params = item.parameters() if isinstance(item, nn.Module) else [item]
+            for p in params:
+                p.requires_grad = False
+            if isinstance(item, nn.Module):
+                item.eval()
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if mode:
+            for item in self._frozen():
+                if isinstance(item, nn.Module):
+                    item.eval()
+            if self.norm_eval:
+                for m in self.modules():
+                    if isinstance(m, (_BatchNorm, nn.LayerNorm, nn.GroupNorm)):
+                        m.eval()
+        return self
 
     def init_weights(self) -> None:
         cfg = self.init_cfg
@@ -83,10 +137,11 @@ class AttnZeroDeiT(_MMBackboneMixin, DeiT, BaseModule):
     def __init__(self, arch: Union[str, Dict[str, Any]] = 'tiny', attn: Any = None,
                  genome: Any = None, out_indices: Sequence[int] = (0, 1, 2, 3),
                  drop_path_rate: Optional[float] = None, init_cfg: Optional[dict] = None,
-                 pretrained: Optional[str] = None, **kwargs) -> None:
+                 pretrained: Optional[str] = None, frozen_stages: int = -1,
+                 norm_eval: bool = False, with_cp: bool = False, **kwargs) -> None:
         DeiT.__init__(self, **_model_args(DEIT_ARCHS, arch, attn, genome, out_indices,
                                           drop_path_rate, kwargs))
-        self._finish_mm_init(arch, init_cfg, pretrained)
+        self._finish_mm_init(arch, init_cfg, pretrained, frozen_stages, norm_eval, with_cp)
 
 
 class AttnZeroPVT(_MMBackboneMixin, PVT, BaseModule):
@@ -95,10 +150,11 @@ class AttnZeroPVT(_MMBackboneMixin, PVT, BaseModule):
     def __init__(self, arch: Union[str, Dict[str, Any]] = 'tiny', attn: Any = None,
                  genome: Any = None, out_indices: Sequence[int] = (0, 1, 2, 3),
                  drop_path_rate: Optional[float] = None, init_cfg: Optional[dict] = None,
-                 pretrained: Optional[str] = None, **kwargs) -> None:
+                 pretrained: Optional[str] = None, frozen_stages: int = -1,
+                 norm_eval: bool = False, with_cp: bool = False, **kwargs) -> None:
         PVT.__init__(self, **_model_args(PVT_ARCHS, arch, attn, genome, out_indices,
                                          drop_path_rate, kwargs))
-        self._finish_mm_init(arch, init_cfg, pretrained)
+        self._finish_mm_init(arch, init_cfg, pretrained, frozen_stages, norm_eval, with_cp)
 
 
 class AttnZeroPVTv2(_MMBackboneMixin, PVTv2, BaseModule):
@@ -107,10 +163,11 @@ class AttnZeroPVTv2(_MMBackboneMixin, PVTv2, BaseModule):
     def __init__(self, arch: Union[str, Dict[str, Any]] = 'b0', attn: Any = None,
                  genome: Any = None, out_indices: Sequence[int] = (0, 1, 2, 3),
                  drop_path_rate: Optional[float] = None, init_cfg: Optional[dict] = None,
-                 pretrained: Optional[str] = None, **kwargs) -> None:
+                 pretrained: Optional[str] = None, frozen_stages: int = -1,
+                 norm_eval: bool = False, with_cp: bool = False, **kwargs) -> None:
         PVTv2.__init__(self, **_model_args(PVT_V2_ARCHS, arch, attn, genome, out_indices,
                                            drop_path_rate, kwargs))
-        self._finish_mm_init(arch, init_cfg, pretrained)
+        self._finish_mm_init(arch, init_cfg, pretrained, frozen_stages, norm_eval, with_cp)
 
 
 class AttnZeroSwin(_MMBackboneMixin, Swin, BaseModule):
@@ -119,10 +176,11 @@ class AttnZeroSwin(_MMBackboneMixin, Swin, BaseModule):
     def __init__(self, arch: Union[str, Dict[str, Any]] = 'tiny', attn: Any = None,
                  genome: Any = None, out_indices: Sequence[int] = (0, 1, 2, 3),
                  drop_path_rate: Optional[float] = None, init_cfg: Optional[dict] = None,
-                 pretrained: Optional[str] = None, **kwargs) -> None:
+                 pretrained: Optional[str] = None, frozen_stages: int = -1,
+                 norm_eval: bool = False, with_cp: bool = False, **kwargs) -> None:
         Swin.__init__(self, **_model_args(SWIN_ARCHS, arch, attn, genome, out_indices,
                                           drop_path_rate, kwargs))
-        self._finish_mm_init(arch, init_cfg, pretrained)
+        self._finish_mm_init(arch, init_cfg, pretrained, frozen_stages, norm_eval, with_cp)
 
 
 class AttnZeroCSwin(_MMBackboneMixin, CSwin, BaseModule):
@@ -131,10 +189,11 @@ class AttnZeroCSwin(_MMBackboneMixin, CSwin, BaseModule):
     def __init__(self, arch: Union[str, Dict[str, Any]] = 'tiny', attn: Any = None,
                  genome: Any = None, out_indices: Sequence[int] = (0, 1, 2, 3),
                  drop_path_rate: Optional[float] = None, init_cfg: Optional[dict] = None,
-                 pretrained: Optional[str] = None, **kwargs) -> None:
+                 pretrained: Optional[str] = None, frozen_stages: int = -1,
+                 norm_eval: bool = False, with_cp: bool = False, **kwargs) -> None:
         CSwin.__init__(self, **_model_args(CSWIN_ARCHS, arch, attn, genome, out_indices,
                                            drop_path_rate, kwargs))
-        self._finish_mm_init(arch, init_cfg, pretrained)
+        self._finish_mm_init(arch, init_cfg, pretrained, frozen_stages, norm_eval, with_cp)
 
 
 MM_BACKBONES = (AttnZeroDeiT, AttnZeroPVT, AttnZeroPVTv2, AttnZeroSwin, AttnZeroCSwin)

@@ -2,7 +2,7 @@
 weight init and the timm entry-point helper."""
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Type
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Type, Union
 
 import torch
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
@@ -64,6 +64,20 @@ class BackboneBase(nn.Module):
     @property
     def out_channels(self) -> List[int]:
         return [self.feature_info[i]['num_chs'] for i in self.out_indices]
+
+    # ---- stages, as frozen by mmdet's ``frozen_stages`` ----------------------------------
+    def stage_groups(self) -> List[List[Union[nn.Module, nn.Parameter]]]:
+        """The trunk in input-to-output order, for ``frozen_stages``: item 0 is the stem (patch
+        embedding and whatever is applied with it, e.g. position embedding), item ``i`` the
+        ``i``-th stage; the final norm belongs to the last stage. ``frozen_stages=k`` freezes
+        items ``0..k`` (mmdet's Swin semantics). Hierarchical families with a top-level
+        ``patch_embed`` and ``stages`` share this default."""
+        stem: List[Union[nn.Module, nn.Parameter]] = [self.patch_embed]
+        if isinstance(getattr(self, 'pos_drop', None), nn.Module):
+            stem.append(self.pos_drop)
+        groups = [stem] + [[s] for s in self.stages]
+        groups[-1].append(self.norm)
+        return groups
 
     # ---- init -----------------------------------------------------------------------------
     @staticmethod

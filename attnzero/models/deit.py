@@ -85,6 +85,16 @@ class DeiT(BackboneBase):
     def pos_embed_grids(self) -> Dict[str, Tuple[int, Tuple[int, int]]]:
         return {'pos_embed': (1, self.grid)}
 
+    def stage_groups(self) -> List[List[Any]]:
+        """mmpretrain's ViT semantics: the stem (patch embedding, cls token, position embedding),
+        then one item per transformer block; the final norm with the last block. The dense
+        pyramid (``pyramid.*``, ViTDet's simple feature pyramid) is not a stage: it stays
+        trainable under any ``frozen_stages``."""
+        groups = [[self.patch_embed, self.cls_token, self.pos_embed, self.pos_drop]]
+        groups += [[b] for b in self.blocks]
+        groups[-1].append(self.norm)
+        return groups
+
     def _tokens(self, x: torch.Tensor) -> Tuple[torch.Tensor, Tuple[int, int]]:
         x, hw = self.patch_embed(x)
         pe = self.pos_embed

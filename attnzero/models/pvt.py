@@ -130,6 +130,14 @@ class PVT(BackboneBase):
             if s.cls_token is not None:
                 trunc_normal_(s.cls_token, std=0.02)
 
+    def stage_groups(self) -> List[List[Any]]:
+        """Stem: stage 1's patch embedding, position embedding and dropout (its blocks are stage
+        1); every later stage whole (patch embedding included); the final norm with stage 4."""
+        s0 = self.stages[0]
+        groups = [[s0.patch_embed, s0.pos_embed, s0.pos_drop]] + [[s] for s in self.stages]
+        groups[-1].append(self.norm)
+        return groups
+
     def pos_embed_grids(self) -> Dict[str, Tuple[int, Tuple[int, int]]]:
         return {f'stages.{i}.pos_embed': (s.num_prefix_tokens, s.grid) for i, s in enumerate(self.stages)}
 

@@ -100,6 +100,11 @@ class PVTv2(BackboneBase):
                          out_indices, embed_dims, reductions)
         self.init_model_weights()
 
+    def stage_groups(self) -> List[List[Any]]:
+        """Stem: stage 1's overlapping patch embedding; then every stage whole (its own
+        patch embedding and norm included)."""
+        return [[self.stages[0].patch_embed]] + [[s] for s in self.stages]
+
     def forward_pyramid(self, x: torch.Tensor) -> List[torch.Tensor]:
         outs = []
         for stage in self.stages:

@@ -22,7 +22,10 @@ model = dict(
         attn='softmax',
         genome=None,  # None: the paper's genome (Trial-105; Trial-140 for CSwin)
         out_indices=(0, 1, 2, 3),
-        drop_path_rate=0.1),
+        drop_path_rate=0.1,
+        frozen_stages=-1,  # k >= 0: freeze the patch embedding and stages 1..k (fine-tuning)
+        norm_eval=False,  # keep norm layers in eval mode (LayerNorm trunks: no effect)
+        with_cp=False),  # True: activation checkpointing per block (less memory, same grads)
     decode_head=dict(in_channels=[64, 128, 320, 512], num_classes=150),
     auxiliary_head=dict(in_channels=320, num_classes=150))
 
