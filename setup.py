@@ -44,6 +44,8 @@ EXTRAS = {
     ],
     'dist': ['dask[distributed]'],
     'bench': ['pandas', 'pyarrow', 'scikit-learn'],
+    # ONNX export (torch.onnx.export(..., dynamo=True)) and its check with onnxruntime
+    'deploy': ['onnx', 'onnxruntime', 'onnxscript'],
     'dev': ['pytest', 'pytest-timeout'],
 }
 EXTRAS['all'] = sorted({req for reqs in EXTRAS.values() for req in reqs})

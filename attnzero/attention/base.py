@@ -70,7 +70,10 @@ def inplace_ok(*tensors: Optional[torch.Tensor]) -> bool:
 def add_branch(out: torch.Tensor, branch: torch.Tensor, *inputs: torch.Tensor) -> torch.Tensor:
     """``out + branch``, in place on ``out`` when that is safe: no autograd recording
     (:func:`inplace_ok`), same shape and dtype, and ``out`` shares no memory with ``inputs`` (a
-    genome may return one of its inputs unchanged)."""
+    genome may return one of its inputs unchanged). Under ``torch.compile`` / ``torch.export``
+    always out of place."""
+    if torch.compiler.is_compiling():  # traced: out-of-place (the compiler plans the buffers)
+        return out + branch
     if (inplace_ok(out, branch) and out.shape == branch.shape and out.dtype == branch.dtype
             and not any(out.untyped_storage().data_ptr() == t.untyped_storage().data_ptr() for t in inputs)):
         return out.add_(branch)

@@ -2,11 +2,13 @@
 weight init and the timm entry-point helper."""
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Type, Union
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Type, Union
 
 import torch
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import trunc_normal_
+from timm.models import FeatureInfo
+from timm.models._features import feature_take_indices
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
@@ -26,10 +28,14 @@ def default_cfg(**kwargs) -> Dict[str, Any]:
 class BackboneBase(nn.Module):
     """Base of the attnzero backbones.
 
-    Subclasses build their trunk, then call :meth:`_build_head`, and implement
+    Subclasses build their trunk (``self.stages``; ``self.norm`` when a final norm follows the last
+    stage), then call :meth:`_build_head`, and implement :meth:`_iter_stages`, from which this class
+    derives
 
     * ``forward_features(x) -> (B, N, C)`` final normalised tokens (prefix tokens first);
-    * ``forward_pyramid(x) -> list of 4 NCHW maps`` at strides 4/8/16/32.
+    * ``forward_pyramid(x) -> list of 4 NCHW maps`` at strides 4/8/16/32;
+    * ``forward_intermediates`` / ``prune_intermediate_layers`` (timm 1.x feature API, with the
+      index, norm and early-stop options of timm's Swin).
 
     Modes: classification (``forward`` -> logits) or, with ``features_only=True``, dense prediction
     (``forward`` -> list of the maps at ``out_indices``; no classifier is built).
@@ -52,8 +58,11 @@ class BackboneBase(nn.Module):
             if not 0 <= i < len(feature_channels):
                 raise ValueError(f'out_index {i} out of range (0..{len(feature_channels) - 1})')
         stage_modules = stage_modules or [f'stages.{i}' for i in range(len(feature_channels))]
-        self.feature_info = [dict(num_chs=int(c), reduction=int(r), module=m)
-                             for c, r, m in zip(feature_channels, feature_reductions, stage_modules)]
+        info = [dict(num_chs=int(c), reduction=int(r), module=m)
+                for c, r, m in zip(feature_channels, feature_reductions, stage_modules)]
+        # timm's convention: a features_only model describes its outputs with a FeatureInfo
+        # (``.channels()`` / ``.reduction()`` at ``out_indices``); a classifier keeps the plain list
+        self.feature_info = FeatureInfo(info, self.out_indices) if self.features_only else info
         self.grad_checkpointing = False
         if self.features_only:
             num_classes = 0
@@ -136,25 +145,85 @@ class BackboneBase(nn.Module):
         x = self.head_drop(self.pool(x))
         return x if pre_logits else self.head(x)
 
-    def _run_stages(self, x: torch.Tensor) -> List[Tuple[torch.Tensor, Tuple[int, int]]]:
-        """Tokens ``(B, N, C)`` and their grid ``(H, W)`` after every stage (hierarchical
-        families implement this; DeiT and PVTv2 override the two methods below instead)."""
+    # ---- the trunk, stage by stage ---------------------------------------------------------
+    def _iter_stages(self, x: torch.Tensor, n: Optional[int] = None
+                     ) -> Iterator[Tuple[torch.Tensor, Tuple[int, int]]]:
+        """Tokens ``(B, N, C)`` (prefix tokens first) and their grid after each of the first ``n``
+        stages (all when ``None``), *before* the final norm."""
         raise NotImplementedError  # pragma: no cover
 
-    def _stage_outputs(self, x: torch.Tensor, hw: Tuple[int, int]
-                       ) -> List[Tuple[torch.Tensor, Tuple[int, int]]]:
-        """Run ``self.stages`` on embedded tokens; the last stage's tokens get ``self.norm``."""
-        outs = []
-        for i, stage in enumerate(self.stages):
-            x, hw = stage(x, hw, run=self._run)
-            outs.append((self.norm(x) if i == len(self.stages) - 1 else x, hw))
-        return outs
+    def _num_prefix(self, i: int) -> int:
+        """Prefix (class) tokens in the output of stage ``i``."""
+        return 0
+
+    def _final_norm(self, x: torch.Tensor) -> torch.Tensor:
+        norm = getattr(self, 'norm', None)
+        return x if norm is None else norm(x)
+
+    def _grid(self, i: int, t: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
+        return tokens_to_nchw(t[:, self._num_prefix(i):], hw)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self._run_stages(x)[-1][0]
+        t = x
+        for t, _ in self._iter_stages(x):
+            pass
+        return self._final_norm(t)
 
     def forward_pyramid(self, x: torch.Tensor) -> List[torch.Tensor]:
-        return [tokens_to_nchw(t, hw) for t, hw in self._run_stages(x)]
+        """NCHW map of every stage; the last one through the final norm."""
+        outs = list(self._iter_stages(x))
+        last = len(outs) - 1
+        return [self._grid(i, self._final_norm(t) if i == last else t, hw)
+                for i, (t, hw) in enumerate(outs)]
+
+    def forward_intermediates(self, x: torch.Tensor, indices: Optional[Union[int, List[int]]] = None,
+                              norm: bool = False, stop_early: bool = False,
+                              output_fmt: str = 'NCHW', intermediates_only: bool = False
+                              ) -> Union[List[torch.Tensor], Tuple[torch.Tensor, List[torch.Tensor]]]:
+        """timm 1.x feature API (the options of timm's Swin).
+
+        Args:
+            indices: last ``n`` stages if int, all if ``None``, else these stage indices.
+            norm: apply the final norm to the last stage's intermediate (it is sized for it).
+            stop_early: stop after the last stage asked for.
+            output_fmt: ``'NCHW'`` (prefix tokens dropped) or ``'NLC'`` (tokens as they are).
+            intermediates_only: return only the list.
+
+        Returns:
+            ``(final tokens, intermediates)`` -- the final tokens equal ``forward_features(x)`` when
+            every stage ran -- or the intermediates alone.
+        """
+        if output_fmt not in ('NCHW', 'NLC'):
+            raise ValueError(f"output_fmt={output_fmt!r}; expected 'NCHW' or 'NLC'")
+        n = len(self.stages)
+        take, max_index = feature_take_indices(n, indices)
+        inters: List[torch.Tensor] = []
+        t = x
+        i = -1
+        for i, (t, hw) in enumerate(self._iter_stages(x, max_index + 1 if stop_early else None)):
+            if i in take:
+                y = self._final_norm(t) if norm and i == n - 1 else t
+                inters.append(self._grid(i, y, hw) if output_fmt == 'NCHW' else y)
+        if intermediates_only:
+            return inters
+        return (self._final_norm(t) if i == n - 1 else t), inters
+
+    def prune_intermediate_layers(self, indices: Union[int, List[int]] = 1, prune_norm: bool = False,
+                                  prune_head: bool = True) -> List[int]:
+        """Drop the stages after the last of ``indices`` (and the final norm / head)."""
+        take, max_index = feature_take_indices(len(self.stages), indices)
+        if prune_norm or max_index < len(self.stages) - 1:
+            if hasattr(self, 'norm'):
+                self.norm = nn.Identity()
+        self.stages = self.stages[:max_index + 1]
+        if isinstance(self.feature_info, FeatureInfo):
+            self.feature_info = FeatureInfo(self.feature_info.info[:max_index + 1],
+                                            [i for i in self.out_indices if i <= max_index])
+        else:
+            self.feature_info = self.feature_info[:max_index + 1]
+        if prune_head:
+            self.reset_classifier(0, '')
+        return take
 
     def forward(self, x: torch.Tensor):
         if self.features_only:

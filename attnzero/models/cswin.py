@@ -170,8 +170,11 @@ class CSwin(BackboneBase):
                          dims, [patch_size * 2 ** i for i in range(n)])
         self.init_model_weights()
 
-    def _run_stages(self, x: torch.Tensor) -> List[Tuple[torch.Tensor, Tuple[int, int]]]:
-        return self._stage_outputs(*self.patch_embed(x))
+    def _iter_stages(self, x: torch.Tensor, n: Optional[int] = None):
+        x, hw = self.patch_embed(x)
+        for stage in self.stages[:n]:
+            x, hw = stage(x, hw, run=self._run)
+            yield x, hw
 
 
 default_cfgs = {

@@ -13,6 +13,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import torch
 from timm.layers import resample_abs_pos_embed, to_2tuple, trunc_normal_
 from timm.models import register_model
+from timm.models._features import feature_take_indices
 from torch import nn
 
 from ._base import BackboneBase, create_model, default_cfg
@@ -78,6 +79,9 @@ class DeiT(BackboneBase):
                          [embed_dim] * 4,
                          stage_modules=[f'pyramid.fpn{i + 1}' for i in range(4)])
         self.pyramid = SimpleFeaturePyramid(embed_dim) if self.features_only else None
+        if not self.features_only:  # as timm's ViT: one feature per block (forward_intermediates)
+            self.feature_info = [dict(num_chs=embed_dim, reduction=patch_size, module=f'blocks.{i}')
+                                 for i in range(depth)]
         self.init_model_weights()
         trunc_normal_(self.pos_embed, std=0.02)
         nn.init.normal_(self.cls_token, std=1e-6)
@@ -95,13 +99,16 @@ class DeiT(BackboneBase):
         groups[-1].append(self.norm)
         return groups
 
-    def _tokens(self, x: torch.Tensor) -> Tuple[torch.Tensor, Tuple[int, int]]:
+    def _embed(self, x: torch.Tensor) -> Tuple[torch.Tensor, Tuple[int, int]]:
         x, hw = self.patch_embed(x)
         pe = self.pos_embed
-        if hw != self.grid:
+        if torch.compiler.is_exporting() or hw != self.grid:  # exported: any grid
             pe = resample_abs_pos_embed(pe, list(hw), list(self.grid), num_prefix_tokens=1)
         x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
-        x = self.pos_drop(x + pe)
+        return self.pos_drop(x + pe), hw
+
+    def _tokens(self, x: torch.Tensor) -> Tuple[torch.Tensor, Tuple[int, int]]:
+        x, hw = self._embed(x)
         for blk in self.blocks:
             x = self._run(blk, x, hw)
         return self.norm(x), hw
@@ -116,6 +123,46 @@ class DeiT(BackboneBase):
         if self.pyramid is None:
             raise RuntimeError('DeiT.forward_pyramid needs features_only=True (builds the pyramid)')
         return self.pyramid(grid, img_hw)
+
+    def forward_intermediates(self, x: torch.Tensor, indices: Optional[Union[int, List[int]]] = None,
+                              return_prefix_tokens: bool = False, norm: bool = False,
+                              stop_early: bool = False, output_fmt: str = 'NCHW',
+                              intermediates_only: bool = False):
+        """timm 1.x feature API with the options of timm's ViT: ``indices`` count transformer
+        blocks (last ``n`` if int, all if ``None``); ``norm`` applies the final norm to every
+        intermediate; NCHW intermediates drop the cls token, which ``return_prefix_tokens`` returns
+        alongside (``(map, prefix)`` pairs)."""
+        if output_fmt not in ('NCHW', 'NLC'):
+            raise ValueError(f"output_fmt={output_fmt!r}; expected 'NCHW' or 'NLC'")
+        take, max_index = feature_take_indices(len(self.blocks), indices)
+        x, hw = self._embed(x)
+        blocks = self.blocks[:max_index + 1] if stop_early else self.blocks
+        inters = []
+        for i, blk in enumerate(blocks):
+            x = self._run(blk, x, hw)
+            if i in take:
+                inters.append(self.norm(x) if norm else x)
+        prefix = [y[:, :1] for y in inters]
+        inters = [y[:, 1:] for y in inters]
+        if output_fmt == 'NCHW':
+            inters = [tokens_to_nchw(y, hw) for y in inters]
+        if return_prefix_tokens:
+            inters = list(zip(inters, prefix))
+        if intermediates_only:
+            return inters
+        return self.norm(x), inters
+
+    def prune_intermediate_layers(self, indices: Union[int, List[int]] = 1, prune_norm: bool = False,
+                                  prune_head: bool = True) -> List[int]:
+        take, max_index = feature_take_indices(len(self.blocks), indices)
+        self.blocks = self.blocks[:max_index + 1]
+        if prune_norm:
+            self.norm = nn.Identity()
+        if not self.features_only:
+            self.feature_info = self.feature_info[:max_index + 1]
+        if prune_head:
+            self.reset_classifier(0, '')
+        return take
 
 
 default_cfgs = {

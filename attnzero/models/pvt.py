@@ -60,7 +60,7 @@ class PVTStage(nn.Module):
     def forward(self, x: torch.Tensor, run=None) -> Tuple[torch.Tensor, Tuple[int, int]]:
         x, hw = self.patch_embed(x)
         pe = self.pos_embed
-        if hw != self.grid:
+        if torch.compiler.is_exporting() or hw != self.grid:  # exported: any grid
             pe = resample_abs_pos_embed(pe, list(hw), list(self.grid),
                                         num_prefix_tokens=self.num_prefix_tokens)
         if self.cls_token is not None:
@@ -141,24 +141,19 @@ class PVT(BackboneBase):
     def pos_embed_grids(self) -> Dict[str, Tuple[int, Tuple[int, int]]]:
         return {f'stages.{i}.pos_embed': (s.num_prefix_tokens, s.grid) for i, s in enumerate(self.stages)}
 
-    def _run_stages(self, x: torch.Tensor) -> List[Tuple[torch.Tensor, Tuple[int, int]]]:
-        outs = []
-        for i, stage in enumerate(self.stages):
-            x, hw = stage(x, run=self._run)
-            if i == len(self.stages) - 1:
-                x = self.norm(x)
-            outs.append((x, hw))
-            x = tokens_to_nchw(x[:, stage.num_prefix_tokens:], hw)
-        return outs
+    def _num_prefix(self, i: int) -> int:
+        return self.stages[i].num_prefix_tokens
 
-    def forward_pyramid(self, x: torch.Tensor) -> List[torch.Tensor]:
-        return [tokens_to_nchw(t[:, s.num_prefix_tokens:], hw)
-                for (t, hw), s in zip(self._run_stages(x), self.stages)]
+    def _iter_stages(self, x: torch.Tensor, n: Optional[int] = None):
+        for stage in self.stages[:n]:
+            t, hw = stage(x, run=self._run)
+            yield t, hw
+            x = tokens_to_nchw(t[:, stage.num_prefix_tokens:], hw)
 
 
 default_cfgs = {
-    'attnzero_pvt_tiny': default_cfg(),
-    'attnzero_pvt_small': default_cfg(),
+    'attnzero_pvt_tiny': default_cfg(first_conv='stages.0.patch_embed.proj'),
+    'attnzero_pvt_small': default_cfg(first_conv='stages.0.patch_embed.proj'),
 }
 
 

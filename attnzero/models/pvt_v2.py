@@ -105,26 +105,18 @@ class PVTv2(BackboneBase):
         patch embedding and norm included)."""
         return [[self.stages[0].patch_embed]] + [[s] for s in self.stages]
 
-    def forward_pyramid(self, x: torch.Tensor) -> List[torch.Tensor]:
-        outs = []
-        for stage in self.stages:
+    def _iter_stages(self, x: torch.Tensor, n: Optional[int] = None):
+        # each stage ends with its own norm; there is no final norm
+        for stage in self.stages[:n]:
             t, hw = stage(x, run=self._run)
+            yield t, hw
             x = tokens_to_nchw(t, hw)
-            outs.append(x)
-        return outs
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        for i, stage in enumerate(self.stages):
-            t, hw = stage(x, run=self._run)
-            if i < len(self.stages) - 1:
-                x = tokens_to_nchw(t, hw)
-        return t
 
 
 default_cfgs = {
-    'attnzero_pvt_v2_b0': default_cfg(),
-    'attnzero_pvt_v2_b1': default_cfg(),
-    'attnzero_pvt_v2_b2': default_cfg(),
+    'attnzero_pvt_v2_b0': default_cfg(first_conv='stages.0.patch_embed.proj'),
+    'attnzero_pvt_v2_b1': default_cfg(first_conv='stages.0.patch_embed.proj'),
+    'attnzero_pvt_v2_b2': default_cfg(first_conv='stages.0.patch_embed.proj'),
 }
 
 

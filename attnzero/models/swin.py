@@ -34,6 +34,13 @@ SWIN_ARCHS: Dict[str, Dict[str, Any]] = {
 SHIFT_MASK_VALUE = -100.0
 
 
+def _cacheable(*dims) -> bool:
+    """Eager calls with plain-int sizes reuse the index/mask tensors; under ``torch.compile`` or
+    ``torch.export`` (sizes may be symbolic, and module state must not change while tracing)
+    they are built in the graph instead."""
+    return not torch.compiler.is_compiling() and all(type(d) is int for d in dims)
+
+
 class RelativePositionBias(nn.Module):
     """Learned bias table ``((2w-1)^2, heads)`` indexed by relative offsets; any window up to
     ``window_size`` (non-square included) reads the centre of the table."""
@@ -46,12 +53,18 @@ class RelativePositionBias(nn.Module):
         trunc_normal_(self.relative_position_bias_table, std=0.02)
         self._index: Dict[Tuple[int, int, str], torch.Tensor] = {}
 
+    def _build_index(self, wh: int, ww: int, device: torch.device) -> torch.Tensor:
+        coords = torch.stack(torch.meshgrid(torch.arange(wh, device=device),
+                                            torch.arange(ww, device=device), indexing='ij')).flatten(1)
+        rel = coords[:, :, None] - coords[:, None, :] + (self.window_size - 1)
+        return (rel[0] * (2 * self.window_size - 1) + rel[1]).flatten()
+
     def index(self, wh: int, ww: int, device: torch.device) -> torch.Tensor:
+        if not _cacheable(wh, ww):
+            return self._build_index(wh, ww, device)
         key = (wh, ww, str(device))
         if key not in self._index:
-            coords = torch.stack(torch.meshgrid(torch.arange(wh), torch.arange(ww), indexing='ij')).flatten(1)
-            rel = coords[:, :, None] - coords[:, None, :] + (self.window_size - 1)
-            self._index[key] = (rel[0] * (2 * self.window_size - 1) + rel[1]).flatten().to(device)
+            self._index[key] = self._build_index(wh, ww, device)
         return self._index[key]
 
     def forward(self, wh: int, ww: int) -> torch.Tensor:
@@ -78,20 +91,28 @@ class WindowMixer(nn.Module):
     def _shift_mask(self, Hp: int, Wp: int, win: Tuple[int, int], shift: Tuple[int, int],
                     device: torch.device) -> torch.Tensor:
         """``(nW, 1, n, n)`` additive mask keeping tokens of different pre-shift regions apart."""
+        if not _cacheable(Hp, Wp, *win, *shift):
+            return self._build_shift_mask(Hp, Wp, win, shift, device)
         key = (Hp, Wp, win, shift, str(device))
         if key not in self._masks:
-            img = torch.zeros(1, Hp, Wp, 1)
-            cnt = 0
-            hs = [slice(0, -win[0]), slice(-win[0], -shift[0]), slice(-shift[0], None)] if shift[0] else [slice(None)]
-            ws = [slice(0, -win[1]), slice(-win[1], -shift[1]), slice(-shift[1], None)] if shift[1] else [slice(None)]
-            for h in hs:
-                for w in ws:
-                    img[:, h, w, :] = cnt
-                    cnt += 1
-            m = window_partition(img, win).squeeze(-1)  # (nW, n)
-            mask = (m[:, None, :] != m[:, :, None]).float() * SHIFT_MASK_VALUE
-            self._masks[key] = mask.unsqueeze(1).to(device)
+            self._masks[key] = self._build_shift_mask(Hp, Wp, win, shift, device)
         return self._masks[key]
+
+    @staticmethod
+    def _build_shift_mask(Hp: int, Wp: int, win: Tuple[int, int], shift: Tuple[int, int],
+                          device: torch.device) -> torch.Tensor:
+        # region id of every (padded, shifted) position: 3 bands per shifted axis, built with
+        # comparisons (no in-place slice writes: traceable with symbolic sizes)
+        def bands(n: int, w: int, s: int) -> torch.Tensor:
+            pos = torch.arange(n, device=device)
+            if not s:
+                return torch.zeros_like(pos)
+            return (pos >= n - w).long() + (pos >= n - s).long()
+
+        region = bands(Hp, win[0], shift[0])[:, None] * 3 + bands(Wp, win[1], shift[1])[None, :]
+        m = window_partition(region[None, :, :, None].float(), win).squeeze(-1)  # (nW, n)
+        mask = (m[:, None, :] != m[:, :, None]).float() * SHIFT_MASK_VALUE
+        return mask.unsqueeze(1)
 
     def forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
         B, N, C = x.shape
@@ -202,9 +223,12 @@ class Swin(BackboneBase):
                          dims, [patch_size * 2 ** i for i in range(n)])
         self.init_model_weights()
 
-    def _run_stages(self, x: torch.Tensor) -> List[Tuple[torch.Tensor, Tuple[int, int]]]:
+    def _iter_stages(self, x: torch.Tensor, n: Optional[int] = None):
         x, hw = self.patch_embed(x)
-        return self._stage_outputs(self.pos_drop(x), hw)
+        x = self.pos_drop(x)
+        for stage in self.stages[:n]:
+            x, hw = stage(x, hw, run=self._run)
+            yield x, hw
 
 
 default_cfgs = {

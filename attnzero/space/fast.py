@@ -8,9 +8,8 @@ memory traffic:
 2. **affine values stay symbolic**: a value ``a * X + b`` with scalar ``a``, ``b`` is carried as
    ``(X, a, b)``. ``min_max_normalize`` and ``normalize`` (batch-global) become one read-only
    statistics pass over ``X`` (``aminmax`` / ``mean`` and ``std``, done once) instead of a read-write
-   pass; ``scale`` and ``revert`` cost nothing. Without autograd the statistics are read to the host
-   once and the scalar algebra runs in Python (in the precision torch would use); with autograd they
-   stay 0-dim tensors so gradients flow through them. ELU+1 is ``exp2(log2(e) * min(X, 0)) +
+   pass; ``scale`` and ``revert`` cost nothing. The statistics stay 0-dim tensors (gradients flow
+   through them; nothing is read to the host). ELU+1 is ``exp2(log2(e) * min(X, 0)) +
    max(X, 0)`` (:func:`~attnzero.space.ops.elu_plus_one`: no ``expm1``, which is not vectorised on
    AVX-512 CPUs);
 3. **contractions absorb affine operands as rank-1 corrections**: ``(a X + b)^T Y = a X^T Y +
@@ -32,11 +31,16 @@ memory traffic:
    that a following ``normalize`` keeps in bfloat16) take float32 operands; reducing operators
    without a dedicated path run on a float32 copy; the result is cast back to the input dtype.
 
-Non-finite statistics (NaN/inf in a normalised tensor, zero spread) fall back to the reference
-operator; the check reads the statistics on the host (on CUDA a small stall; a CPU no-op).
+**No host synchronisation, no data-dependent control flow**: no statistic is read to the host
+and no branch depends on a tensor's values, so the executor runs under ``torch.export`` and
+``torch.compile(fullgraph=True)`` and never stalls a GPU stream. The reference's special cases
+are expressed with tensor ops on the 0-dim statistics: ``normalize`` of a tensor with zero spread
+or non-finite statistics is 0 (the reference maps its NaN to 0; ``torch.where`` on the scale and
+shift), and ``min_max_normalize`` needs no special case (its symbolic form gives the reference's
+NaN / 0 pattern). The one remaining difference: where the *input* of a batch-global ``normalize``
+holds inf/NaN, the reference returns 0 everywhere, the fast path NaN at those entries (0 elsewhere).
 
-``backend='inductor'`` additionally wraps the executor in ``torch.compile(dynamic=True)`` without
-the host-side checks (non-finite statistics then propagate as NaN/inf). It fuses the remaining
+``backend='inductor'`` additionally wraps the executor in ``torch.compile(dynamic=True)``. It fuses the remaining
 elementwise passes; the first call per input shape compiles (seconds on a CPU); see
 ``docs/benchmarks.md`` for the measured effect.
 """
@@ -47,7 +51,6 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
-import numpy as np
 from torch import Tensor
 
 from .graphs import GRAPHS
@@ -109,9 +112,19 @@ def _bshape(*shapes: Sequence[int]) -> Tuple[int, ...]:
     return tuple(out)
 
 
-def _np_scalar(dtype: torch.dtype):
-    """numpy scalar type doing host-side arithmetic in the precision torch would use."""
-    return np.float64 if dtype == torch.float64 else np.float32
+def _hint(n: Any) -> int:
+    """A size as a plain int. Under ``torch.export`` with dynamic shapes a size is a SymInt; the
+    cost decisions below (contraction order, where to absorb an affine map) only choose between
+    equal results, so they use the example input's value (the hint) instead of recording a guard
+    that would restrict the exported program to sizes making the same choice."""
+    if isinstance(n, torch.SymInt):
+        from torch.fx.experimental.symbolic_shapes import optimization_hint
+        return optimization_hint(n)
+    return int(n)
+
+
+def _numel(x: Tensor) -> int:
+    return math.prod([_hint(s) for s in x.shape])
 
 
 def _smin(x: Any, y: Any) -> Any:
@@ -170,7 +183,7 @@ class _Ctx:
 
     def __init__(self, inplace: bool, half: bool, d: int, tokens: Sequence[int], out_dtype,
                  q: Tensor, k: Tensor, v: Tensor) -> None:
-        self.inplace, self.half, self.d, self.tokens, self.out_dtype = inplace, half, d, set(tokens), out_dtype
+        self.inplace, self.half, self.d, self.tokens, self.out_dtype = inplace, half, d, tuple(tokens), out_dtype
         self.q, self.k, self.v = q, k, v
 
 
@@ -187,7 +200,7 @@ def _chain_product(factors: Sequence[Tensor], ctx: _Ctx) -> Tensor:
     n = len(factors)
     if n == 1:
         return factors[0]
-    shapes = [tuple(f.shape) for f in factors]
+    shapes = [tuple([_hint(d) for d in f.shape]) for f in factors]
     batch = [s[:-2] for s in shapes]
     rows = [s[-2] for s in shapes]
     cols = [s[-1] for s in shapes]
@@ -284,11 +297,8 @@ class FastExecutor:
         variants: the branch of every binary node, from the static analysis.
     """
 
-    def __init__(self, genome, variants: Sequence[int], checks: bool = True) -> None:
+    def __init__(self, genome, variants: Sequence[int]) -> None:
         self.genome = genome
-        #: host-side check of non-finite statistics (exact reference fallback); off under
-        #: ``torch.compile`` (no graph break), where non-finite statistics propagate as NaN/inf
-        self.checks = checks
         self.graph = GRAPHS[genome.graph]
         self.variants = tuple(variants)
         uses: Dict[str, int] = {}
@@ -410,30 +420,23 @@ class FastExecutor:
     def _min_max(self, x: _Val, ctx: _Ctx) -> _Val:
         if not x.plain:  # statistics of the exact values (rare: a normalisation of a normalisation)
             x = _Val(*_materialize_owned(x, ctx))
-        lo, hi = torch.aminmax(x.core)
-        host = self.checks and ctx.inplace
-        if host:
-            # no autograd: host reads of the statistics (a CPU no-op; on CUDA one sync, the second
-            # read finds the stream idle); the scalar algebra then runs in Python in the precision
-            # torch would use (no 0-dim tensor ops)
-            f = _np_scalar(_stat_dtype(x.core).dtype)
-            lo, hi = f(lo.item()), f(hi.item())
-            finite = math.isfinite(lo) and math.isfinite(hi)
-        else:  # statistics stay tensors: gradients flow through them, no graph break
-            lo, hi = (lo.to(_F32), hi.to(_F32)) if ctx.half else (lo, hi)
-            finite = not self.checks or bool(torch.isfinite(lo) & torch.isfinite(hi))
-        if not finite:
-            t, _ = _materialize(x, ctx)
-            return _Val(UNARY_OPS[_U_MINMAX].fn(t, ctx.d), owned=True)
+        # the statistics stay 0-dim tensors: no host read, no data-dependent branch (exportable,
+        # no device sync). Non-finite statistics need no fallback: the symbolic form gives the
+        # reference's values (NaN everywhere when X holds NaN or -inf; 0, and NaN at +inf
+        # entries, when it holds only +inf).
+        if torch.compiler.is_exporting():  # torch.export / ONNX: ops every runtime has
+            lo, hi = x.core.min(), x.core.max()
+        else:  # eager: one pass for both
+            lo, hi = torch.aminmax(x.core)
+        if ctx.half:
+            lo, hi = lo.to(_F32), hi.to(_F32)
         if x.a is not None or x.b is not None:
             c1 = lo if x.a is None else lo * x.a
             c2 = hi if x.a is None else hi * x.a
             if x.b is not None:
                 c1, c2 = c1 + x.b, c2 + x.b
             lo, hi = _smin(c1, c2), _smax(c1, c2)
-        den = hi - lo + (f(1e-9) if host else 1e-9)
-        if host:
-            lo, den = float(lo), float(den)
+        den = hi - lo + 1e-9
         if x.a is None and x.b is None:
             return _Val(x.core, owned=x.owned, s=-lo, den=den)
         inv = 1.0 / den
@@ -446,25 +449,23 @@ class FastExecutor:
             x = _Val(*_materialize_owned(x, ctx))
         xs = _stat_dtype(x.core)
         mean, std = xs.mean(), xs.std()  # as the reference computes them (bitwise equal statistics)
-        if self.checks and ctx.inplace:  # no autograd: host-side scalars (see _min_max)
-            mean, std = mean.item(), std.item()
-            finite = math.isfinite(mean) and math.isfinite(std) and std > 0
-        else:
-            finite = not self.checks or bool(torch.isfinite(mean) & torch.isfinite(std) & (std > 0))
-        if not finite:
-            t, _ = _materialize(x, ctx)
-            return _Val(UNARY_OPS[_U_NORMALIZE].fn(t, ctx.d), owned=True)
         if x.a is not None:
             mean = mean * x.a
             std = std * _sabs(x.a)
         if x.b is not None:
             mean = mean + x.b
+        # the reference maps a NaN result to 0: zero spread (0/0) or non-finite statistics give
+        # zeros. Selected with tensor ops on the scalars (no host read): a zero scale and shift
+        # make the value 0 wherever X is finite (X's own inf/NaN entries stay NaN there).
+        ok = torch.isfinite(mean) & torch.isfinite(std) & (std > 0)
+        zero = torch.zeros((), dtype=std.dtype, device=std.device)
         if x.a is None and x.b is None:
-            return _Val(x.core, owned=x.owned, s=-mean, den=std)
-        inv = 1.0 / std
+            return _Val(x.core, owned=x.owned, s=torch.where(ok, -mean, zero),
+                        den=torch.where(ok, std, torch.full_like(std, math.inf)))
+        inv = torch.where(ok, 1.0 / std, zero)
         a = inv if x.a is None else x.a * inv
         b = (-mean * inv) if x.b is None else (x.b - mean) * inv
-        return _Val(x.core, a, b, x.owned)
+        return _Val(x.core, torch.where(ok, a, zero), torch.where(ok, b, zero), x.owned)
 
     # --- binary ---------------------------------------------------------------------------------
     def _binary(self, j: int, a: _Val, b: _Val, ctx: _Ctx) -> _Val:
@@ -518,7 +519,9 @@ class FastExecutor:
             R = _Val(*_materialize_owned(R, ctx))
         XL, XR = L.core, R.core
         if L.a is not None or L.b is not None or R.a is not None or R.b is not None:
-            out_numel = math.prod(_bshape(XL.shape[:-2], XR.shape[:-2])) * XL.shape[-2] * XR.shape[-1]
+            out_numel = (math.prod(_bshape(tuple([_hint(d) for d in XL.shape[:-2]]),
+                                           tuple([_hint(d) for d in XR.shape[:-2]])))
+                         * _hint(XL.shape[-2]) * _hint(XR.shape[-1]))
             if not _absorbs(L, XR, out_numel):
                 XL, own = _materialize(L, ctx)
                 L = _Val(XL, owned=own)
@@ -559,8 +562,8 @@ def _absorbs(P: _Val, other: Tensor, out_numel: int) -> bool:
     correction (cheaper, in elements touched, than applying it to ``P``)."""
     if P.a is None and P.b is None:
         return False
-    cost = (other.numel() if P.b is not None else 0) + (out_numel if P.a is not None else 0)
-    return cost < 2 * P.core.numel()
+    cost = (_numel(other) if P.b is not None else 0) + (out_numel if P.a is not None else 0)
+    return cost < 2 * _numel(P.core)
 
 
 def _once(v: _Val, ctx: _Ctx) -> _Val:

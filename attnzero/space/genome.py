@@ -274,8 +274,7 @@ class CompiledProgram:
         #: the genome the fast path runs (``genome`` after algebraic simplification)
         self.simplified = res.genome
         self.rewrites = res.applied
-        self._executor = FastExecutor(res.genome, res.genome.complexity(self.distinct_kv).variants,
-                                      checks=self.backend != 'inductor')
+        self._executor = FastExecutor(res.genome, res.genome.complexity(self.distinct_kv).variants)
 
     def __getstate__(self) -> Dict[str, Any]:
         state = dict(self.__dict__)

@@ -12,7 +12,7 @@ def pad_to_multiple(x: torch.Tensor, multiple: Tuple[int, int]) -> torch.Tensor:
     H, W = x.shape[-2:]
     ph = (-H) % multiple[0]
     pw = (-W) % multiple[1]
-    if ph or pw:
+    if ph or pw or torch.compiler.is_compiling():  # traced: pad by a symbolic (maybe 0) amount
         x = F.pad(x, (0, pw, 0, ph))
     return x
 
