@@ -37,9 +37,18 @@ def no_gc():
     gc.disable()
 
     def count(fn) -> int:
-        gc.collect()
-        fn()
-        return gc.collect()
+        # the smallest of three tries: a cycle that ``fn`` creates shows in every try, while
+        # garbage a background thread of an earlier test (Dask, onnxruntime, the compiler's
+        # workers) happens to make during one try does not (seen once in a full-suite run)
+        found = None
+        for _ in range(3):
+            gc.collect()
+            fn()
+            n = gc.collect()
+            found = n if found is None else min(found, n)
+            if found == 0:
+                break
+        return found
 
     yield count
     if enabled:
