@@ -75,3 +75,19 @@ def malloc_trim() -> bool:
         return False
     lib.malloc_trim(0)
     return True
+
+
+def proc_status_kib(field: str) -> int:
+    """A field of ``/proc/self/status`` in KiB (``VmRSS``, ``VmHWM`` ...); Linux only."""
+    with open('/proc/self/status') as f:
+        for line in f:
+            if line.startswith(field + ':'):
+                return int(line.split()[1])
+    raise RuntimeError(f'{field} not in /proc/self/status')
+
+
+def reset_peak_rss() -> None:
+    """Reset the process's resident-set high-water mark (``VmHWM``) to the current RSS
+    (``5`` written to ``/proc/self/clear_refs``, Linux >= 4.0); raises OSError elsewhere."""
+    with open('/proc/self/clear_refs', 'w') as f:
+        f.write('5')

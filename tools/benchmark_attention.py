@@ -55,7 +55,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from attnzero.attention import build_kernel  # noqa: E402
 from attnzero.attention.base import ATTENTIONS  # noqa: E402
-from attnzero.runtime import malloc_trim, tune_malloc  # noqa: E402
+from attnzero.runtime import malloc_trim, proc_status_kib, reset_peak_rss, tune_malloc  # noqa: E402
 
 DTYPES = {'fp32': torch.float32, 'fp16': torch.float16, 'bf16': torch.bfloat16, 'fp64': torch.float64}
 ZOO = ('softmax', 'linear', 'relu_linear', 'focused', 'hydra', 'agent', 'attnzero')
@@ -164,14 +164,6 @@ def median(xs: Sequence[float]) -> float:
     return statistics.median(xs) if xs else float('nan')
 
 
-def _proc_status_kib(field: str) -> int:
-    with open('/proc/self/status') as f:
-        for line in f:
-            if line.startswith(field + ':'):
-                return int(line.split()[1])
-    raise RuntimeError(f'{field} not in /proc/self/status')
-
-
 #: how the process's malloc is set up (reported with every table)
 MALLOC_MODE = 'glibc default'
 
@@ -204,13 +196,12 @@ def peak_memory_mib(fn: Callable[[], object], device: torch.device) -> float:
         return (torch.cuda.max_memory_allocated(device) - base) / 2 ** 20
     try:
         malloc_trim()
-        with open('/proc/self/clear_refs', 'w') as f:
-            f.write('5')
-        base = _proc_status_kib('VmRSS')
+        reset_peak_rss()
+        base = proc_status_kib('VmRSS')
     except (OSError, RuntimeError):
         return float('nan')
     fn()
-    return (_proc_status_kib('VmHWM') - base) / 1024
+    return (proc_status_kib('VmHWM') - base) / 1024
 
 
 def loadavg() -> str:

@@ -21,21 +21,14 @@ import sys
 import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from attnzero.runtime import proc_status_kib, reset_peak_rss
+
 __all__ = ['measure_step', 'measure_in_subprocess', 'write_table']
-
-
-def _status_kib(field: str) -> int:
-    with open('/proc/self/status') as f:
-        for line in f:
-            if line.startswith(field + ':'):
-                return int(line.split()[1])
-    raise RuntimeError(f'/proc/self/status has no {field}')
 
 
 def _reset_peak() -> bool:
     try:
-        with open('/proc/self/clear_refs', 'w') as f:
-            f.write('5')  # reset the peak RSS (VmHWM) to the current RSS (Linux >= 4.0)
+        reset_peak_rss()
         return True
     except OSError:
         return False
@@ -88,7 +81,7 @@ def measure_step(config: str, with_cp: bool, hw: Tuple[int, int] = (800, 1333),
     data = _det_batch(model, hw, n_objects)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     gc.collect()
-    before = _status_kib('VmRSS')
+    before = proc_status_kib('VmRSS')
     reset = _reset_peak()
     t0 = time.perf_counter()
     losses = model(**data, mode='loss')
@@ -97,7 +90,7 @@ def measure_step(config: str, with_cp: bool, hw: Tuple[int, int] = (800, 1333),
     loss.backward()
     opt.step()
     seconds = time.perf_counter() - t0
-    peak = _status_kib('VmHWM')
+    peak = proc_status_kib('VmHWM')
     grad_norm = float(torch.norm(torch.stack([p.grad.norm() for p in model.backbone.parameters()
                                                if p.grad is not None])))
     return dict(config=os.path.relpath(config), with_cp=bool(with_cp), height=hw[0], width=hw[1],
