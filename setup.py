@@ -61,12 +61,29 @@ setup(
     python_requires='>=3.10',
     packages=find_packages(include=['attnzero', 'attnzero.*']),
     include_package_data=True,
-    package_data={'attnzero': ['data/*', 'data/**/*']},
+    # attnzero.data is a package (its generators are modules): its data files, and those of its
+    # data folders (e.g. a bench directory), ship with it
+    package_data={'attnzero.data': ['*.json', '*.jsonl', '*/*']},
+    exclude_package_data={'attnzero.data': ['__pycache__/*']},
     install_requires=CORE,
     extras_require=EXTRAS,
+    # one console script per tool of tools/ (python tools/X.py is the same command)
     entry_points={'console_scripts': [
         'attnzero-train=attnzero.mm.runner:train_main',
         'attnzero-test=attnzero.mm.runner:test_main',
+        'attnzero-export=attnzero.models.export:main',
+        'attnzero-search=attnzero.search.cli:search_main',
+        'attnzero-proxy-fidelity=attnzero.search.cli:proxy_fidelity_main',
+        'attnzero-build-bench=attnzero.bench.cli:build_main',
+        'attnzero-analyze-bench=attnzero.bench.cli:analyze_main',
+        'attnzero-benchmark-attention=attnzero.perf.attention:main',
+        'attnzero-benchmark-backbone=attnzero.perf.backbone:main',
+        'attnzero-benchmark-ops=attnzero.perf.ops:main',
+        'attnzero-benchmark-fps=attnzero.perf.fps:main',
+        'attnzero-benchmark-cp-memory=attnzero.perf.memory:main',
+        'attnzero-get-flops=attnzero.perf.flops:main',
+        'attnzero-make-toy-data=attnzero.data.toy:main',
+        'attnzero-space-report=attnzero.space.report:main',
     ]},
     classifiers=[
         'Programming Language :: Python :: 3',

@@ -1,16 +1,27 @@
 """Shared pytest fixtures and helpers."""
 from __future__ import annotations
 
+import functools
 import gc
 import importlib.util
 
 import pytest
 import torch
 
+#: the OpenMMLab packages every ``mm`` test needs (mmcv with its compiled ops)
+MM_STACK = ('mmengine', 'mmcv', 'mmdet', 'mmseg')
 
-def has_mm_stack() -> bool:
-    """True when mmcv (with compiled ops), mmdet and mmseg are importable."""
-    for name in ('mmengine', 'mmcv', 'mmdet', 'mmseg'):
+
+@functools.lru_cache(maxsize=None)
+def has_mm_stack(*extra: str) -> bool:
+    """True when the OpenMMLab stack is installed: mmengine, mmcv with its compiled ops, mmdet and
+    mmseg, and the modules named in ``extra`` (e.g. ``'mmpretrain'``, ``'pycocotools'``).
+
+    The one test helper for "is the stack there" (use it, or :data:`requires_mm`, instead of a
+    per-file copy). It does not import ``attnzero.mm``: with the stack installed, a broken
+    ``attnzero.mm`` must fail the tests, not skip them.
+    """
+    for name in MM_STACK + extra:
         if importlib.util.find_spec(name) is None:
             return False
     try:
@@ -40,11 +51,14 @@ def no_gc():
         # the smallest of three tries: a cycle that ``fn`` creates shows in every try, while
         # garbage a background thread of an earlier test (Dask, onnxruntime, the compiler's
         # workers) happens to make during one try does not (seen once in a full-suite run)
+        # Only the youngest generation is collected: with the collector off, everything ``fn``
+        # allocates stays in generation 0, so a cycle made by ``fn`` is found there, and the
+        # (late in a full run, large) older generations are not traversed each time.
         found = None
         for _ in range(3):
-            gc.collect()
+            gc.collect(0)  # what the test allocated before: promoted (or freed), not counted
             fn()
-            n = gc.collect()
+            n = gc.collect(0)
             found = n if found is None else min(found, n)
             if found == 0:
                 break

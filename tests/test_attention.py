@@ -6,6 +6,7 @@ float64, so that they share no code path with the (associativity-reordered) kern
 from __future__ import annotations
 
 import math
+import types
 
 import pytest
 import torch
@@ -13,24 +14,10 @@ import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from attnzero.attention import ATTENTIONS, Attention, AttentionKernel, build_kernel
+from attnzero.space import TRIAL_105, TRIAL_140, Genome
 
 ALL = ['softmax', 'linear', 'relu_linear', 'focused', 'hydra', 'agent', 'attnzero']
 LINEAR = ['linear', 'relu_linear', 'focused', 'hydra', 'agent', 'attnzero']
-
-
-def _space_ready() -> bool:
-    try:
-        from attnzero.space import TRIAL_105, Genome  # noqa: F401
-        return True
-    except Exception:
-        return False
-
-
-needs_space = pytest.mark.skipif(not _space_ready(), reason='attnzero.space (Genome) not available yet')
-
-
-def kernels_available():
-    return [n for n in ALL if n != 'attnzero' or _space_ready()]
 
 
 def rand(*shape, dtype=torch.float64, seed=0):
@@ -209,7 +196,7 @@ def test_focused_reference(p):
     torch.testing.assert_close(kern(q, k, v, hw), ref_focused(kern, q, k, v, hw), rtol=1e-9, atol=1e-10)
 
 
-@pytest.mark.parametrize('name', kernels_available())
+@pytest.mark.parametrize('name', ALL)
 def test_inference_fast_path_equals_autograd_path(name):
     """Without autograd, kernels update their own intermediates in place (fewer passes over memory);
     the result must equal the autograd path and the inputs must be left untouched. Zero rows cover
@@ -293,7 +280,7 @@ def test_agent_reference(p, M):
 def test_prefix_tokens_skip_the_v_branch():
     hw, p = (3, 3), 2
     q, k, v = qkv(B=1, N=p + 9)
-    for name in ['focused', 'agent'] + (['attnzero'] if _space_ready() else []):
+    for name in ['focused', 'agent', 'attnzero']:
         kern = make(name, num_prefix_tokens=p)
         with_b = kern(q, k, v, hw)
         kern.dwc = None
@@ -303,7 +290,6 @@ def test_prefix_tokens_skip_the_v_branch():
         assert diff[:, :, p:].abs().max() > 0, name
 
 
-@needs_space
 def test_attnzero_default_is_trial105():
     q, k, v = qkv(N=12)
     kern = make('attnzero', v_branch=False)
@@ -318,15 +304,15 @@ def test_attnzero_default_is_trial105():
     torch.testing.assert_close(kern(q, k, v), ref_trial105(q, k, v), rtol=1e-8, atol=1e-9)
 
 
-@needs_space
 def test_attnzero_genome_forms():
-    from attnzero.space import TRIAL_105, TRIAL_140, Genome
     text = TRIAL_140.to_string()
-    for g in (text, Genome.parse(text),
-              {'graph_type': 'i3n302', 'unary_op': [[16], [15], [0, 5], [9, 0], [20], [25]],
-               'binary_op': [5, 5, 0]}):
+    cfg = {'graph_type': 'i3n302', 'unary_op': [[16], [15], [0, 5], [9, 0], [20], [25]],
+           'binary_op': [5, 5, 0]}
+    for g in (text, Genome.parse(text), cfg, types.MappingProxyType(cfg)):
         kern = build_kernel('attnzero', 8, 2, genome=g)
         assert kern.genome.to_string() == text
+    with pytest.raises(TypeError, match='not a genome: list'):  # not passed through to fail later
+        build_kernel('attnzero', 8, 2, genome=[text])
     q, k, v = qkv(N=12, M=12)
     assert build_kernel('attnzero', 8, 2, genome=text).double()(q, k, v, (3, 4)).shape == q.shape
     assert build_kernel('attnzero', 8, 2).genome.to_string() == TRIAL_105.to_string()
@@ -366,7 +352,7 @@ def test_attention_spatial_reduction_matches_manual():
     torch.testing.assert_close(a(x, (H, W)), ref)
 
 
-@pytest.mark.parametrize('name', kernels_available())
+@pytest.mark.parametrize('name', ALL)
 def test_module_forward_backward(name):
     torch.manual_seed(0)
     C, hw = 32, (5, 7)                 # non-square, not divisible by sr or by the 7x7 agent pool
@@ -380,7 +366,7 @@ def test_module_forward_backward(name):
         assert all(torch.isfinite(q.grad).all() for q in a.parameters() if q.grad is not None)
 
 
-@pytest.mark.parametrize('name', kernels_available())
+@pytest.mark.parametrize('name', ALL)
 def test_dtypes(name):
     """float64 and bfloat16 on CPU: bfloat16 close to the float64 result, dtype preserved."""
     torch.manual_seed(0)
@@ -409,7 +395,7 @@ class MaxNumel(TorchDispatchMode):
         return out
 
 
-@pytest.mark.parametrize('name', [n for n in LINEAR if n in kernels_available()])
+@pytest.mark.parametrize('name', LINEAR)
 def test_linear_kernels_never_form_n_by_n(name):
     N, h, d = 64 * 64, 1, 8
     kern = build_kernel(name, head_dim=d, num_heads=h, **({'genome': None} if name == 'attnzero' else {}))

@@ -5,18 +5,18 @@ import json
 import math
 import os
 import shutil
-import sys
 
 import numpy as np
 import pytest
 
 from attnzero import bench as ab
 from attnzero.bench.format import BENCH_FILE, MANIFEST_FILE, sha256_file
+from attnzero.space import UNARY_BY_NAME, Genome, same_function, sample
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHIPPED = os.environ.get('ATTNZERO_TEST_BENCH', ab.default_path())
 REPORT = os.environ.get('ATTNZERO_TEST_REPORT', os.path.join(ROOT, 'docs', 'bench', 'REPORT.md'))
-LABEL = os.environ.get('ATTNZERO_TEST_BENCH_LABEL', 'benchmarks/attn-bench-101')
+LABEL = os.environ.get('ATTNZERO_TEST_BENCH_LABEL', 'attnzero/data/attn-bench-101')
 
 
 @pytest.fixture(scope='module')
@@ -52,11 +52,7 @@ def test_tampered_bench_is_refused(tmp_path, shipped):
 
 def _idempotent_rewrite(rec):
     """A differently written genome computing the same function: repeat an idempotent operator."""
-    from attnzero.space import Genome, same_function
-
     g = Genome.parse(rec['genome'])
-    from attnzero.space import UNARY_BY_NAME
-
     for name in ('relu', 'abs', 'l2norm_last', 'sign', 'min_max_normalize_ps'):
         idx = UNARY_BY_NAME[name].index
         for i, lst in enumerate(g.unary):
@@ -70,8 +66,6 @@ def _idempotent_rewrite(rec):
 
 
 def test_lookup_any_equivalent_form(shipped):
-    from attnzero.space import Genome
-
     rec = next(r for r in shipped if r['status'] != 'check_failed')
     g = Genome.parse(rec['genome'])
     # canonical text, Genome, indices text
@@ -122,11 +116,25 @@ def test_report_regenerates_identically(shipped):
 
 
 def test_surrogate_trains_and_reports_tau(shipped):
-    from attnzero.space import sample
+    from scipy.stats import kendalltau  # optional dependency, like the surrogate itself
 
-    s = shipped.surrogate(folds=0)
-    assert isinstance(s.tau, float) and -1.0 <= s.tau <= 1.0 and math.isfinite(s.tau)
+    s = shipped.surrogate(folds=0, refit=False)  # the model stays the one fitted on the train split
     assert s.n_test >= 2 and s.n_train > s.n_test
+    assert len(s.test_hashes) == s.n_test and len(s.train_hashes) == s.n_train
+    assert not set(s.test_hashes) & set(s.train_hashes)
+    # the reported tau is Kendall's tau between the model's predictions and the measured scores of
+    # the held-out genomes, recomputed here independently from the bench records
+    by_hash = {r['hash']: r for r in shipped}
+    held_out = [by_hash[h] for h in s.test_hashes]
+    assert all(r['status'] != 'check_failed' and r['score'] is not None for r in held_out)
+    expected = kendalltau(s.predict([r['genome'] for r in held_out]), [r['score'] for r in held_out])
+    assert math.isfinite(s.tau)
+    assert s.tau == pytest.approx(float(expected[0]), abs=1e-12)
+    assert s.tau_p == pytest.approx(float(expected[1]), rel=1e-9)
+    # ...and not the in-sample tau, which a model fitted on those genomes would inflate
+    train = [by_hash[h] for h in s.train_hashes]
+    in_sample = kendalltau(s.predict([r['genome'] for r in train]), [r['score'] for r in train])[0]
+    assert in_sample > s.tau
     rng = np.random.default_rng(12345)
     new = [g for g in (sample(rng) for _ in range(20)) if g not in shipped][:3]
     pred = s.predict(new)
@@ -138,22 +146,21 @@ def test_surrogate_trains_and_reports_tau(shipped):
 
 
 def test_tiny_build_is_resumable(tmp_path):
-    sys.path.insert(0, os.path.join(ROOT, 'tools'))
-    import build_bench
+    from attnzero.bench.cli import build_main  # tools/build_bench.py
 
     out = str(tmp_path / 'bench')
     argv = ['--out', out, '-n', '2', '--preset', 'tiny', '--no-baselines', '--no-progress',
             '--set', 'proxy="relational?train=64&test=32"', '--sampler-seed', '3']
-    assert build_bench.main(argv) == 0
+    assert build_main(argv) == 0
     b1 = ab.load(out)
     assert sum(r['status'] != 'check_failed' for r in b1) == 2
     # second run with the same target: nothing new is evaluated
-    assert build_bench.main(argv) == 0
+    assert build_main(argv) == 0
     b2 = ab.load(out)
     assert [r['hash'] for r in b2] == [r['hash'] for r in b1]
     # grow by one (settings read back from build.json): the done genomes are skipped
-    assert build_bench.main(['--out', out, '-n', '3', '--no-progress', '--no-baselines',
-                             '--sampler-seed', '3']) == 0
+    assert build_main(['--out', out, '-n', '3', '--no-progress', '--no-baselines',
+                       '--sampler-seed', '3']) == 0
     b3 = ab.load(out)
     assert [r['hash'] for r in b3][:len(b1)] == [r['hash'] for r in b1]
     assert sum(r['status'] != 'check_failed' for r in b3) == 3

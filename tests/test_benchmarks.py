@@ -1,18 +1,33 @@
-"""The benchmark scripts run on a tiny setting (no timed assertions: results live in docs/)."""
+"""The benchmark tools (:mod:`attnzero.perf`) run on a tiny setting. No timed assertions (results
+live in docs/), but every measured number must be a number: a NaN or infinite time, memory or
+ratio fails."""
 from __future__ import annotations
 
 import csv
-import sys
-from pathlib import Path
+import math
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / 'tools'))
+from attnzero.perf import attention as ba
+from attnzero.perf import timing
+
+
+def _finite(row, *keys):
+    """``row[k]`` as floats; each must be finite."""
+    vals = [float(row[k]) for k in keys]
+    assert all(math.isfinite(v) for v in vals), {k: row[k] for k in keys}
+    return vals
+
+
+def _peak_memory_available() -> bool:
+    """Peak memory is NaN where ``/proc/self/clear_refs`` cannot be written (not Linux, some
+    containers)."""
+    import torch
+
+    return not math.isnan(timing.peak_memory_mib(lambda: None, torch.device('cpu')))
 
 
 def test_benchmark_attention_quick(tmp_path):
-    import benchmark_attention as ba
     out = tmp_path / 'att'
     assert ba.main(['--quick', '--N', '196', '--hd', '1x64', '--attn', 'softmax', 'linear', 'attnzero',
                     '--genome', 'i3n303:elu;min_max_normalize;-;normalize;-;l2norm_last:einsum2,matmul,product',
@@ -22,8 +37,12 @@ def test_benchmark_attention_quick(tmp_path):
     assert {'softmax', 'linear', 'attnzero', 'attnzero_fn', 'floor_dd'} <= names
     assert any(n.startswith('genome:') for n in names)
     assert {r['mode'] for r in rows} == {'fwd', 'fwdbwd'}
-    assert all(float(r['ms']) > 0 for r in rows)
-    assert all(float(r['faults_per_call']) >= 0 for r in rows)
+    assert not any(r['skipped'] for r in rows), rows  # (N=196: nothing is predicted too slow)
+    for r in rows:
+        ms, ms_min, faults = _finite(r, 'ms', 'ms_min', 'faults_per_call')
+        assert 0 < ms_min <= ms and faults >= 0, r
+    if _peak_memory_available():  # the memory a call adds on top of its inputs
+        assert all(_finite(r, 'mib')[0] >= 0 for r in rows), rows
     assert out.with_suffix('.png').stat().st_size > 0
     assert 'exponent' in out.with_suffix('.md').read_text()
     # the tables of an existing (e.g. interrupted) sweep can be re-rendered from its csv
@@ -36,17 +55,36 @@ def test_benchmark_attention_quick(tmp_path):
 
 
 def test_benchmark_attention_acceptance_quick(tmp_path):
-    import benchmark_attention as ba
     out = tmp_path / 'acc'
     assert ba.main(['--acceptance', '--quick', '--out', str(out), '--mem-limit-gib', '0', '--default-malloc']) == 0
     text = out.with_suffix('.md').read_text()
     assert 'Trial-105' in text and 'load avg' in text
+    rows = list(csv.DictReader(open(out.with_suffix('.csv'))))
+    assert len(rows) == 1 and rows[0]['N'] == '784'
+    times = _finite(rows[0], 'trial105_ms', 'floor_ms', 'elu_linear_eager_ms', 'trial105_module_ms',
+                    'sdpa_ms')
+    assert all(t > 0 for t in times)
+    _finite(rows[0], 'ratio_floor', 'ratio_elu', 'sdpa_speedup', 'ratio_floor_min', 'ratio_elu_min')
+
+
+def test_eager_elu_linear_is_elu_plus_one_linear_attention():
+    """The acceptance baseline computes ELU+1 linear attention (written out here in einsums)."""
+    import torch
+    import torch.nn.functional as F
+
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 49, 16, generator=g) for _ in range(3))
+    fq, fk = F.elu(q) + 1, F.elu(k) + 1
+    ref = (torch.einsum('bhnd,bhde->bhne', fq, torch.einsum('bhmd,bhme->bhde', fk, v))
+           / (torch.einsum('bhnd,bhd->bhn', fq, fk.sum(dim=-2)).unsqueeze(-1) + 1e-6))
+    with torch.no_grad():
+        out = ba.eager_elu_linear(q, k, v)
+    assert out.dtype == q.dtype and torch.allclose(out, ref, rtol=1e-5, atol=1e-6)
 
 
 def test_interleaved_blocks_time_per_call():
     import torch
 
-    import benchmark_attention as ba
     calls = {'a': 0, 'b': 0}
 
     def fa():
@@ -54,7 +92,7 @@ def test_interleaved_blocks_time_per_call():
 
     def fb():
         calls['b'] += 1
-    times = ba.interleaved({'a': fa, 'b': fb}, torch.device('cpu'), rounds=3, warmup=2, block_ms=1.0)
+    times = timing.interleaved({'a': fa, 'b': fb}, torch.device('cpu'), rounds=3, warmup=2, block_ms=1.0)
     assert len(times['a']) == len(times['b']) == 3
     # a block repeats the cheap call many times; each sample is the time per call
     assert calls['a'] > 10 and all(0 < t < 1.0 for t in times['a'])
@@ -63,11 +101,10 @@ def test_interleaved_blocks_time_per_call():
 def test_interleaved_cold_cache_flushes_before_every_call(tmp_path):
     import torch
 
-    import benchmark_attention as ba
     order = []
-    flush = ba.cache_flusher(torch.device('cpu'), 1.0)
-    assert ba.cache_flusher(torch.device('cpu'), 0) is None
-    times = ba.interleaved({'a': lambda: order.append('a'), 'b': lambda: order.append('b')},
+    flush = timing.cache_flusher(torch.device('cpu'), 1.0)
+    assert timing.cache_flusher(torch.device('cpu'), 0) is None
+    times = timing.interleaved({'a': lambda: order.append('a'), 'b': lambda: order.append('b')},
                            torch.device('cpu'), rounds=3, block_ms=5.0,
                            flush=lambda: (flush(), order.append('flush')))
     assert len(times['a']) == len(times['b']) == 3
@@ -82,33 +119,44 @@ def test_interleaved_cold_cache_flushes_before_every_call(tmp_path):
 
 
 def test_benchmark_ops_quick(tmp_path):
-    import benchmark_ops as bo
+    from attnzero.perf import ops as bo
+
     out = tmp_path / 'ops'
     assert bo.main(['--quick', '--default-malloc', '--out', str(out)]) == 0
     text = out.with_suffix('.md').read_text()
     assert 'elu_plus_one(x)' in text and 'faults/call' in text and 'two_temporaries' in text
+    # every cell of the fault table is a number ('—' is how a NaN is printed)
+    fault_rows = [ln for ln in text.splitlines() if ln.startswith('| 1×2×196×32 |')]
+    assert len(fault_rows) == 3 and not any('—' in ln for ln in fault_rows), fault_rows
+    elu = {r[0]: r[1:] for r in bo.elu_table((1, 2, 196, 32), rounds=1, block_ms=0.0, warmup_ms=0.0)}
+    assert all(math.isfinite(t) and t > 0 for times in elu.values() for t in times[:2]), elu
+    assert 0 <= elu['elu_plus_one(x)'][2] < 1e-5 and 0 <= elu['F.elu(x) + 1'][2] < 1e-5, elu
 
 
 def test_fit_exponent():
-    import benchmark_attention as ba
-    assert abs(ba.fit_exponent([3136, 12544, 50176], [1.0, 4.0, 16.0]) - 1.0) < 1e-9
-    assert ba.fit_exponent([196], [1.0]) != ba.fit_exponent([196], [1.0])  # NaN: too few points
+    assert abs(timing.fit_exponent([3136, 12544, 50176], [1.0, 4.0, 16.0]) - 1.0) < 1e-9
+    assert math.isnan(timing.fit_exponent([196], [1.0]))  # too few points
 
 
 def test_peak_memory_sees_torch_allocations():
     import torch
 
-    import benchmark_attention as ba
-    mib = ba.peak_memory_mib(lambda: torch.ones(64 * 2 ** 20 // 4).add_(1), torch.device('cpu'))
+    mib = timing.peak_memory_mib(lambda: torch.ones(64 * 2 ** 20 // 4).add_(1), torch.device('cpu'))
     if mib == mib:  # NaN where /proc/self/clear_refs is not available
         assert mib > 48
 
 
 def test_benchmark_backbone_quick(tmp_path):
     pytest.importorskip('timm')
-    import benchmark_backbone as bb
+    from attnzero.perf import backbone as bb
+
     out = tmp_path / 'bb'
     assert bb.main(['--quick', '--inprocess', '--out', str(out), '--mem-limit-gib', '0', '--default-malloc']) == 0
     rows = list(csv.DictReader(open(out.with_suffix('.csv'))))
     assert {r['kind'] for r in rows} == {'throughput', 'highres'}
     assert all(r['status'] == 'ok' for r in rows), rows
+    for r in rows:
+        if r['kind'] == 'throughput':
+            assert all(v > 0 for v in _finite(r, 'ms', 'img_s')), r
+        else:
+            assert all(v > 0 for v in _finite(r, 'ms', 'peak_rss_mib')), r

@@ -8,18 +8,15 @@ import pytest
 import torch
 from torch import nn
 
+from conftest import requires_mm
 
-def _mm_available() -> bool:
-    try:
-        for m in ('mmengine', 'mmdet', 'attnzero.mm'):
-            importlib.import_module(m)
-        return True
-    except Exception:
-        return False
+pytestmark = [pytest.mark.mm, requires_mm]
 
 
-pytestmark = [pytest.mark.mm, pytest.mark.skipif(not _mm_available(),
-                                                  reason='OpenMMLab stack not importable')]
+@pytest.fixture(scope='module', autouse=True)
+def _backbones_registered():
+    importlib.import_module('attnzero.mm')  # registers the AttnZero* backbones
+
 
 # family -> number of stages frozen_stages counts (DeiT: transformer blocks, as mmpretrain's ViT)
 FAMILIES = {'AttnZeroPVT': 4, 'AttnZeroPVTv2': 4, 'AttnZeroSwin': 4, 'AttnZeroCSwin': 4,
@@ -219,7 +216,7 @@ def test_memory_benchmark_measures_a_real_training_step():
     and backbone gradients with and without with_cp."""
     import os
 
-    from attnzero.mm.memory import measure_step
+    from attnzero.perf.memory import measure_step
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     cfg = os.path.join(root, 'mmconfigs/mask_rcnn/mask-rcnn_pvtv2-b0-attnzero_fpn_1x_coco.py')

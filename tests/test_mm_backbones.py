@@ -119,21 +119,47 @@ def _loss_step(model, data):
 
 # ---- registries ----------------------------------------------------------------------------------
 
-def test_registered_everywhere(mm):
-    from mmdet.registry import MODELS as DET
-    from mmengine.registry import MODELS as ROOT_MODELS
-    from mmseg.registry import MODELS as SEG
+@pytest.mark.parametrize('pkg', ['mmdet', 'mmseg', 'mmpretrain'])
+def test_registered_in_the_root_and_built_in_every_scope(mm, pkg):
+    """Each backbone is registered once, in mmengine's root ``MODELS``; mmdet's, mmseg's and
+    mmpretrain's ``MODELS`` are children of the root and find it through their parent, also when
+    building under the package's default scope (what their detectors / segmentors do)."""
+    import importlib
+    import importlib.util
 
-    regs = [ROOT_MODELS, DET, SEG]
-    try:
-        from mmpretrain.registry import MODELS as PRE
-        regs.append(PRE)
-    except ImportError:  # pragma: no cover - mmpretrain optional
-        pass
-    for reg in regs:
-        for name in NAMES:
-            assert reg.get(name) is getattr(mm, name), (reg.name, name)
-    assert {'mmdet', 'mmseg'} <= set(mm.REGISTERED)
+    from mmengine.registry import MODELS as ROOT_MODELS
+    from mmengine.registry import DefaultScope
+
+    if importlib.util.find_spec(pkg) is None:  # pragma: no cover - mmpretrain is optional
+        pytest.skip(f'{pkg} not installed')
+    registry = importlib.import_module(f'{pkg}.registry').MODELS
+    assert registry.parent is ROOT_MODELS
+    assert [c.__name__ for c in mm.MM_BACKBONES] == list(NAMES)
+    for cls in mm.MM_BACKBONES:
+        name = cls.__name__
+        assert ROOT_MODELS.module_dict[name] is cls
+        assert name not in registry.module_dict  # nothing registered (or forced) in the child
+        assert registry.get(name) is cls and registry.get(f'mmengine.{name}') is cls
+        assert cls.default_arch in cls.arch_table
+    # every family builds from every registry in tests/test_mm_backbone_options.py; here the
+    # smallest one, under the package's default scope and with its default arch
+    with DefaultScope.overwrite_default_scope(pkg):
+        assert DefaultScope.get_current_instance().scope_name == pkg
+        b = registry.build(dict(type='AttnZeroPVTv2'))
+    assert type(b) is mm.AttnZeroPVTv2 and b.arch == 'b0' and b.out_channels == [32, 64, 160, 256]
+
+
+def test_import_twice(mm):
+    """Re-importing (and reloading) attnzero.mm registers nothing twice and fails nowhere."""
+    import importlib
+
+    from mmengine.registry import MODELS as ROOT_MODELS
+
+    import attnzero.mm as again
+    assert again is mm
+    importlib.reload(mm)
+    for name in NAMES:
+        assert ROOT_MODELS.get(name) is getattr(mm, name)
 
 
 @pytest.mark.parametrize('name,arch,widths', [
@@ -262,6 +288,26 @@ def test_custom_imports_in_fresh_process(tmp_path):
 
 
 # ---- checkpoints -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('wrap', ['state_dict', 'module', None])
+def test_init_cfg_prefix_selects_a_submodule(mm, tmp_path, wrap):
+    """``init_cfg=dict(type='Pretrained', checkpoint=..., prefix='encoder.')``: the backbone's
+    weights inside a bigger (wrapped) checkpoint, as mmengine's ``Pretrained`` initialiser reads them."""
+    from mmdet.registry import MODELS
+
+    arch = dict(embed_dims=(16, 32, 32, 32), depths=(1, 1, 1, 1), num_heads=(1, 1, 1, 1))
+    src = MODELS.build(dict(type='AttnZeroPVTv2', arch=arch))
+    sd = {'encoder.' + k: v for k, v in src.state_dict().items()}
+    sd['decoder.weight'] = torch.zeros(3)
+    ckpt = os.path.join(tmp_path, 'big.pth')
+    torch.save(sd if wrap is None else {wrap: sd}, ckpt)
+    b = MODELS.build(dict(type='AttnZeroPVTv2', arch=arch,
+                          init_cfg=dict(type='Pretrained', checkpoint=ckpt, prefix='encoder.')))
+    b.init_weights()
+    assert not b.load_report['missing'] and not b.load_report['unexpected'], b.load_report
+    for k, v in src.state_dict().items():
+        torch.testing.assert_close(b.state_dict()[k], v, msg=k)
+
 
 @pytest.mark.parametrize('timm_name,mm_cfg', [
     ('attnzero_swin_tiny', dict(type='AttnZeroSwin', arch='tiny', window_size=12)),

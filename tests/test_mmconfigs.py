@@ -1,38 +1,35 @@
-"""Every config of mmconfigs/ loads and builds its model; the recipes are the papers' (issue 6)."""
+"""Every config of mmconfigs/ loads and builds its model; the recipes are the papers' (issue 6);
+mmengine merges every file to exactly the contents recorded in tests/fixtures/mmconfigs_merged.json
+(issue 15: the files are written by hand in mmdet's layout, each inheriting its nearest sibling)."""
 from __future__ import annotations
 
+import ast
 import glob
-import importlib
+import json
 import os
 import subprocess
-import sys
 
 import pytest
 
+from conftest import has_mm_stack
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CFG_DIR = os.path.join(ROOT, 'mmconfigs')
-sys.path.insert(0, os.path.join(ROOT, 'tools'))
+
+MM = has_mm_stack('mmpretrain')
 
 
-def _mm_available() -> bool:
-    try:
-        for m in ('mmengine', 'mmcv.ops', 'mmdet', 'mmseg', 'mmpretrain', 'attnzero.mm'):
-            importlib.import_module(m)
-        return True
-    except Exception:
-        return False
-
-
-MM = _mm_available()
-needs_mm = [pytest.mark.mm, pytest.mark.skipif(not MM, reason='OpenMMLab stack not importable')]
+def needs_mm(fn):
+    """Marks an OpenMMLab test (``mm``) and skips it without the stack."""
+    return pytest.mark.mm(pytest.mark.skipif(not MM, reason='OpenMMLab stack not installed')(fn))
 
 
 @pytest.fixture(scope='module', autouse=True)
 def fast_base_lookup():
     """What the tools do before loading a config: skip mmengine's metafile scan for ``_base_/``
-    files (see tools/train.py speed_up_base_lookup; the resolved paths are the same)."""
+    files (attnzero.mm.runner.speed_up_base_lookup; the resolved paths are the same)."""
     if MM:
-        from train import speed_up_base_lookup
+        from attnzero.mm.runner import speed_up_base_lookup
         speed_up_base_lookup()
     yield
 
@@ -42,7 +39,7 @@ def _rel(p: str) -> str:
 
 
 ALL = sorted(glob.glob(os.path.join(CFG_DIR, '**', '*.py'), recursive=True))
-CONFIGS = [_rel(p) for p in ALL if not os.path.basename(p).startswith('_')]
+CONFIGS = [_rel(p) for p in ALL]
 RUNNABLE = [c for c in CONFIGS if '/_base_/' not in c]
 # the default-suite build subset: every task family and every backbone family at least once
 FAST_BUILD = [
@@ -55,43 +52,180 @@ FAST_BUILD = [
     'mmconfigs/imagenet/pvtv2-b0-softmax_8xb128-300e_in1k.py',
 ]  # (the toy configs are built and trained by tests/test_toy_train.py)
 
+# ----------------------------------------------------------------------------- the config set
+# backbone -> the config it inherits (its family's smallest size; None: a family file, which
+# inherits the task base in mmconfigs/_base_/)
+SIZES = {
+    'deit-t': None, 'deit-s': 'deit-t',  # DeiT: ImageNet only
+    'pvt-t': None, 'pvt-s': 'pvt-t',
+    'pvtv2-b0': None, 'pvtv2-b1': 'pvtv2-b0', 'pvtv2-b2': 'pvtv2-b1',
+    'swin-t': None, 'swin-s': 'swin-t',
+    'cswin-t': None, 'cswin-s': 'cswin-t',
+}
+DENSE = [bb for bb in SIZES if not bb.startswith('deit')]
+ATTNS = ('softmax', 'attnzero')
+# task folder -> (its base in mmconfigs/_base_/, file-name pattern of its configs)
+TASKS = {
+    'imagenet': ('in1k_8xb128-300e.py', '{}_8xb128-300e_in1k.py'),
+    'mask_rcnn': ('mask-rcnn_fpn_1x_coco.py', 'mask-rcnn_{}_fpn_1x_coco.py'),
+    'retinanet': ('retinanet_fpn_1x_coco.py', 'retinanet_{}_fpn_1x_coco.py'),
+    'sem_fpn': ('fpn_8xb2-80k_ade20k-512x512.py', 'fpn_{}_8xb2-80k_ade20k-512x512.py'),
+    'upernet': ('upernet_8xb2-160k_ade20k-512x512.py', 'upernet_{}_8xb2-160k_ade20k-512x512.py'),
+}
 
-def test_generated_configs_are_in_sync():
-    r = subprocess.run([sys.executable, os.path.join(CFG_DIR, '_generate.py'), '--check'],
-                       capture_output=True, text=True)
-    assert r.returncode == 0, r.stdout + r.stderr
+
+def config_path(task: str, bb: str, attn: str) -> str:
+    return f'mmconfigs/{task}/' + TASKS[task][1].format(f'{bb}-{attn}')
 
 
-def _generator():
-    import importlib.util
-    spec = importlib.util.spec_from_file_location('_az_generate', os.path.join(CFG_DIR, '_generate.py'))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+def _task_backbones(task: str):
+    return list(SIZES) if task == 'imagenet' else DENSE
 
 
 def test_config_set_is_complete():
-    gen = _generator()
-    dense = ['pvt-t', 'pvt-s', 'pvtv2-b0', 'pvtv2-b1', 'pvtv2-b2', 'swin-t', 'swin-s', 'cswin-t',
-             'cswin-s']
-    assert gen.DENSE == dense
-    expected = {os.path.join('mmconfigs', p) for p in gen.all_configs()}
-    assert len(expected) == 4 * len(dense) * 2 + (len(dense) + 2) * 2 == 94
+    expected = {config_path(t, bb, a) for t in TASKS for bb in _task_backbones(t) for a in ATTNS}
+    assert len(expected) == 4 * len(DENSE) * 2 + len(SIZES) * 2 == 94
     on_disk = {c for c in RUNNABLE if '/toy/' not in c}
     assert on_disk == expected
-    for task in ('mask_rcnn', 'retinanet', 'sem_fpn', 'upernet', 'imagenet'):
-        for bb in dense:
-            for attn in ('softmax', 'attnzero'):
-                assert os.path.join('mmconfigs', gen.config_path(task, bb, attn)) in on_disk
     toys = {os.path.basename(c) for c in RUNNABLE if '/toy/' in c}
     assert any(t.startswith('mask-rcnn') for t in toys) and any(t.startswith('retinanet') for t in toys)
     assert any(t.startswith('fpn') for t in toys) and any(t.startswith('upernet') for t in toys)
     assert any(t.endswith('in1k.py') for t in toys)
 
 
+def _base_of(rel: str):
+    """The ``_base_`` of a config file as written (a string or a list), read without mmengine."""
+    with open(os.path.join(ROOT, rel)) as f:
+        tree = ast.parse(f.read())
+    for node in tree.body:
+        targets = [getattr(t, 'id', None) for t in getattr(node, 'targets', ())]
+        if isinstance(node, ast.Assign) and targets == ['_base_']:
+            return ast.literal_eval(node.value)
+    return None
+
+
+def test_layout_each_config_inherits_its_nearest_sibling():
+    """mmdet's layout: the softmax baseline is its AttnZero sibling plus ``attn='softmax'``, a size
+    inherits the next smaller one, a family file inherits the task base; no generated files."""
+    for task, (base, _) in TASKS.items():
+        for bb in _task_backbones(task):
+            az = config_path(task, bb, 'attnzero')
+            parent = SIZES[bb]
+            want = (f'../_base_/{base}' if parent is None else
+                    './' + os.path.basename(config_path(task, parent, 'attnzero')))
+            assert _base_of(az) == want, az
+            sm = config_path(task, bb, 'softmax')
+            assert _base_of(sm) == './' + os.path.basename(az), sm
+            with open(os.path.join(ROOT, sm)) as f:
+                assert "attn='softmax'" in f.read(), sm
+    assert not os.path.exists(os.path.join(CFG_DIR, '_generate.py'))
+    for rel in CONFIGS:
+        with open(os.path.join(ROOT, rel)) as f:
+            text = f.read()
+        assert 'Generated by' not in text and '_generate' not in text, rel
+
+
+def test_docs_list_every_config():
+    with open(os.path.join(ROOT, 'docs', 'mmconfigs.md')) as f:
+        doc = f.read()
+    missing = [c for c in RUNNABLE if f'`{c}`' not in doc]
+    assert not missing, f'docs/mmconfigs.md does not list {missing}'
+
+
 def _load(rel: str):
     from mmengine.config import Config
     return Config.fromfile(os.path.join(ROOT, rel))
+
+
+# ----------------------------------------------------------------------------- merged contents
+# tests/fixtures/mmconfigs_merged.json holds what mmengine makes of every file of mmconfigs/ (its
+# ``cfg.to_dict()`` after all ``_base_`` merges): refactoring the files (inheritance between
+# siblings, shared blocks in ``_base_/``) must leave it unchanged. After an *intended* change of a
+# config, or a new config, rewrite it with ``python tests/fixtures/mmconfigs_update_merged.py``
+# and review the diff.
+MERGED_FIXTURE = os.path.join(ROOT, 'tests', 'fixtures', 'mmconfigs_merged.json')
+ROOT_PLACEHOLDER = '<repo>'
+TOY_ROOT_ENV = 'ATTNZERO_TOY_ROOT'  # read by the toy configs ({{$ATTNZERO_TOY_ROOT:data/toy}})
+
+
+def to_jsonable(node):
+    """A config value as plain JSON, deterministically: tuples become ``{"__tuple__": [...]}`` (so
+    that a tuple turning into a list shows), the checkout's root in strings becomes ``<repo>``;
+    any other type is an error."""
+    if isinstance(node, dict):
+        out = {}
+        for k, v in node.items():
+            if not isinstance(k, str):
+                raise TypeError(f'non-string config key {k!r}')
+            out[k] = to_jsonable(v)
+        return out
+    if isinstance(node, tuple):
+        return {'__tuple__': [to_jsonable(v) for v in node]}
+    if isinstance(node, list):
+        return [to_jsonable(v) for v in node]
+    if isinstance(node, str):
+        return node.replace(ROOT, ROOT_PLACEHOLDER)
+    if node is None or isinstance(node, (bool, int, float)):
+        return node
+    raise TypeError(f'config value of type {type(node).__name__}: {node!r}')
+
+
+def merged_config(rel: str):
+    """``Config.fromfile(rel).to_dict()`` as :func:`to_jsonable` JSON, with the toy data root at
+    its default (``ATTNZERO_TOY_ROOT`` unset while loading)."""
+    saved = os.environ.pop(TOY_ROOT_ENV, None)
+    try:
+        return to_jsonable(_load(rel).to_dict())
+    finally:
+        if saved is not None:
+            os.environ[TOY_ROOT_ENV] = saved
+
+
+def merged_configs():
+    """{path relative to the repo: merged contents} of every config file in mmconfigs/."""
+    return {rel: merged_config(rel) for rel in CONFIGS}
+
+
+def dump_merged(path: str = MERGED_FIXTURE) -> None:
+    with open(path, 'w') as f:
+        json.dump(merged_configs(), f, indent=1, sort_keys=True)
+        f.write('\n')
+
+
+def _differences(got, want, where='cfg'):
+    """Paths at which two :func:`to_jsonable` values differ."""
+    if isinstance(got, dict) and isinstance(want, dict):
+        out = []
+        for k in sorted(set(got) | set(want)):
+            if k not in want or k not in got:
+                out.append(f'{where}.{k}: ' + ('extra' if k not in want else 'missing'))
+            else:
+                out += _differences(got[k], want[k], f'{where}.{k}')
+        return out
+    if isinstance(got, list) and isinstance(want, list) and len(got) == len(want):
+        return [d for i, (g, w) in enumerate(zip(got, want))
+                for d in _differences(g, w, f'{where}[{i}]')]
+    return [] if got == want else [f'{where}: {got!r} != {want!r}']
+
+
+@pytest.fixture(scope='module')
+def merged_fixture():
+    with open(MERGED_FIXTURE) as f:
+        return json.load(f)
+
+
+def test_merged_fixture_lists_every_config(merged_fixture):
+    assert sorted(merged_fixture) == CONFIGS, \
+        'a config was added or removed: run tests/fixtures/mmconfigs_update_merged.py'
+
+
+@pytest.mark.parametrize('rel', CONFIGS)
+@needs_mm
+def test_config_merges_to_the_fixture(rel, merged_fixture):
+    """What mmengine makes of the file is what it was (tests/fixtures/mmconfigs_merged.json)."""
+    got = merged_config(rel)
+    diffs = _differences(got, merged_fixture[rel])
+    assert not diffs, f'{rel} merges differently: ' + '; '.join(diffs[:10])
 
 
 def _strings(node):
@@ -106,8 +240,7 @@ def _strings(node):
 
 
 @pytest.mark.parametrize('rel', CONFIGS)
-@needs_mm[0]
-@needs_mm[1]
+@needs_mm
 def test_config_loads(rel):
     cfg = _load(rel)
     assert cfg.default_scope in ('mmdet', 'mmseg', 'mmpretrain')
@@ -141,8 +274,7 @@ def _sched(cfg, type_):
     return [s for s in cfg.param_scheduler if s['type'] == type_]
 
 
-@needs_mm[0]
-@needs_mm[1]
+@needs_mm
 def test_detection_recipes():
     for det, lr in (('mask_rcnn/mask-rcnn', 2e-4), ('retinanet/retinanet', 1e-4)):
         for bb in ('pvt-t', 'pvtv2-b2'):
@@ -170,8 +302,7 @@ def test_detection_recipes():
     assert cfg.model.type == 'RetinaNet' and cfg.model.neck.in_channels == [32, 64, 160, 256]
 
 
-@needs_mm[0]
-@needs_mm[1]
+@needs_mm
 def test_segmentation_recipes():
     cfg = _load('mmconfigs/sem_fpn/fpn_pvt-s-attnzero_8xb2-80k_ade20k-512x512.py')
     o = _opt(cfg)
@@ -193,8 +324,7 @@ def test_segmentation_recipes():
     assert cfg.model.decode_head.num_classes == cfg.model.auxiliary_head.num_classes == 150
 
 
-@needs_mm[0]
-@needs_mm[1]
+@needs_mm
 def test_classification_recipe():
     cfg = _load('mmconfigs/imagenet/swin-t-attnzero_8xb128-300e_in1k.py')
     o = _opt(cfg)
@@ -215,7 +345,7 @@ def test_classification_recipe():
 
 
 def build_model(rel):
-    from train import setup_scope  # tools/train.py
+    from attnzero.mm.runner import setup_scope
     from mmengine.registry import MODELS
 
     cfg = _load(rel)
@@ -250,26 +380,24 @@ def _check_model(rel, cfg, model):
 
 
 @pytest.mark.parametrize('rel', FAST_BUILD)
-@needs_mm[0]
-@needs_mm[1]
+@needs_mm
 def test_config_builds_model(rel):
     cfg, model = build_model(rel)
     _check_model(rel, cfg, model)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('rel', [c for c in RUNNABLE if c not in FAST_BUILD])
-@needs_mm[0]
-@needs_mm[1]
+@needs_mm
 def test_config_builds_model_all(rel):
     cfg, model = build_model(rel)
     _check_model(rel, cfg, model)
 
 
 # ----------------------------------------------------------------------------- tools
-@needs_mm[0]
-@needs_mm[1]
+@needs_mm
 def test_get_flops_counts_attention_and_heads():
-    import get_flops  # tools/get_flops.py
+    from attnzero.perf import flops as get_flops
 
     r = get_flops.get_flops('mmconfigs/toy/mask-rcnn_pvtv2-b0-attnzero_fpn_toy-coco.py', [64, 96])
     assert r['scope'] == 'mmdet' and r['shape'] == [64, 96]
@@ -282,10 +410,9 @@ def test_get_flops_counts_attention_and_heads():
     assert r['scope'] == 'mmpretrain' and r['shape'] == [112, 112] and r['gmacs'] > 0.1
 
 
-@needs_mm[0]
-@needs_mm[1]
+@needs_mm
 def test_benchmark_fps_runs():
-    import benchmark_fps  # tools/benchmark_fps.py
+    from attnzero.perf import fps as benchmark_fps
 
     r = benchmark_fps.benchmark('mmconfigs/toy/retinanet_pvtv2-b0-attnzero_fpn_toy-coco.py',
                                 shape=[96, 128], num_iters=2, warmup=1, device='cpu')
@@ -300,17 +427,16 @@ def test_shell_launchers_parse():
         assert r.returncode == 2 and 'tools/' in r.stdout  # usage text without arguments
 
 
-@needs_mm[0]
-@needs_mm[1]
+@needs_mm
 def test_train_cli_options_reach_the_config(tmp_path):
-    import train  # tools/train.py
+    from attnzero.mm.runner import build_train_cfg, parse_train_args
 
     g = 'i3n303:elu;min_max_normalize;l2norm_last;normalize;-;l2norm_last:einsum2,matmul,product'
-    cfg = train.build_cfg(train.parse_args(['mmconfigs/imagenet/pvt-t-attnzero_8xb128-300e_in1k.py',
+    cfg = build_train_cfg(parse_train_args(['mmconfigs/imagenet/pvt-t-attnzero_8xb128-300e_in1k.py',
                                             '--genome', g, '--resume']))
     assert cfg.model.genome == g and cfg.resume is True and cfg.load_from is None
     assert cfg.work_dir == './work_dirs/pvt-t-attnzero_8xb128-300e_in1k'
-    cfg = train.build_cfg(train.parse_args([
+    cfg = build_train_cfg(parse_train_args([
         'mmconfigs/upernet/upernet_swin-t-attnzero_8xb2-160k_ade20k-512x512.py', '--genome', g,
         '--resume', 'x.pth', '--amp', '--work-dir', str(tmp_path), '--cfg-options',
         'model.backbone.init_cfg.checkpoint=/ckpt/swin.pth', 'train_dataloader.batch_size=4']))

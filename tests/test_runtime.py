@@ -1,10 +1,10 @@
-"""attnzero.runtime: glibc malloc settings for CPU benchmarks."""
+"""attnzero.perf.runtime: glibc malloc settings for CPU benchmarks."""
 import subprocess
 import sys
 
 import pytest
 
-from attnzero import runtime
+from attnzero.perf import runtime
 
 
 def test_tune_malloc_rejects_bad_threshold():
@@ -16,7 +16,7 @@ def test_tune_malloc_rejects_bad_threshold():
 
 _PROBE = r'''
 import resource, sys, torch
-from attnzero.runtime import tune_malloc
+from attnzero.perf.runtime import tune_malloc
 tuned = tune_malloc() if sys.argv[1] == 'tuned' else None
 torch.set_num_threads(1)
 k = torch.randn(1, 2, 12544, 32)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import importlib.util
 import json
+import math
 import os
 
 import numpy as np
@@ -230,3 +231,47 @@ def test_search_selects_on_validation_and_reads_test_labels_only_in_the_final_re
             assert all(pa['acc'] == r['accs'][pa['arch']] and pa['test_pred'] for pa in r['per_arch'])
     rows = list(csv.DictReader(open(os.path.join(s.run_dir, 'pareto.csv'))))
     assert rows and all(0.0 <= float(row['test_acc_mean']) <= 1.0 for row in rows)
+
+
+def test_unknown_flops_are_recorded_not_estimated(monkeypatch):
+    """A FLOP count that fails is recorded as unknown (None), never replaced by an estimate."""
+    from attnzero.search import archs, load_proxy
+    from attnzero.search.train import train_proxy
+
+    def broken(model, x):
+        raise RuntimeError('no FLOP rule for this op')
+
+    monkeypatch.setattr(archs, 'count_flops', broken)
+    cfg = preset('tiny').replace(archs=['deit'], checkpoint_epoch=0)
+    r = train_proxy('deit', 'attnzero', TRIAL_105.to_string(), cfg, load_proxy(cfg.proxy), seed=0,
+                    reject=False)
+    assert r['status'] == 'ok' and r['samples'] > 0          # the evaluation itself is unaffected
+    assert r['flops_per_image'] is None and r['gflops'] is None
+
+
+def test_efficiency_leaves_out_and_flags_unknown_flops():
+    from attnzero.search import report
+    from attnzero.search.state import RunState
+
+    cfg = preset('tiny')  # archs deit, pvt
+
+    def arch(name, gflops):
+        return dict(arch=name, status='ok', seconds=1.0, gflops=gflops, samples=10)
+
+    st = RunState('unused')
+    st.records = {0: dict(status='ok', seconds=2.0, gflops=6.0, samples=20,
+                          per_arch=[arch('deit', 2.0), arch('pvt', 4.0)]),
+                  1: dict(status='ok', seconds=2.0, gflops=None, samples=20,
+                          per_arch=[arch('deit', None), arch('pvt', 4.0)])}
+    st.baselines = {'deit': dict(status='ok', seconds=1.0, gflops=2.0, samples=10),
+                    'pvt': dict(status='ok', seconds=1.0, gflops=4.0, samples=10)}
+    e = report.efficiency(cfg, st)
+    assert e['naive']['full_budget_gflops_per_arch'] == {'deit': 2.0, 'pvt': 4.0}  # known ones only
+    assert e['naive']['gflops_unknown'] == 1 and e['spent']['gflops_unknown'] == 1
+    assert e['spent']['gflops'] == 12.0                        # 6 (record 0) + 6 (baselines)
+    assert math.isnan(e['speedup_gflops'])                     # the spent total is incomplete
+    assert e['speedup_samples'] == pytest.approx(2 * 20 / 60)  # unaffected
+    st.records[1].update(gflops=6.0, per_arch=[arch('deit', 2.0), arch('pvt', 4.0)])
+    e = report.efficiency(cfg, st)
+    assert e['spent']['gflops_unknown'] == 0
+    assert e['speedup_gflops'] == pytest.approx(2 * 6.0 / 18.0)

@@ -10,7 +10,8 @@ import torch
 
 from attnzero.space import (ELU_LINEAR, REFERENCE_GENOMES, TRIAL_105, TRIAL_140, Genome, sample,
                             same_function)
-from attnzero.space.simplify import equivalent, simplify
+from attnzero.space.fec import equivalent, fingerprint, probe_inputs, quantise
+from attnzero.space.simplify import simplify
 from attnzero.space.variation import VariationError
 
 
@@ -87,7 +88,6 @@ def test_fec_hash_unchanged_by_the_fast_path():
     the quantised hash of the reference evaluator's output for the published and random genomes."""
     import hashlib
 
-    from attnzero.space.fec import _quantise, fingerprint, probe_inputs
     q, k, v = probe_inputs()
     agree = total = 0
     for g in PUBLISHED + RANDOM[:60]:
@@ -97,7 +97,7 @@ def test_fec_hash_unchanged_by_the_fast_path():
         except Exception:  # noqa: BLE001
             continue
         total += 1
-        agree += fingerprint(g) == hashlib.sha256(_quantise(ref.numpy(), 20, 1e-9)).hexdigest()[:16]
+        agree += fingerprint(g) == hashlib.sha256(quantise(ref.numpy(), 20, 1e-9)).hexdigest()[:16]
         assert same_function(g, simplify(g).genome) or fingerprint(g).startswith('invalid-')
     assert agree >= total - 1, (agree, total)   # a value on a quantisation boundary may flip
 

@@ -132,3 +132,25 @@ def test_compiled_call_creates_no_reference_cycles(name, fast, no_gc):
     ref = weakref.ref(out)
     del out
     assert ref() is None
+
+
+def test_as_genome_contract():
+    """One conversion for every caller (attention kernel, bench look-ups, surrogate)."""
+    import types
+
+    from attnzero import bench
+    from attnzero.space import as_genome
+
+    cfg = TRIAL_105.to_attnzero_cfg()
+    assert as_genome(TRIAL_105) is TRIAL_105
+    assert as_genome(TRIAL_105_TEXT) == TRIAL_105
+    assert as_genome(cfg) == TRIAL_105
+    assert as_genome(types.MappingProxyType(cfg)) == TRIAL_105      # any mapping, not only dict
+    assert as_genome(None, default=TRIAL_140) is TRIAL_140            # the attention kernel's default
+    assert as_genome(TRIAL_105, default=TRIAL_140) is TRIAL_105
+    for bad in (None, [TRIAL_105_TEXT], 3, b'i3n2'):                  # no default: None is an error
+        with pytest.raises(TypeError, match='not a genome'):
+            as_genome(bad)
+    with pytest.raises(GenomeError):
+        as_genome('i3n303:nope')
+    assert bench.as_genome is as_genome

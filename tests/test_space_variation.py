@@ -6,10 +6,12 @@ import sys
 
 import numpy as np
 import pytest
+import torch
+from torch.overrides import TorchFunctionMode
 
 from attnzero.space import (DEFAULT_DISTRIBUTION, GRAPHS, MUTATIONS, ORIGINAL_DISTRIBUTION,
-                            TRIAL_105, TRIAL_140, Genome, VariationError, crossover, is_valid,
-                            mutate, sample, sample_raw)
+                            TRIAL_105, TRIAL_140, Genome, Reason, VariationError, analyse,
+                            crossover, is_valid, mutate, sample, sample_raw, static_check)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -95,4 +97,37 @@ def test_space_report_runs(tmp_path):
     rep = json.loads(out.read_text())
     assert rep['n'] == 200 and 0 < rep['sampler']['valid_rate'] < 1
     assert sum(rep['full']['results'].values()) == 10
-    assert rep['static']['ms_median'] < 5.0
+    assert sum(rep['static']['rejections'].values()) < 200
+    assert {'ms_mean', 'ms_median'} <= set(rep['static'])
+
+
+class _CountTorchCalls(TorchFunctionMode):
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        self.calls.append(getattr(func, '__name__', str(func)))
+        return func(*args, **(kwargs or {}))
+
+
+def test_static_check_is_symbolic_and_linear_in_genome_size():
+    """Why the static check is cheap (what a wall-clock bound used to stand for): it runs no tensor
+    operation at all -- shapes are symbolic -- and applies each operator's shape rule once, so its
+    work is proportional to the genome's length, whatever the token count."""
+    rng = np.random.default_rng(7)
+    genomes = [sample_raw(rng) for _ in range(200)]
+    with _CountTorchCalls() as mode:
+        reasons = [static_check(g)[0] for g in genomes]
+        analyses = [analyse.__wrapped__(g, False) for g in genomes]  # uncached: every rule applied
+    assert mode.calls == []
+    assert Reason.OK in reasons and Reason.INVALID in reasons      # both outcomes were exercised
+    for g, cx in zip(genomes, analyses):
+        n_ops = sum(len(lst) for lst in g.unary) + len(g.binary)
+        if cx.kind == 'invalid':
+            assert len(cx.shapes) <= n_ops               # stops at the first failing operator
+        else:
+            assert len(cx.shapes) == n_ops               # one shape-rule application per operator
+    with _CountTorchCalls() as mode:                     # the counter does see a program that runs
+        TRIAL_105.compile(fast=False)(*torch.randn(3, 1, 1, 4, 3).unbind(0))
+    assert len(mode.calls) > 10

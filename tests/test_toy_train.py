@@ -1,5 +1,6 @@
-"""Toy datasets in the real formats, and the toy configs training + evaluating end to end on CPU
-through tools/train.py and tools/test.py (issue 6)."""
+"""Toy datasets in the real formats (:mod:`attnzero.data.toy`, ``tools/make_toy_data.py``), and the
+toy configs training + evaluating end to end on CPU through what tools/train.py and tools/test.py
+run (:mod:`attnzero.mm.runner`; issue 6)."""
 from __future__ import annotations
 
 import glob
@@ -7,18 +8,15 @@ import importlib
 import json
 import math
 import os
-import sys
 import uuid
 
 import numpy as np
 import pytest
 from PIL import Image
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TOOLS = os.path.join(ROOT, 'tools')
-sys.path.insert(0, TOOLS)
+from attnzero.data import toy as make_toy_data  # (numpy/PIL/json only)
 
-import make_toy_data  # noqa: E402  (tools/make_toy_data.py: numpy/PIL/json only)
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 TOY = {
     'mask_rcnn': 'mmconfigs/toy/mask-rcnn_pvtv2-b0-attnzero_fpn_toy-coco.py',
@@ -49,6 +47,9 @@ METRICS = {
     'upernet': ['mIoU'],
     'imagenet': ['accuracy/top1'],
 }
+#: the range of each metric as the evaluators report it: COCO mAP in [0, 1] (CocoMetric writes -1
+#: when the evaluated images have no ground truth), mIoU and top-1 in percent
+RANGE = {'coco/bbox_mAP': 1.0, 'coco/segm_mAP': 1.0, 'mIoU': 100.0, 'accuracy/top1': 100.0}
 
 
 def _mm_available() -> bool:
@@ -151,7 +152,7 @@ def unique(tag):
 
 
 def run_toy(family, work_dir, extra=()):
-    import train  # tools/train.py
+    from attnzero.mm import runner as train  # what tools/train.py runs
 
     argv = [os.path.join(ROOT, TOY[family]), '--work-dir', str(work_dir), '--cfg-options',
             *unique(f'toy-{family}'), *FEW[family], *extra]
@@ -170,13 +171,15 @@ def test_toy_trains_and_evaluates(family, toy_root, tmp_path):
     print(f'[toy {family}] losses {losses} metrics {metrics}')
     assert losses and all(math.isfinite(x) for x in losses)
     assert set(metrics) == set(METRICS[family]), metrics
-    assert all(math.isfinite(v) and v >= 0 for v in metrics.values()), metrics
+    # two iterations teach nothing measurable (tests below check learning): here the evaluation
+    # must have run on real ground truth and reported numbers in the metric's range
+    assert all(math.isfinite(v) and 0.0 <= v <= RANGE[k] for k, v in metrics.items()), metrics
 
 
 @mm_only
 @pytest.mark.mm
 def test_train_stops_early_when_the_pretrained_backbone_file_is_missing(tmp_path):
-    import train  # tools/train.py
+    from attnzero.mm import runner as train  # what tools/train.py runs
     from attnzero.mm.runner import ToolError
 
     cfg = os.path.join(ROOT, 'mmconfigs/sem_fpn/fpn_pvtv2-b0-attnzero_8xb2-80k_ade20k-512x512.py')
@@ -187,19 +190,10 @@ def test_train_stops_early_when_the_pretrained_backbone_file_is_missing(tmp_path
         train.train([cfg, '--work-dir', str(tmp_path)])
 
 
-def _load_test_tool():
-    """tools/test.py as a module (its name would clash with the stdlib ``test`` package)."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location('attnzero_tools_test', os.path.join(TOOLS, 'test.py'))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 @mm_only
 @pytest.mark.mm
 def test_train_resumes_from_last_checkpoint_and_test_py_evaluates_it(toy_root, tmp_path):
-    import train  # tools/train.py
+    from attnzero.mm import runner as train  # what tools/train.py runs
 
     wd = tmp_path / 'resume'
     common = ['train_dataloader.dataset.indices=2', 'train_dataloader.batch_size=2',
@@ -220,20 +214,19 @@ def test_train_resumes_from_last_checkpoint_and_test_py_evaluates_it(toy_root, t
     assert os.path.isfile(wd / 'epoch_2.pth')
     # tools/test.py CONFIG CHECKPOINT: the package's evaluator on the test split
     out = tmp_path / 'metrics.json'
-    metrics = _load_test_tool().main([cfg, str(wd / 'epoch_2.pth'), '--work-dir', str(wd),
-                                      '--metrics-out', str(out), '--cfg-options',
-                                      'test_dataloader.dataset.indices=4',
-                                      *unique('t')])
+    metrics = train.test([cfg, str(wd / 'epoch_2.pth'), '--work-dir', str(wd),
+                          '--metrics-out', str(out), '--cfg-options',
+                          'test_dataloader.dataset.indices=4', *unique('t')])
     saved = json.load(open(out))
     assert saved == metrics and 0.0 <= saved['accuracy/top1'] <= 100.0, saved
 
 
 def train_with_initial_eval(argv):
     """tools/train.py's path, plus one evaluation of the initialised model before training."""
-    import train  # tools/train.py
+    from attnzero.mm import runner as train  # what tools/train.py runs
 
-    args = train.parse_args(argv)
-    cfg = train.build_cfg(args)
+    args = train.parse_train_args(argv)
+    cfg = train.build_train_cfg(args)
     train.setup_scope(cfg)
     runner = train.build_runner(cfg)
     runner.model.init_weights()  # what runner.train() does first (it is not repeated)
@@ -245,12 +238,44 @@ def train_with_initial_eval(argv):
 
 @mm_only
 @pytest.mark.mm
-@pytest.mark.slow
+def test_toy_segmentation_learns(toy_root, tmp_path):
+    """Semantic FPN, 24 iterations (seeded): mIoU on the whole validation split goes from the
+    untrained model's (about 2) to above 25, more than any constant prediction can reach (one of
+    the four classes, all present in the split, with IoU <= 1, the others 0; "wall" everywhere
+    scores 20). Measured: 2.3 -> 54."""
+    cfg = os.path.join(ROOT, TOY['sem_fpn'])
+    before, after = train_with_initial_eval(
+        [cfg, '--work-dir', str(tmp_path / 'seg'), '--cfg-options', 'randomness.seed=0',
+         'train_cfg.max_iters=24', 'train_cfg.val_interval=1000', 'default_hooks.logger.interval=8',
+         *unique('seg-learn')])
+    print(f'[toy sem_fpn] mIoU before {before["mIoU"]} after {after["mIoU"]}')
+    assert after['mIoU'] > 25.0
+    assert after['mIoU'] >= before['mIoU'] + 15.0
+
+
+@mm_only
+@pytest.mark.mm
+def test_toy_detection_learns(toy_root, tmp_path):
+    """The full toy RetinaNet schedule (seeded): box mAP on the validation split clearly above the
+    untrained detector's (which scores its random boxes: mAP@0.5 at most 0.02). Measured: mAP
+    0.000 -> 0.187, mAP@0.5 0.002 -> 0.459 (about 30 s on 2 CPU cores)."""
+    cfg = os.path.join(ROOT, TOY['retinanet'])
+    before, after = train_with_initial_eval(
+        [cfg, '--work-dir', str(tmp_path / 'det'), '--cfg-options', 'randomness.seed=0',
+         *unique('det-learn')])
+    print(f'[toy retinanet] before {before} after {after}')
+    assert after['coco/bbox_mAP_50'] >= before['coco/bbox_mAP_50'] + 0.15
+    assert after['coco/bbox_mAP'] >= before['coco/bbox_mAP'] + 0.05
+
+
+@mm_only
+@pytest.mark.mm
 def test_toy_classification_learns(toy_root, tmp_path):
-    """The full toy classification schedule: top-1 after training clearly above the start."""
+    """The full toy classification schedule (seeded): top-1 on the balanced validation split (8
+    images per class) after training clearly above the start and chance (25)."""
     cfg = os.path.join(ROOT, TOY['imagenet'])
     before, after = train_with_initial_eval(
-        [cfg, '--work-dir', str(tmp_path / 'learn'), '--cfg-options',
+        [cfg, '--work-dir', str(tmp_path / 'learn'), '--cfg-options', 'randomness.seed=0',
          *unique('learn')])
     print(f'[toy imagenet] top-1 before {before} after {after} (chance 25)')
     assert after['accuracy/top1'] >= before['accuracy/top1'] + 25.0

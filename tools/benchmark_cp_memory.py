@@ -6,11 +6,11 @@
         mmconfigs/mask_rcnn/mask-rcnn_swin-t-attnzero_fpn_1x_coco.py \
         [--shape 800 1333] [--out docs/benchmarks/with_cp_memory_cpu]
 
-Writes OUT.md / .csv / .png. The logic is :mod:`attnzero.mm.memory`.
+Writes OUT.md / .csv / .png. The logic is :mod:`attnzero.perf.memory`.
 """
 import sys
 
-from attnzero.mm.memory import main
+from attnzero.perf.memory import main
 
 if __name__ == '__main__':
     sys.exit(main())

@@ -18,10 +18,7 @@ from __future__ import annotations
 
 import sys
 
-from attnzero.mm.runner import (build_runner, check_pretrained, load_config,  # noqa: F401
-                                run_tool, set_genome, setup_scope, speed_up_base_lookup, train)
-from attnzero.mm.runner import build_train_cfg as build_cfg  # noqa: F401
-from attnzero.mm.runner import parse_train_args as parse_args  # noqa: F401
+from attnzero.mm.runner import run_tool, train
 
 
 def main(argv=None) -> int:

@@ -202,9 +202,11 @@ def _accepts(cls: type, arg: str) -> bool:
 
 
 def build_kernel(name: str, head_dim: int, num_heads: int, **kwargs) -> AttentionKernel:
-    """Build the kernel registered as ``name``; unknown names list the known ones."""
-    from . import zoo  # noqa: F401  (registers the built-in kernels)
+    """Build the kernel registered as ``name``; unknown names list the known ones.
 
+    The built-in kernels are registered by :mod:`attnzero.attention.zoo`, which the package
+    ``__init__`` imports (so they are in :data:`ATTENTIONS` whenever this module is importable).
+    """
     if name not in ATTENTIONS:
         raise KeyError(f'unknown attention {name!r}; known: {sorted(ATTENTIONS)}')
     return ATTENTIONS[name](head_dim=head_dim, num_heads=num_heads, **kwargs)
@@ -258,7 +260,6 @@ class Attention(nn.Module):
         if sr_ratio > 1:
             self.sr = nn.Conv2d(dim, dim, kernel_size=sr_ratio, stride=sr_ratio)
             self.norm = nn.LayerNorm(dim)
-        from . import zoo  # noqa: F401
         if attn not in ATTENTIONS:
             raise KeyError(f'unknown attention {attn!r}; known: {sorted(ATTENTIONS)}')
         cls = ATTENTIONS[attn]

@@ -19,26 +19,15 @@ accumulates norms, sums, batch statistics and token contractions in float32.
 """
 from __future__ import annotations
 
-from typing import Any, Optional, Union
+from typing import Optional
 
 import torch
 
+from attnzero.space import TRIAL_105, GenomeLike, as_genome
+
 from .base import HW, AttentionKernel, VBranch, add_branch, register_attention
 
-
-def as_genome(genome: Union[None, str, dict, Any]):
-    """``None`` -> Trial-105; canonical text -> ``Genome.parse``; original-format dict
-    (``graph_type``, ``unary_op``, ``binary_op``) -> ``Genome.from_attnzero_cfg``; a ``Genome``
-    passes through."""
-    from attnzero.space import TRIAL_105, Genome  # imported lazily: the space is optional here
-
-    if genome is None:
-        return TRIAL_105
-    if isinstance(genome, str):
-        return Genome.parse(genome)
-    if isinstance(genome, dict):
-        return Genome.from_attnzero_cfg(genome)
-    return genome
+__all__ = ['AttnZeroAttention']
 
 
 @register_attention('attnzero')
@@ -46,7 +35,8 @@ class AttnZeroAttention(AttentionKernel):
     """A compiled AttnZero genome plus the depthwise-conv branch on V.
 
     Args:
-        genome: canonical text, ``Genome`` or original-format dict; default Trial-105.
+        genome: canonical text, ``Genome`` or original-format dict (:func:`attnzero.space.as_genome`;
+            another type raises ``TypeError``); default (``None``) Trial-105.
         kernel_size: DWC kernel size (3).
         dwc_shared_heads: share the DWC filters across heads.
         backend: ``'eager'`` (default) or ``'inductor'``: the compiled genome wrapped in
@@ -62,17 +52,14 @@ class AttnZeroAttention(AttentionKernel):
 
     def __init__(self, head_dim: int, num_heads: int, num_prefix_tokens: int = 0,
                  v_branch: bool = True, attn_drop: float = 0.0,
-                 genome: Union[None, str, dict, Any] = None, kernel_size: int = 3,
+                 genome: Optional[GenomeLike] = None, kernel_size: int = 3,
                  dwc_shared_heads: bool = False, backend: str = 'eager') -> None:
         super().__init__(head_dim, num_heads, num_prefix_tokens, v_branch, attn_drop)
-        self.genome = as_genome(genome)
+        self.genome = as_genome(genome, default=TRIAL_105)
         self.backend = backend
         self.fn = self.genome.compile(backend=backend)
         self._fn_kv = None  # compiled on first use with M != N (keys/values spatially reduced)
-        try:
-            self.linear = self.genome.complexity().kind == 'linear'
-        except Exception:  # complexity analysis is informative only
-            pass
+        self.linear = self.genome.complexity().kind == 'linear'
         self.dwc = (VBranch(head_dim, num_heads, kernel_size, dwc_shared_heads, num_prefix_tokens)
                     if v_branch else None)
 
@@ -97,8 +84,4 @@ class AttnZeroAttention(AttentionKernel):
         return out
 
     def extra_repr(self) -> str:
-        try:
-            text = self.genome.to_string()
-        except Exception:
-            text = str(self.genome)
-        return super().extra_repr() + f', genome={text!r}'
+        return super().extra_repr() + f', genome={self.genome.to_string()!r}'

@@ -15,14 +15,7 @@ The format is documented in ``docs/bench.md``.
 from .format import (FORMAT_NAME, FORMAT_VERSION, BenchError, BenchFormatError,
                      BenchIntegrityError)
 from .query import Bench, as_genome, default_path, load
+from .surrogate import Surrogate, fit_surrogate  # scikit-learn / scipy are imported when fitting
 
 __all__ = ['load', 'Bench', 'as_genome', 'default_path', 'FORMAT_NAME', 'FORMAT_VERSION',
            'BenchError', 'BenchIntegrityError', 'BenchFormatError', 'Surrogate', 'fit_surrogate']
-
-
-def __getattr__(name):  # lazy: the surrogate needs scikit-learn / scipy
-    if name in ('Surrogate', 'fit_surrogate'):
-        from . import surrogate
-
-        return getattr(surrogate, name)
-    raise AttributeError(name)

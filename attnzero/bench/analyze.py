@@ -12,7 +12,10 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from attnzero.space import GRAPHS
+
 from .format import BENCH_FILE, sha256_file
+from .surrogate import Surrogate
 
 __all__ = ['analyse', 'render_report', 'write_report', 'report_text', 'make_plots', 'plot_names',
            'OP_CATEGORIES', 'TOP_FRAC']
@@ -214,8 +217,6 @@ def analyse(bench, surrogate: bool = True) -> Dict[str, Any]:
 
     out['category_enrichment'] = _enrichment(trained, top, cats, min_support=1)
 
-    from attnzero.space import GRAPHS
-
     def on_inputs(r):  # which operator is applied directly to which input (feature maps of q / k / v)
         src = GRAPHS[r['graph']].sources
         return [f'{op} on {src[i]}' for i, lst in enumerate(r['unary']) if src[i] in ('q', 'k', 'v')
@@ -253,8 +254,6 @@ def analyse(bench, surrogate: bool = True) -> Dict[str, Any]:
     # ---- surrogate ----------------------------------------------------------------------------
     out['surrogate'] = None
     if surrogate and len(trained) >= 10:
-        from .surrogate import Surrogate
-
         out['surrogate'] = Surrogate.fit(bench, refit=False).summary()
     return out
 

@@ -17,10 +17,16 @@ from typing import Any, Dict, Iterator, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .evaluate import (REFERENCE_ATTENTIONS, REFERENCE_GENOME_NAMES, BenchSettings,
+from attnzero.io import atomic_write_text
+from attnzero.search.executor import make_executor
+from attnzero.space import (DEFAULT_DISTRIBUTION, ORIGINAL_DISTRIBUTION, REFERENCE_GENOMES,
+                            fingerprint, sample)
+
+from .evaluate import (REFERENCE_ATTENTIONS, REFERENCE_GENOME_NAMES, BenchSettings, arch_config,
                        baseline_eval_task, evaluate_task)
 from .format import (BASELINES_FILE, BENCH_FILE, FORMAT_VERSION, PARQUET_FILE, BenchError,
-                     append_record, atomic_write_text, read_jsonl, write_manifest)
+                     append_record, read_jsonl, write_manifest)
+from .query import Bench
 
 __all__ = ['build', 'finalize', 'BUILD_FILE', 'STOP_FILE', 'load_build_info']
 
@@ -56,8 +62,6 @@ def finalize(out_dir: str, command: str, parquet: bool = False) -> Dict[str, Any
     public = BenchSettings.from_dict(settings).public() if settings else (
         records[0]['settings'] if records else None)
     if parquet:
-        from .query import Bench
-
         Bench(records, baselines, path=out_dir).to_pandas().to_parquet(
             os.path.join(out_dir, PARQUET_FILE), index=False)
     elif os.path.exists(os.path.join(out_dir, PARQUET_FILE)):
@@ -65,8 +69,6 @@ def finalize(out_dir: str, command: str, parquet: bool = False) -> Dict[str, Any
     proxy = records[0]['proxy'] if records else None
     arch_cfg = None
     if settings:
-        from .evaluate import arch_config
-
         arch_cfg = arch_config(BenchSettings.from_dict(settings))
     commands = list(info.get('commands') or [])
     if commands:  # the manifest names the command that created the data; finalize runs come after
@@ -85,8 +87,6 @@ def _candidates(sampler_seed: int, space: str, skip_hash: set, skip_fec: set
                 ) -> Iterator[Tuple[int, Any, str]]:
     """``(sample_index, genome, fingerprint)`` of the deterministic sampling stream, skipping
     genomes whose hash or fingerprint is in the skip sets (which the caller keeps updated)."""
-    from attnzero.space import DEFAULT_DISTRIBUTION, ORIGINAL_DISTRIBUTION, fingerprint, sample
-
     dist = {'default': DEFAULT_DISTRIBUTION, 'original': ORIGINAL_DISTRIBUTION}[space]
     rng = np.random.default_rng(sampler_seed)
     i = -1
@@ -145,7 +145,7 @@ def build(out_dir: str, n: int, settings: Optional[BenchSettings] = None, *, unt
 
 def _lock(out_dir: str):
     """An exclusive lock on ``out_dir/.build.lock``: two builds must never append to one bench."""
-    import fcntl
+    import fcntl  # POSIX only: imported where the lock is taken
 
     f = open(os.path.join(out_dir, LOCK_FILE), 'a+')
     try:
@@ -166,8 +166,6 @@ def _lock(out_dir: str):
 def _build(out_dir, n, settings, *, until, sampler_seed, space, workers, dask_scheduler, timeout,
            retries, baselines, baseline_seeds, progress, command, do_finalize, parquet, chunk,
            max_seconds) -> Dict[str, Any]:
-    from attnzero.search.executor import make_executor
-
     info = load_build_info(out_dir)
     if info is not None:
         saved = BenchSettings.from_dict(info['settings'])
@@ -186,8 +184,6 @@ def _build(out_dir, n, settings, *, until, sampler_seed, space, workers, dask_sc
                     sampler=dict(seed=sampler_seed, space=space, distribution=f'{space}'))
         atomic_write_text(os.path.join(out_dir, BUILD_FILE), json.dumps(info, indent=2, sort_keys=True) + '\n')
     # the proxy ViTs are defined in code (attnzero.search.archs): refuse to mix architectures
-    from .evaluate import arch_config
-
     current = json.loads(json.dumps(arch_config(settings)))
     if info.get('arch_config') is not None and info['arch_config'] != current:
         raise BenchError(f'the proxy architectures changed in code since {out_dir} was started '
@@ -229,8 +225,6 @@ def _build(out_dir, n, settings, *, until, sampler_seed, space, workers, dask_sc
     stopped = False
     try:
         if baselines:
-            from attnzero.space import REFERENCE_GENOMES
-
             jobs = []
             for name in REFERENCE_ATTENTIONS:
                 if name not in done_base:

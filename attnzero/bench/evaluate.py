@@ -24,6 +24,12 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional, Sequence
 
+from attnzero.search.archs import PROXY_ARCHS, build_proxy_model
+from attnzero.search.config import SearchConfig
+from attnzero.search.evaluate import baseline_task, derive_seed, precheck, training_task
+from attnzero.search.proxies import load_proxy
+from attnzero.space import Genome, fingerprint
+
 from .format import FORMAT_VERSION, settings_id
 
 __all__ = ['BenchSettings', 'NON_TRAINING_FIELDS', 'evaluate_task', 'baseline_eval_task',
@@ -77,8 +83,6 @@ class BenchSettings:
 
     def config(self, arch: Optional[str] = None, seed: int = 0, epochs: Optional[int] = None):
         """The search config of one run (validated by the search's own rules)."""
-        from attnzero.search.config import SearchConfig
-
         d = dict(self.search)
         d.update(seed=int(seed), workers=0, dask_scheduler=None)
         if arch is not None:
@@ -109,8 +113,6 @@ class BenchSettings:
 
 def genome_fields(genome, ref_tokens: int = 3136, ref_head_dim: int = 32) -> Dict[str, Any]:
     """Static description of a genome: identity, structure, operators, static cost."""
-    from attnzero.space import fingerprint
-
     unary_names, binary_names = genome.op_names()
     cx = genome.complexity()
     static: Dict[str, Any] = dict(kind=cx.kind, code=cx.code, token_degree=cx.token_degree,
@@ -135,9 +137,6 @@ _PARAMS: Dict[str, int] = {}
 
 def _params(settings: BenchSettings, arch: str, attn: str, genome_text: Optional[str]) -> Optional[int]:
     """Parameter count of the proxy model (built with the search's own builder)."""
-    from attnzero.search.archs import build_proxy_model
-    from attnzero.search.proxies import load_proxy
-
     key = f'{arch}|{attn}|{genome_text}'
     if key not in _PARAMS:
         try:
@@ -152,8 +151,6 @@ def _params(settings: BenchSettings, arch: str, attn: str, genome_text: Optional
 
 
 def _proxy_info(settings: BenchSettings) -> Dict[str, Any]:
-    from attnzero.search.proxies import load_proxy
-
     data = load_proxy(settings.search['proxy'])
     return dict(name=settings.search['proxy'], kind=settings.search['proxy'].split('?')[0].split(':')[0],
                 num_classes=int(data.num_classes), chance=float(data.chance),
@@ -164,8 +161,6 @@ def _proxy_info(settings: BenchSettings) -> Dict[str, Any]:
 def arch_config(settings: 'BenchSettings') -> Dict[str, Any]:
     """The effective constructor settings of each proxy ViT (the search's ``PROXY_ARCHS`` with the
     config's ``arch_overrides``): recorded because the proxy defaults live in code."""
-    from attnzero.search.archs import PROXY_ARCHS
-
     out = {}
     for arch in settings.archs:
         kw = dict(PROXY_ARCHS.get(arch, {}))
@@ -227,9 +222,6 @@ def evaluate_task(payload: Dict[str, Any]) -> Dict[str, Any]:
     ``payload``: ``genome`` (text), ``settings`` (:meth:`BenchSettings.to_dict`), optional
     ``sample_index`` and ``sampler`` (provenance), ``fec`` (precomputed fingerprint).
     """
-    from attnzero.search.evaluate import precheck, training_task
-    from attnzero.space import Genome
-
     t0 = time.perf_counter()
     settings = BenchSettings.from_dict(payload['settings'])
     if payload.get('seeds'):  # reference genomes may get more seeds than the bench genomes
@@ -284,24 +276,18 @@ def evaluate_task(payload: Dict[str, Any]) -> Dict[str, Any]:
 def _test_acc(settings: BenchSettings, run: Dict[str, Any]) -> Optional[float]:
     """Test accuracy of a completed run (the bench's separate test column), from the test-set
     predictions the proxy training recorded; ``None`` for a run without them."""
-    from attnzero.search.proxies import load_proxy
-
     if run.get('test_pred') is None:
         return None
     return load_proxy(settings.search['proxy']).test_accuracy(run['test_pred'])
 
 
 def _derived_seed(seed_index: int, key: str, arch: str) -> int:
-    from attnzero.search.evaluate import derive_seed
-
     return int(derive_seed(seed_index, key, arch))
 
 
 def baseline_eval_task(payload: Dict[str, Any]) -> Dict[str, Any]:
     """Worker entry point: a named zoo attention (``payload['attn']``, e.g. ``'softmax'``) trained
     with the search's ``baseline_task`` (no rejection) for every arch / seed / budget."""
-    from attnzero.search.evaluate import baseline_task, derive_seed
-
     t0 = time.perf_counter()
     settings = BenchSettings.from_dict(payload['settings'])
     seeds: Sequence[int] = payload.get('seeds') or settings.seeds

@@ -9,8 +9,10 @@ A bench is a directory::
     bench.parquet     optional flat export (``attnzero.bench.export_parquet``)
 
 Everything here is plain ``json`` / ``hashlib`` / ``os``: the format is readable without this project.
-Appends are atomic at line granularity (one ``write`` of a whole line, then ``flush`` + ``fsync``); a
-reader repairs a torn last line left by a crash (:func:`read_jsonl` with ``repair=True``).
+Appends are atomic at line granularity (one ``write`` of a whole line, then ``fsync``:
+:func:`attnzero.io.append_line`); a reader repairs a torn last line left by a crash
+(:func:`read_jsonl` with ``repair=True``). The manifest is replaced atomically
+(:func:`attnzero.io.atomic_write_text`).
 """
 from __future__ import annotations
 
@@ -18,8 +20,9 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 from typing import Any, Dict, Iterable, List, Optional, Tuple
+
+from attnzero.io import append_line, atomic_write_text
 
 __all__ = ['FORMAT_NAME', 'FORMAT_VERSION', 'BENCH_FILE', 'BASELINES_FILE', 'MANIFEST_FILE',
            'PARQUET_FILE', 'BenchError', 'BenchIntegrityError', 'BenchFormatError', 'sha256_file',
@@ -78,17 +81,9 @@ def dumps_record(record: Dict[str, Any]) -> str:
 
 
 def append_record(path: str, record: Dict[str, Any]) -> None:
-    """Append one record as one line: a single ``write`` of the whole line, then flush + fsync."""
-    line = (dumps_record(record) + '\n').encode('utf-8')
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        view = memoryview(line)
-        while view:
-            n = os.write(fd, view)
-            view = view[n:]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    """Append one record as one line: a single ``write`` of the whole line, then fsync
+    (:func:`attnzero.io.append_line`)."""
+    append_line(path, dumps_record(record))
 
 
 def read_jsonl(path: str, repair: bool = False) -> Tuple[List[Dict[str, Any]], int]:
@@ -129,23 +124,6 @@ def read_jsonl(path: str, repair: bool = False) -> Tuple[List[Dict[str, Any]], i
                     f.flush()
                     os.fsync(f.fileno())
     return records, dropped
-
-
-def atomic_write_text(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (temp file in the same directory, fsync, rename)."""
-    d = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', dir=d)
-    try:
-        with os.fdopen(fd, 'w', encoding='utf-8') as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; data files are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def settings_id(settings: Dict[str, Any]) -> str:

@@ -1,37 +1,33 @@
 """Query API of a bench: load (with manifest verification), look up by genome in any equivalent
-form, filter, top-k, pandas export."""
+form, filter, top-k, pandas export.
+
+Genomes are accepted in any form through :func:`attnzero.space.as_genome` (re-exported here):
+a ``Genome``, genome text, or an original-format cfg mapping; ``None`` or another type raises
+``TypeError`` (there is no default genome in a look-up).
+"""
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
-from .format import (BASELINES_FILE, BENCH_FILE, FORMAT_VERSION, BenchFormatError, read_jsonl,
-                     read_manifest, verify_manifest)
+from attnzero.io import data_path
+from attnzero.space import GenomeLike, as_genome, fingerprint
+
+from .format import (BASELINES_FILE, BENCH_FILE, FORMAT_VERSION, BenchFormatError,
+                     BenchIntegrityError, read_jsonl, read_manifest, verify_manifest)
+from .surrogate import Surrogate
 
 __all__ = ['Bench', 'load', 'default_path', 'as_genome', 'GenomeLike']
 
-#: a genome in any form: ``Genome``, text (names or indices, ``no_op`` allowed), original cfg dict
-GenomeLike = Union['Genome', str, Mapping[str, Any]]  # noqa: F821
+#: the folder of the shipped bench inside the package (``attnzero/data/attn-bench-101``)
+BENCH_DATA = 'attn-bench-101'
 
 
 def default_path() -> str:
-    """The shipped bench (``benchmarks/attn-bench-101`` of the repository)."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    return os.path.normpath(os.path.join(here, '..', '..', 'benchmarks', 'attn-bench-101'))
-
-
-def as_genome(g: GenomeLike):
-    """Any genome form -> :class:`attnzero.space.Genome`."""
-    from attnzero.space import Genome
-
-    if isinstance(g, Genome):
-        return g
-    if isinstance(g, str):
-        return Genome.parse(g)
-    if isinstance(g, Mapping):
-        return Genome.from_attnzero_cfg(g)
-    raise TypeError(f'not a genome: {type(g).__name__} (give a Genome, genome text or an '
-                    f'original-format cfg dict)')
+    """The shipped bench: ``attnzero/data/attn-bench-101``, package data located from the installed
+    package (:func:`attnzero.io.data_path`), so it is found from a source checkout and from an
+    installed package alike."""
+    return data_path(BENCH_DATA)
 
 
 def _get(rec: Dict[str, Any], key: str) -> Any:
@@ -125,8 +121,6 @@ class Bench:
     def match(self, genome: GenomeLike) -> Tuple[Optional[Dict[str, Any]], Optional[str]]:
         """``(record, how)``: ``how`` is ``'hash'`` (same canonical genome), ``'fec'`` (a
         functionally equivalent genome, by fingerprint) or ``None`` (not in the bench)."""
-        from attnzero.space import fingerprint
-
         g = as_genome(genome)
         rec = self._by_hash.get(g.hash)
         if rec is not None:
@@ -232,8 +226,6 @@ class Bench:
 
     def surrogate(self, **kw):
         """Fit the accuracy surrogate (:class:`attnzero.bench.surrogate.Surrogate`) on this bench."""
-        from .surrogate import Surrogate
-
         return Surrogate.fit(self, **kw)
 
     def estimate(self, genome: GenomeLike, surrogate=None) -> Dict[str, Any]:
@@ -266,8 +258,6 @@ def load(path: Optional[str] = None, verify: bool = True) -> Bench:
     records, _ = read_jsonl(os.path.join(path, BENCH_FILE))
     baselines, _ = read_jsonl(os.path.join(path, BASELINES_FILE))
     if manifest is not None and verify and manifest.get('records') != len(records):
-        from .format import BenchIntegrityError
-
         raise BenchIntegrityError(f'{path}: manifest says {manifest.get("records")} records, '
                                   f'{BENCH_FILE} holds {len(records)}')
     return Bench(records, baselines, manifest, path)

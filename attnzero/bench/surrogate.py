@@ -19,6 +19,8 @@ from typing import Any, Dict, List, Sequence
 
 import numpy as np
 
+from attnzero.space import BINARY_OPS, GRAPH_NAMES, GRAPHS, UNARY_OPS, Genome, as_genome
+
 __all__ = ['Surrogate', 'fit_surrogate', 'genome_features', 'feature_names']
 
 _SOURCES = ('q', 'k', 'v', 'b0', 'b1', 'b2', 'e5')
@@ -27,8 +29,6 @@ _MAX_NODES = 4
 
 
 def feature_names() -> List[str]:
-    from attnzero.space import BINARY_OPS, GRAPH_NAMES, UNARY_OPS
-
     names = [f'graph={g}' for g in GRAPH_NAMES]
     names += [f'node{j}={op.name}' for j in range(_MAX_NODES) for op in BINARY_OPS]
     names += [f'from_{s}:{op.name}' for s in _SOURCES for op in UNARY_OPS]
@@ -40,8 +40,6 @@ def feature_names() -> List[str]:
 
 def genome_features(genome, ref_tokens: int = 3136, ref_head_dim: int = 32) -> np.ndarray:
     """The feature vector of one genome (see the module docstring)."""
-    from attnzero.space import BINARY_OPS, GRAPH_NAMES, GRAPHS, UNARY_OPS
-
     nu, nb = len(UNARY_OPS), len(BINARY_OPS)
     parts: List[np.ndarray] = []
     g = np.zeros(len(GRAPH_NAMES))
@@ -79,6 +77,9 @@ class Surrogate:
         spearman: held-out Spearman rho.
         cv_taus: Kendall tau of each of the ``folds`` cross-validation folds.
         n_train, n_test: sizes of the split.
+        train_hashes, test_hashes: the genomes (record ``hash``) of each side of the split, so the
+            held-out figures can be recomputed (with ``refit=False`` the model is the one fitted on
+            ``train_hashes`` only).
     """
 
     target: str
@@ -93,6 +94,8 @@ class Surrogate:
     seed: int
     params: Dict[str, Any] = field(default_factory=dict)
     ref: Dict[str, int] = field(default_factory=dict)
+    train_hashes: List[str] = field(default_factory=list)
+    test_hashes: List[str] = field(default_factory=list)
 
     @staticmethod
     def _model(seed: int, **params):
@@ -108,8 +111,6 @@ class Surrogate:
             folds: int = 5, refit: bool = True, **params) -> 'Surrogate':
         """Fit on the trained genomes of ``bench`` (a :class:`attnzero.bench.Bench`)."""
         from scipy.stats import kendalltau, spearmanr
-
-        from attnzero.space import Genome
 
         recs = [r for r in bench.records if r['status'] != 'check_failed' and r.get(target) is not None]
         recs.sort(key=lambda r: r['hash'])  # order-independent split
@@ -139,12 +140,12 @@ class Surrogate:
         if refit:
             model = cls._model(seed, **params).fit(X, y)
         return cls(target, model, float(tau), float(p), float(rho), cv, len(train), len(test),
-                   test_frac, seed, dict(params), ref)
+                   test_frac, seed, dict(params), ref, [recs[i]['hash'] for i in train],
+                   [recs[i]['hash'] for i in test])
 
     def predict(self, genomes: Sequence[Any]) -> np.ndarray:
-        """Predicted ``target`` for genomes in any form (Genome, text, original cfg dict)."""
-        from .query import as_genome
-
+        """Predicted ``target`` for genomes in any form (Genome, text, original cfg dict;
+        :func:`attnzero.space.as_genome`)."""
         X = np.stack([genome_features(as_genome(g), **self.ref) for g in genomes])
         return self.model.predict(X)
 

@@ -1,16 +1,22 @@
 """OpenMMLab integration: ``custom_imports=dict(imports=['attnzero.mm'], allow_failed_imports=False)``.
 
 Importing this package registers the backbones ``AttnZeroDeiT``, ``AttnZeroPVT``,
-``AttnZeroPVTv2``, ``AttnZeroSwin`` and ``AttnZeroCSwin`` in the ``MODELS`` registry of mmengine
-(root) and of every installed one of mmdet, mmseg and mmpretrain (each imported only if
-installed), and applies :mod:`attnzero.compat` (torch >= 2.6 checkpoint loading).
+``AttnZeroPVTv2``, ``AttnZeroSwin`` and ``AttnZeroCSwin`` and applies :mod:`attnzero.compat`
+(torch >= 2.6 checkpoint loading).
+
+Registration: each class is registered once, by the decorator ``@MODELS.register_module()`` in
+:mod:`attnzero.mm.backbones`, in mmengine's *root* registry ``mmengine.registry.MODELS``. The
+``MODELS`` registries of mmdet, mmseg and mmpretrain are children of that root
+(``Registry('model', parent=mmengine.registry.MODELS, ...)``), and ``Registry.get`` looks a name
+that is not in a registry up in its parent, then the parent's parent: so
+``mmdet.registry.MODELS.build(dict(type='AttnZeroPVT'))`` -- which is what a detector does for its
+``backbone`` under ``default_scope='mmdet'``, and likewise for mmseg and mmpretrain -- finds the
+class in the root. Nothing is registered in the child registries, nothing is forced, and this
+package does not import mmdet, mmseg or mmpretrain. Use the plain names (``type='AttnZeroPVT'``;
+``'mmengine.AttnZeroPVT'`` works too); a name with a child scope (``'mmdet.AttnZeroPVT'``) is only
+looked up in that child and is not found.
 """
 from __future__ import annotations
-
-import importlib
-import importlib.util
-import warnings
-from typing import Dict, List
 
 try:
     import mmengine  # noqa: F401
@@ -27,36 +33,5 @@ from .backbones import (MM_BACKBONES, AttnZeroCSwin, AttnZeroDeiT, AttnZeroPVT, 
                         AttnZeroPVTv2, AttnZeroSwin)
 from .checkpoint import adapt_state_dict, load_checkpoint_into, load_pretrained  # noqa: E402
 
-#: registries the backbones were registered in (package name -> True)
-REGISTERED: Dict[str, bool] = {}
-MM_PACKAGES = ('mmdet', 'mmseg', 'mmpretrain')
-
-
-def _register(registry, where: str) -> None:
-    for cls in MM_BACKBONES:
-        registry.register_module(name=cls.__name__, module=cls, force=True)
-    REGISTERED[where] = True
-
-
-def register_backbones() -> List[str]:
-    """(Re-)register the backbones; returns the registries used. Idempotent."""
-    from mmengine.registry import MODELS as ROOT_MODELS
-
-    _register(ROOT_MODELS, 'mmengine')
-    for pkg in MM_PACKAGES:
-        if importlib.util.find_spec(pkg) is None:
-            continue
-        try:
-            registry = importlib.import_module(f'{pkg}.registry').MODELS
-        except Exception as e:  # an installed but broken package must not hide the others
-            warnings.warn(f'attnzero.mm: {pkg} is installed but its registry failed to import: {e!r}')
-            continue
-        _register(registry, pkg)
-    return sorted(REGISTERED)
-
-
-register_backbones()
-
 __all__ = ['AttnZeroDeiT', 'AttnZeroPVT', 'AttnZeroPVTv2', 'AttnZeroSwin', 'AttnZeroCSwin',
-           'MM_BACKBONES', 'REGISTERED', 'register_backbones', 'adapt_state_dict',
-           'load_checkpoint_into', 'load_pretrained']
+           'MM_BACKBONES', 'adapt_state_dict', 'load_checkpoint_into', 'load_pretrained']

@@ -2,7 +2,9 @@
 
 Each class *is* the timm model (same parameter names, so classification checkpoints load
 directly) built with ``features_only=True`` and returns a tuple of NCHW maps at ``out_indices``
-(strides 4/8/16/32). Config keys::
+(strides 4/8/16/32). Each family class is registered, once, in mmengine's root ``MODELS``
+registry, where the mmdet / mmseg / mmpretrain registries find it (see :mod:`attnzero.mm`).
+Config keys::
 
     backbone=dict(type='AttnZeroPVT', arch='tiny', attn=None, genome=None,
                   out_indices=(0, 1, 2, 3), drop_path_rate=0.1,
@@ -37,6 +39,7 @@ from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.model import BaseModule
+from mmengine.registry import MODELS
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
@@ -70,7 +73,29 @@ def _model_args(archs: Dict[str, Dict[str, Any]], arch: Union[str, Dict[str, Any
 
 
 class _MMBackboneMixin:
-    """mmengine ``init_cfg`` semantics + tuple outputs, on top of an attnzero model class."""
+    """The common constructor (mmengine ``init_cfg`` semantics, the mmdet options) and tuple
+    outputs, on top of an attnzero model class.
+
+    A family class lists the mixin first, then its attnzero model class and ``BaseModule``, and
+    states only ``arch_table`` (its arch name -> constructor arguments) and ``default_arch``;
+    ``super().__init__`` below is then the model class's constructor.
+    """
+
+    #: arch name -> constructor arguments of the family's model class
+    arch_table: Dict[str, Dict[str, Any]] = {}
+    #: the ``arch`` of a config that gives none
+    default_arch: str = ''
+
+    def __init__(self, arch: Union[str, Dict[str, Any], None] = None, attn: Any = None,
+                 genome: Any = None, out_indices: Sequence[int] = (0, 1, 2, 3),
+                 drop_path_rate: Optional[float] = None, init_cfg: Optional[dict] = None,
+                 pretrained: Optional[str] = None, frozen_stages: int = -1,
+                 norm_eval: bool = False, with_cp: bool = False, **kwargs) -> None:
+        if arch is None:
+            arch = self.default_arch
+        super().__init__(**_model_args(self.arch_table, arch, attn, genome, out_indices,
+                                       drop_path_rate, kwargs))
+        self._finish_mm_init(arch, init_cfg, pretrained, frozen_stages, norm_eval, with_cp)
 
     def _finish_mm_init(self, arch: Any, init_cfg: Optional[dict],
                         pretrained: Optional[str] = None, frozen_stages: int = -1,
@@ -130,70 +155,45 @@ class _MMBackboneMixin:
         return tuple(super().forward(x))
 
 
+@MODELS.register_module()
 class AttnZeroDeiT(_MMBackboneMixin, DeiT, BaseModule):
     """DeiT with a ViTDet-style simple pyramid (strides 4/8/16/32, all ``embed_dim`` channels).
     ``arch``: ``'tiny'`` / ``'small'``."""
 
-    def __init__(self, arch: Union[str, Dict[str, Any]] = 'tiny', attn: Any = None,
-                 genome: Any = None, out_indices: Sequence[int] = (0, 1, 2, 3),
-                 drop_path_rate: Optional[float] = None, init_cfg: Optional[dict] = None,
-                 pretrained: Optional[str] = None, frozen_stages: int = -1,
-                 norm_eval: bool = False, with_cp: bool = False, **kwargs) -> None:
-        DeiT.__init__(self, **_model_args(DEIT_ARCHS, arch, attn, genome, out_indices,
-                                          drop_path_rate, kwargs))
-        self._finish_mm_init(arch, init_cfg, pretrained, frozen_stages, norm_eval, with_cp)
+    arch_table = DEIT_ARCHS
+    default_arch = 'tiny'
 
 
+@MODELS.register_module()
 class AttnZeroPVT(_MMBackboneMixin, PVT, BaseModule):
     """PVT v1. ``arch``: ``'tiny'`` / ``'small'``."""
 
-    def __init__(self, arch: Union[str, Dict[str, Any]] = 'tiny', attn: Any = None,
-                 genome: Any = None, out_indices: Sequence[int] = (0, 1, 2, 3),
-                 drop_path_rate: Optional[float] = None, init_cfg: Optional[dict] = None,
-                 pretrained: Optional[str] = None, frozen_stages: int = -1,
-                 norm_eval: bool = False, with_cp: bool = False, **kwargs) -> None:
-        PVT.__init__(self, **_model_args(PVT_ARCHS, arch, attn, genome, out_indices,
-                                         drop_path_rate, kwargs))
-        self._finish_mm_init(arch, init_cfg, pretrained, frozen_stages, norm_eval, with_cp)
+    arch_table = PVT_ARCHS
+    default_arch = 'tiny'
 
 
+@MODELS.register_module()
 class AttnZeroPVTv2(_MMBackboneMixin, PVTv2, BaseModule):
     """PVT v2. ``arch``: ``'b0'`` / ``'b1'`` / ``'b2'``."""
 
-    def __init__(self, arch: Union[str, Dict[str, Any]] = 'b0', attn: Any = None,
-                 genome: Any = None, out_indices: Sequence[int] = (0, 1, 2, 3),
-                 drop_path_rate: Optional[float] = None, init_cfg: Optional[dict] = None,
-                 pretrained: Optional[str] = None, frozen_stages: int = -1,
-                 norm_eval: bool = False, with_cp: bool = False, **kwargs) -> None:
-        PVTv2.__init__(self, **_model_args(PVT_V2_ARCHS, arch, attn, genome, out_indices,
-                                           drop_path_rate, kwargs))
-        self._finish_mm_init(arch, init_cfg, pretrained, frozen_stages, norm_eval, with_cp)
+    arch_table = PVT_V2_ARCHS
+    default_arch = 'b0'
 
 
+@MODELS.register_module()
 class AttnZeroSwin(_MMBackboneMixin, Swin, BaseModule):
     """Swin. ``arch``: ``'tiny'`` / ``'small'``."""
 
-    def __init__(self, arch: Union[str, Dict[str, Any]] = 'tiny', attn: Any = None,
-                 genome: Any = None, out_indices: Sequence[int] = (0, 1, 2, 3),
-                 drop_path_rate: Optional[float] = None, init_cfg: Optional[dict] = None,
-                 pretrained: Optional[str] = None, frozen_stages: int = -1,
-                 norm_eval: bool = False, with_cp: bool = False, **kwargs) -> None:
-        Swin.__init__(self, **_model_args(SWIN_ARCHS, arch, attn, genome, out_indices,
-                                          drop_path_rate, kwargs))
-        self._finish_mm_init(arch, init_cfg, pretrained, frozen_stages, norm_eval, with_cp)
+    arch_table = SWIN_ARCHS
+    default_arch = 'tiny'
 
 
+@MODELS.register_module()
 class AttnZeroCSwin(_MMBackboneMixin, CSwin, BaseModule):
     """CSWin. ``arch``: ``'tiny'`` / ``'small'``."""
 
-    def __init__(self, arch: Union[str, Dict[str, Any]] = 'tiny', attn: Any = None,
-                 genome: Any = None, out_indices: Sequence[int] = (0, 1, 2, 3),
-                 drop_path_rate: Optional[float] = None, init_cfg: Optional[dict] = None,
-                 pretrained: Optional[str] = None, frozen_stages: int = -1,
-                 norm_eval: bool = False, with_cp: bool = False, **kwargs) -> None:
-        CSwin.__init__(self, **_model_args(CSWIN_ARCHS, arch, attn, genome, out_indices,
-                                           drop_path_rate, kwargs))
-        self._finish_mm_init(arch, init_cfg, pretrained, frozen_stages, norm_eval, with_cp)
+    arch_table = CSWIN_ARCHS
+    default_arch = 'tiny'
 
 
 MM_BACKBONES = (AttnZeroDeiT, AttnZeroPVT, AttnZeroPVTv2, AttnZeroSwin, AttnZeroCSwin)

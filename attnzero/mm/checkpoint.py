@@ -13,7 +13,7 @@ from torch import nn
 
 from attnzero.models.checkpoint import (adapt_state_dict, checkpoint_filter_fn,  # noqa: F401
                                         load_checkpoint_file, load_checkpoint_into,
-                                        unwrap_state_dict)
+                                        select_prefix, unwrap_state_dict)
 
 __all__ = ['adapt_state_dict', 'checkpoint_filter_fn', 'load_checkpoint_into', 'unwrap_state_dict',
            'read_checkpoint', 'load_pretrained']
@@ -21,12 +21,8 @@ __all__ = ['adapt_state_dict', 'checkpoint_filter_fn', 'load_checkpoint_into', '
 
 def read_checkpoint(path: str) -> Any:
     """Read a checkpoint with mmengine's loaders when available (they resolve URLs and the
-    ``open-mmlab://``-style prefixes), else with ``torch.load(weights_only=True)``."""
-    try:
-        from attnzero import compat  # noqa: F401
-        compat.apply()
-    except Exception:  # pragma: no cover
-        pass
+    ``open-mmlab://``-style prefixes), else with ``torch.load(weights_only=True)``. (Importing
+    :mod:`attnzero.mm` has applied :mod:`attnzero.compat`: mmengine's checkpoint globals load.)"""
     try:
         from mmengine.runner.checkpoint import CheckpointLoader
     except ImportError:  # pragma: no cover - mmengine missing
@@ -51,11 +47,5 @@ def load_pretrained(model: nn.Module, checkpoint: str, prefix: Optional[str] = N
         logger.info(f'load {type(model).__name__} weights from {checkpoint}')
     ckpt = read_checkpoint(checkpoint)
     if prefix and prefix.rstrip('.') != 'backbone':  # 'backbone.' is stripped automatically
-        p = prefix if prefix.endswith('.') else prefix + '.'
-        raw = ckpt
-        for key in ('state_dict', 'model', 'model_ema'):
-            if isinstance(raw, dict) and isinstance(raw.get(key), dict):
-                raw = raw[key]
-                break
-        ckpt = {k[len(p):]: v for k, v in raw.items() if k.startswith(p)}
+        ckpt = select_prefix(ckpt, prefix)
     return load_checkpoint_into(model, ckpt, logger=logger)

@@ -7,11 +7,12 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Type, U
 import torch
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import trunc_normal_
-from timm.models import FeatureInfo
+from timm.models import FeatureInfo, resolve_pretrained_cfg
 from timm.models._features import feature_take_indices
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from .checkpoint import load_checkpoint_into
 from .layers import tokens_to_nchw
 
 
@@ -152,6 +153,29 @@ class BackboneBase(nn.Module):
         stages (all when ``None``), *before* the final norm."""
         raise NotImplementedError  # pragma: no cover
 
+    def _finish_hw_trunk(self, stages: List[nn.Module], dims: Sequence[int], patch_size: int,
+                         num_classes: int, global_pool: str, drop_rate: float,
+                         features_only: bool, out_indices: Sequence[int]) -> None:
+        """End of ``__init__`` for the families whose stage ``i`` has ``dims[i]`` channels at
+        stride ``patch_size * 2**i`` and whose trunk ends with one LayerNorm (Swin, CSWin)."""
+        self.stages = nn.ModuleList(stages)
+        self.norm = nn.LayerNorm(dims[-1])
+        self._build_head(dims[-1], num_classes, global_pool, drop_rate, features_only, out_indices,
+                         dims, [patch_size * 2 ** i for i in range(len(dims))])
+        self.init_model_weights()
+
+    def _iter_hw_stages(self, x: torch.Tensor, n: Optional[int] = None
+                        ) -> Iterator[Tuple[torch.Tensor, Tuple[int, int]]]:
+        """``_iter_stages`` of the families whose trunk is one patch embedding (then ``pos_drop``
+        where the family has one) followed by stages mapping ``(tokens, hw)`` to the next
+        ``(tokens, hw)`` (Swin, CSWin)."""
+        x, hw = self.patch_embed(x)
+        if hasattr(self, 'pos_drop'):  # a structural choice of the family, not a tensor value
+            x = self.pos_drop(x)
+        for stage in self.stages[:n]:
+            x, hw = stage(x, hw, run=self._run)
+            yield x, hw
+
     def _num_prefix(self, i: int) -> int:
         """Prefix (class) tokens in the output of stage ``i``."""
         return 0
@@ -240,8 +264,6 @@ def create_model(model_cls: Type[nn.Module], variant: str, arch: Dict[str, Any],
     ``pretrained=True`` loads ``pretrained_cfg['file']`` (a local checkpoint; there are no hub
     weights) through :func:`attnzero.models.checkpoint.checkpoint_filter_fn`.
     """
-    from timm.models import resolve_pretrained_cfg
-
     kwargs.pop('cache_dir', None)
     cfg = resolve_pretrained_cfg(variant, pretrained_cfg=pretrained_cfg,
                                  pretrained_cfg_overlay=pretrained_cfg_overlay).to_dict()
@@ -252,7 +274,6 @@ def create_model(model_cls: Type[nn.Module], variant: str, arch: Dict[str, Any],
     model.pretrained_cfg = cfg
     model.default_cfg = cfg
     if pretrained:
-        from .checkpoint import load_checkpoint_into
         if not cfg.get('file'):
             raise RuntimeError(f'{variant}: no hub weights; pass pretrained_cfg_overlay='
                                "dict(file='/path/to/checkpoint.pth') or checkpoint_path=...")

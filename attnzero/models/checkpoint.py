@@ -19,18 +19,35 @@ import torch.nn.functional as F
 from timm.layers import resample_abs_pos_embed
 from torch import nn
 
+from attnzero import compat  # allow-lists mmengine's checkpoint globals for weights-only loading
+
 _log = logging.getLogger(__name__)
 
 HEAD_PREFIXES = ('head.', 'head_dist.', 'fc.', 'classifier.')
 DERIVED_BUFFERS = ('relative_position_index', 'attn_mask')
+#: keys under which checkpoints nest their state dict (the first one present is used)
+WRAPPER_KEYS = ('state_dict', 'model', 'model_ema', 'module')
+
+
+def unwrap_checkpoint(obj: Any) -> Any:
+    """The dict under the first of :data:`WRAPPER_KEYS` that ``obj`` has (``obj`` itself when
+    none): ``{'state_dict': {...}}`` (mmengine), ``{'model': {...}}`` (DeiT/timm scripts) ..."""
+    for key in WRAPPER_KEYS:
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            return obj[key]
+    return obj
+
+
+def select_prefix(obj: Any, prefix: str) -> Dict[str, Any]:
+    """The entries of a (wrapped) checkpoint under ``prefix`` (e.g. ``'model.encoder'`` of a
+    bigger model), with the prefix removed."""
+    p = prefix if prefix.endswith('.') else prefix + '.'
+    return {k[len(p):]: v for k, v in unwrap_checkpoint(obj).items() if k.startswith(p)}
 
 
 def unwrap_state_dict(obj: Any) -> Dict[str, torch.Tensor]:
     """The tensor state dict inside a checkpoint object, with wrapper prefixes removed."""
-    for key in ('state_dict', 'model', 'model_ema', 'module'):
-        if isinstance(obj, dict) and key in obj and isinstance(obj[key], dict):
-            obj = obj[key]
-            break
+    obj = unwrap_checkpoint(obj)
     sd = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
     if sd and all(k.startswith('module.') for k in sd):
         sd = {k[len('module.'):]: v for k, v in sd.items()}
@@ -112,12 +129,7 @@ def checkpoint_filter_fn(state_dict: Any, model: nn.Module) -> Dict[str, torch.T
 
 def load_checkpoint_file(path: str) -> Any:
     """``torch.load`` on CPU, weights-only (with mmengine's globals allowed when installed)."""
-    try:
-        from attnzero import compat  # noqa: F401  (allow-lists mmengine checkpoint globals)
-        if hasattr(compat, 'apply'):
-            compat.apply()
-    except Exception:  # pragma: no cover - compat needs nothing but torch/numpy
-        pass
+    compat.apply()  # (idempotent; importing compat has applied it)
     return torch.load(path, map_location='cpu', weights_only=True)
 
 

@@ -12,13 +12,26 @@ supported (the models use Python control flow on shapes); ``torch.export`` is it
 """
 from __future__ import annotations
 
+import argparse
 import contextlib
+import csv
 import json
 import os
+import sys
+import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+import timm
 import torch
 from torch import nn
+from torch.export import Dim
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+from attnzero.attention import ATTENTIONS
+from attnzero.space import Genome
+
+from . import MODEL_NAMES
+from .checkpoint import load_checkpoint_into
 
 __all__ = ['FORMATS', 'SIZE_MULTIPLE', 'dynamic_hw', 'input_hw_range', 'second_size', 'build', 'main', 'export_pt2', 'export_onnx',
            'run_pt2', 'run_onnx', 'export_model']
@@ -31,8 +44,6 @@ SIZE_MULTIPLE = 32
 def dynamic_hw(img_size: Tuple[int, int], min_size: int = 64, max_size: int = 2048
                ) -> Dict[str, Dict[int, Any]]:
     """``dynamic_shapes`` for ``forward(x)``: symbolic height and width, multiples of 32."""
-    from torch.export import Dim
-
     lo, hi = max(1, min_size // SIZE_MULTIPLE), max_size // SIZE_MULTIPLE
     h, w = Dim('h32', min=lo, max=hi), Dim('w32', min=lo, max=hi)
     return {'x': {2: SIZE_MULTIPLE * h, 3: SIZE_MULTIPLE * w}}
@@ -71,7 +82,6 @@ def second_size(img_size: Tuple[int, int], ranges: Optional[Sequence[Tuple[int, 
 def _math_sdpa():
     """Trace softmax attention through its math form: the ONNX decompositions re-derive strides
     from the math form, which the fused CPU kernel's output layout does not match."""
-    from torch.nn.attention import SDPBackend, sdpa_kernel
     with sdpa_kernel(SDPBackend.MATH):
         yield
 
@@ -186,8 +196,6 @@ def build(model_name: str, attn: Optional[Sequence[str]] = None, genome: Optiona
           num_classes: Optional[int] = None, features_only: bool = False,
           checkpoint: Optional[str] = None) -> nn.Module:
     """The timm model ``model_name`` with the given attention / genome (and weights)."""
-    import timm
-
     kw: Dict[str, Any] = {}
     if attn:
         kw['attn'] = attn[0] if len(attn) == 1 else tuple(attn)
@@ -199,7 +207,6 @@ def build(model_name: str, attn: Optional[Sequence[str]] = None, genome: Optiona
         kw['features_only'] = True
     model = timm.create_model(model_name, **kw)
     if checkpoint:
-        from .checkpoint import load_checkpoint_into
         load_checkpoint_into(model, checkpoint)
     return model.eval()
 
@@ -209,8 +216,6 @@ def export_table(models: Sequence[str], formats: Sequence[str], out_prefix: str,
                  attn: Optional[Sequence[str]] = None, command: str = '') -> List[Dict[str, Any]]:
     """Export every model in every format (its default attention unless ``attn``), verify each,
     and write ``out_prefix``.md / .csv; returns the rows."""
-    import time
-
     rows = []
     for name in models:
         for fmt in formats:
@@ -239,8 +244,6 @@ def export_table(models: Sequence[str], formats: Sequence[str], out_prefix: str,
 
 def write_export_table(rows: List[Dict[str, Any]], out_prefix: str, img_size: Tuple[int, int],
                        dynamic: bool, command: str) -> None:
-    import csv
-
     os.makedirs(os.path.dirname(out_prefix) or '.', exist_ok=True)
     with open(out_prefix + '.csv', 'w', newline='') as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -270,13 +273,6 @@ def write_export_table(rows: List[Dict[str, Any]], out_prefix: str, img_size: Tu
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """``tools/export.py``: export one model and verify it; exit 1 when the error exceeds ``--tol``,
     2 on bad input (one line naming it)."""
-    import argparse
-    import sys
-
-    import timm
-
-    from . import MODEL_NAMES
-
     p = argparse.ArgumentParser(prog='tools/export.py',
                                 description='Export an attnzero model (torch.export .pt2 or ONNX) '
                                 'and verify it against eager.')
@@ -319,13 +315,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.checkpoint and not os.path.isfile(args.checkpoint):
         return fail(f'checkpoint {args.checkpoint!r} does not exist')
     if args.genome is not None:
-        from attnzero.space import Genome
         try:
             Genome.parse(args.genome).complexity()
         except Exception as e:  # GenomeError / InvalidGenomeError
             return fail(f'bad genome {args.genome!r}: {e}')
     if args.attn:
-        from attnzero.attention import ATTENTIONS
         bad = [a for a in args.attn if a not in ATTENTIONS]
         if bad:
             return fail(f'unknown attention {bad[0]!r}; known: {", ".join(sorted(ATTENTIONS))}')

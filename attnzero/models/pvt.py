@@ -18,7 +18,7 @@ from timm.models import register_model
 from torch import nn
 
 from ._base import BackboneBase, create_model, default_cfg
-from .layers import (Mlp, PatchEmbed, TransformerBlock, attention_is_linear, drop_path_rates,
+from .layers import (run_blocks, Mlp, PatchEmbed, TransformerBlock, attention_is_linear, drop_path_rates,
                      make_attention, per_stage, resolve_stage_attn, tokens_to_nchw)
 
 __all__ = ['PVT', 'PVTStage', 'PVT_ARCHS']
@@ -66,8 +66,7 @@ class PVTStage(nn.Module):
         if self.cls_token is not None:
             x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
         x = self.pos_drop(x + pe)
-        for blk in self.blocks:
-            x = run(blk, x, hw) if run is not None else blk(x, hw)
+        x = run_blocks(self.blocks, x, hw, run)
         return x, hw
 
 

@@ -15,7 +15,7 @@ from timm.models import register_model
 from torch import nn
 
 from ._base import BackboneBase, create_model, default_cfg
-from .layers import (DWMlp, PatchEmbed, TransformerBlock, attention_is_linear, drop_path_rates,
+from .layers import (run_blocks, DWMlp, PatchEmbed, TransformerBlock, attention_is_linear, drop_path_rates,
                      make_attention, per_stage, resolve_stage_attn, tokens_to_nchw)
 
 __all__ = ['PVTv2', 'PVTv2Stage', 'PVT_V2_ARCHS']
@@ -51,8 +51,7 @@ class PVTv2Stage(nn.Module):
 
     def forward(self, x: torch.Tensor, run=None) -> Tuple[torch.Tensor, Tuple[int, int]]:
         x, hw = self.patch_embed(x)
-        for blk in self.blocks:
-            x = run(blk, x, hw) if run is not None else blk(x, hw)
+        x = run_blocks(self.blocks, x, hw, run)
         return self.norm(x), hw
 
 

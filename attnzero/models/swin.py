@@ -20,7 +20,7 @@ from timm.models import register_model
 from torch import nn
 
 from ._base import BackboneBase, create_model, default_cfg
-from .layers import (Mlp, PatchEmbed, PatchMerging, TransformerBlock, attention_is_linear,
+from .layers import (run_blocks, Mlp, PatchEmbed, PatchMerging, TransformerBlock, attention_is_linear,
                      attention_supports_bias, drop_path_rates, make_attention, pad_hw_to_multiple,
                      per_stage, resolve_stage_attn, window_partition, window_reverse)
 
@@ -167,8 +167,7 @@ class SwinStage(nn.Module):
     def forward(self, x: torch.Tensor, hw: Tuple[int, int], run=None) -> Tuple[torch.Tensor, Tuple[int, int]]:
         if self.downsample is not None:
             x, hw = self.downsample(x, hw)
-        for blk in self.blocks:
-            x = run(blk, x, hw) if run is not None else blk(x, hw)
+        x = run_blocks(self.blocks, x, hw, run)
         return x, hw
 
 
@@ -217,18 +216,10 @@ class Swin(BackboneBase):
                 global_attn=self.global_stages[i], mlp_ratio=mlp_ratio, qkv_bias=qkv_bias,
                 drop_rate=drop_rate, attn_drop_rate=attn_drop_rate, attn_kwargs=attn_kwargs))
             cur += depths[i]
-        self.stages = nn.ModuleList(stages)
-        self.norm = nn.LayerNorm(dims[-1])
-        self._build_head(dims[-1], num_classes, global_pool, drop_rate, features_only, out_indices,
-                         dims, [patch_size * 2 ** i for i in range(n)])
-        self.init_model_weights()
+        self._finish_hw_trunk(stages, dims, patch_size, num_classes, global_pool, drop_rate,
+                              features_only, out_indices)
 
-    def _iter_stages(self, x: torch.Tensor, n: Optional[int] = None):
-        x, hw = self.patch_embed(x)
-        x = self.pos_drop(x)
-        for stage in self.stages[:n]:
-            x, hw = stage(x, hw, run=self._run)
-            yield x, hw
+    _iter_stages = BackboneBase._iter_hw_stages
 
 
 default_cfgs = {

@@ -10,10 +10,14 @@ The ``identity`` attention of the zoo (``out = v``: no token mixing) is the refe
 """
 from __future__ import annotations
 
+import logging
 from typing import Any, Dict, Optional
 
 import torch
 from torch import nn
+
+from attnzero import models
+from attnzero.flops import count_flops
 
 __all__ = ['ARCHS', 'PROXY_ARCHS', 'build_proxy_model', 'ArchError']
 
@@ -42,10 +46,10 @@ PROXY_ARCHS: Dict[str, Dict[str, Any]] = {
 }
 ARCHS = tuple(PROXY_ARCHS)
 
+log = logging.getLogger('attnzero.search')
+
 
 def _model_class(arch: str):
-    from attnzero import models
-
     families = getattr(models, 'FAMILIES', {})
     if arch not in families:
         raise ArchError(f'unknown proxy architecture {arch!r}; known: {", ".join(ARCHS)}')
@@ -81,17 +85,22 @@ def build_proxy_model(arch: str, attn: str, genome: Optional[str], img_size: int
         raise ArchError(f'proxy {arch!r}: bad constructor arguments {sorted(kw)}: {e}') from e
 
 
-def model_flops_per_image(model: nn.Module, img_size: int) -> float:
-    """Forward FLOPs for one image (``attnzero.flops`` when available; else 2 x MACs of the
-    parameters as a rough stand-in)."""
-    try:
-        from attnzero.flops import count_flops
+def model_flops_per_image(model: nn.Module, img_size: int) -> Optional[float]:
+    """Forward FLOPs for one image (:func:`attnzero.flops.count_flops`), or ``None`` when they
+    cannot be counted (logged as a warning).
 
-        was = model.training
-        model.eval()
+    An unknown cost is recorded as unknown, never replaced by an estimate: the compute summary
+    (:func:`attnzero.search.report.efficiency`) leaves it out and counts it. Cost accounting never
+    fails the evaluation itself.
+    """
+    was = model.training
+    model.eval()
+    try:
         with torch.no_grad():
-            f = float(count_flops(model, torch.zeros(1, 3, img_size, img_size)).flops)
+            return float(count_flops(model, torch.zeros(1, 3, img_size, img_size)).flops)
+    except Exception as e:  # noqa: BLE001 - cost accounting must never fail an evaluation
+        log.warning('cannot count the FLOPs of %s at %d px (%s: %s): recorded as unknown',
+                    type(model).__name__, img_size, type(e).__name__, e)
+        return None
+    finally:
         model.train(was)
-        return f
-    except Exception:  # noqa: BLE001 - cost accounting must never fail an evaluation
-        return 2.0 * sum(p.numel() for p in model.parameters())

@@ -1,14 +1,67 @@
-"""Command-line glue shared by the search tools (``tools/search.py``, ``tools/proxy_fidelity.py``):
-the options that build a :class:`~attnzero.search.config.SearchConfig` and their parsing."""
+"""The command lines of the search tools, as functions (``main(argv) -> exit code``):
+
+* :func:`search_main` -- ``tools/search.py`` / ``attnzero-search``;
+* :func:`proxy_fidelity_main` -- ``tools/proxy_fidelity.py`` / ``attnzero-proxy-fidelity``;
+
+and the options that build a :class:`~attnzero.search.config.SearchConfig` from a command line,
+which both share. Argument parsing and printing only: the work is :class:`~attnzero.search.Search`
+and :mod:`attnzero.search.fidelity`. The usage texts below are the tools' ``--help``.
+"""
 from __future__ import annotations
 
 import argparse
 import json
-from typing import Any, Dict
+import os
+import shlex
+import sys
+import time
+from typing import Any, Dict, Optional, Sequence
 
-from .config import ConfigError, SearchConfig, preset
+from .config import PRESETS, ConfigError, SearchConfig, preset
+from .fidelity import FidelityError, run_fidelity, summarise, write_comparison, write_report
+from .proxies import ProxyError
+from .report import format_front, format_summary, pareto_records
+from .runner import Search
+from .state import RunDirError
 
-__all__ = ['add_config_args', 'config_overrides', 'config_from_args']
+__all__ = ['add_config_args', 'config_overrides', 'config_from_args', 'search_main',
+           'proxy_fidelity_main']
+
+SEARCH_DOC = """Multi-objective evolutionary search of linear attention (pymoo NSGA-II).
+
+With no arguments: the embedded default (the ``scenes`` proxy, DeiT + PVT proxies, FLOPs cost, 2
+local worker processes), outputs in ./runs/search-<time>/.
+
+Examples::
+
+    python tools/search.py                                   # embedded default
+    python tools/search.py --preset tiny --run-dir /tmp/s    # seconds (test configuration)
+    python tools/search.py --preset relational               # the previous default proxy
+    python tools/search.py --proxy cifar100:~/data/cifar --archs deit,pvt,swin --epochs 5
+    python tools/search.py --workers 2                       # local worker processes
+    python tools/search.py --dask-scheduler tcp://host:8786  # a Dask cluster
+    python tools/search.py --resume runs/search-20250101-120000   # continue after a crash/kill
+"""
+FIDELITY_DOC = """Proxy fidelity: does a search proxy rank attentions the way ImageNet does?
+
+Trains every reference attention of the zoo (softmax, linear, relu_linear, focused, hydra, agent,
+identity, AttnZero Trial-105 and Trial-140) in every proxy architecture of a search configuration
+(``--seeds`` each, no rejection), and ``--genomes`` genomes sampled from the space at 1x and
+``--budget-factor`` x the epochs. Writes ``fidelity.md`` / ``.csv`` / ``.png``, ``stability.csv``
+and ``summary.json`` to ``--out``: per-attention mean ± sd with bootstrap intervals, Kendall tau-b
+and Spearman against the published ImageNet table (shipped in the package with its sources), rank
+stability against the larger budget, seconds per candidate, and the issue-14 acceptance checklist.
+Runs are appended to ``OUT/runs.jsonl`` as they finish: re-running the same command continues an
+interrupted run.
+
+Examples::
+
+    python tools/proxy_fidelity.py --out docs/fidelity/scenes --workers 2        # the default proxy
+    python tools/proxy_fidelity.py --preset relational --out docs/fidelity/relational --workers 2
+    python tools/proxy_fidelity.py --preset tiny --seeds 2 --genomes 3 --out /tmp/fid   # seconds
+    python tools/proxy_fidelity.py --compare docs/fidelity/relational docs/fidelity/scenes \\
+        --out docs/fidelity                                                      # side by side
+"""
 
 # (argparse dest, SearchConfig field) of the plain options
 _FIELDS = [('proxy', 'proxy'), ('acc_objective', 'acc_objective'), ('cost', 'cost'),
@@ -82,3 +135,92 @@ def config_from_args(args: argparse.Namespace) -> SearchConfig:
         return SearchConfig.from_dict(base)
     except TypeError as e:
         raise ConfigError(str(e)) from e
+
+
+# ----------------------------------------------------------------------------- search
+def search_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=SEARCH_DOC, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--resume', metavar='RUN_DIR', help='continue the run in RUN_DIR (its config is kept)')
+    p.add_argument('--run-dir', help='output directory (new or empty); default runs/search-<time>')
+    add_config_args(p)
+    p.add_argument('--no-progress', action='store_true', help='no progress bar')
+    return p
+
+
+def search_main(argv: Optional[Sequence[str]] = None) -> int:
+    """``tools/search.py`` (console script ``attnzero-search``)."""
+    args = search_parser().parse_args(argv)
+    t0 = time.perf_counter()
+    try:
+        overrides = config_overrides(args)
+        if args.resume:
+            search = Search(None, args.resume, resume=True, progress=not args.no_progress,
+                            overrides=overrides)
+        else:
+            cfg = config_from_args(args)
+            run_dir = args.run_dir or os.path.join('runs', time.strftime('search-%Y%m%d-%H%M%S'))
+            search = Search(cfg, run_dir, progress=not args.no_progress)
+        summary = search.run()
+    except (ConfigError, ProxyError, RunDirError, ConnectionError) as e:
+        print(f'search.py: error: {e}', file=sys.stderr)
+        return 2
+    cfg = search.cfg
+    front = pareto_records(cfg, search.state)
+    print(format_summary(cfg, summary, format_front(cfg, front, search.state.baselines)), end='')
+    print(f'total time of this invocation: {time.perf_counter() - t0:.1f} s')
+    return 0
+
+
+# ----------------------------------------------------------------------------- proxy fidelity
+def proxy_fidelity_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=FIDELITY_DOC, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--out', required=True, help='output folder (runs.jsonl there is reused)')
+    add_config_args(p, search=False)
+    p.add_argument('--seeds', type=int, default=3, help='seeds per reference attention and architecture (3)')
+    p.add_argument('--genomes', type=int, default=30, help='sampled genomes for rank stability (30; 0 = none)')
+    p.add_argument('--budget-factor', type=int, default=4, help='the larger budget of the stability check (4x)')
+    p.add_argument('--genome-seed', type=int, default=0, help='seed of the genome sample')
+    p.add_argument('--references', help='comma-separated subset of the reference attentions')
+    p.add_argument('--label', default='', help='name of this proxy in the report')
+    p.add_argument('--compare', nargs='+', metavar='DIR',
+                   help='write OUT/comparison.md from the summary.json of finished runs in DIRs')
+    p.add_argument('--report-only', action='store_true',
+                   help='train nothing: report the runs already in OUT/runs.jsonl (e.g. of a run still going)')
+    p.add_argument('--no-progress', action='store_true')
+    return p
+
+
+def proxy_fidelity_main(argv: Optional[Sequence[str]] = None) -> int:
+    """``tools/proxy_fidelity.py`` (console script ``attnzero-proxy-fidelity``)."""
+    args = proxy_fidelity_parser().parse_args(argv)
+    command = 'python tools/proxy_fidelity.py ' + ' '.join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    try:
+        if args.compare:
+            sums = {}
+            for d in args.compare:
+                path = os.path.join(d, 'summary.json')
+                if not os.path.exists(path):
+                    raise FidelityError(f'--compare {d!r}: no summary.json (run the fidelity tool there first)')
+                with open(path, encoding='utf-8') as f:
+                    s = json.load(f)
+                sums[s.get('label') or os.path.basename(os.path.normpath(d))] = s
+            os.makedirs(args.out, exist_ok=True)
+            write_comparison(sums, os.path.join(args.out, 'comparison.md'), [command])
+            print(f'wrote {os.path.join(args.out, "comparison.md")}')
+            return 0
+        cfg = config_from_args(args)
+        refs = [r.strip() for r in args.references.split(',')] if args.references else None
+        result = run_fidelity(cfg, seeds=args.seeds, n_genomes=args.genomes,
+                              budget_factor=args.budget_factor, genome_seed=args.genome_seed,
+                              workers=cfg.workers, out_dir=args.out, references=refs,
+                              progress=not args.no_progress, train=not args.report_only)
+        summary = summarise(result)
+        summary['label'] = args.label
+        summary['command'] = command
+        paths = write_report(summary, args.out, command, args.label)
+    except (ConfigError, ProxyError, FidelityError) as e:
+        print(f'proxy_fidelity.py: error: {e}', file=sys.stderr)
+        return 2
+    with open(paths['md'], encoding='utf-8') as f:
+        print(f.read())
+    return 0

@@ -10,6 +10,11 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
+from attnzero.space import Genome
+
+from .archs import ARCHS
+from .proxies import parse_proxy_spec
+
 __all__ = ['SearchConfig', 'ConfigError', 'PRESETS', 'preset']
 
 ACC_MODES = ('mean', 'per_arch')
@@ -137,9 +142,6 @@ class SearchConfig:
 
     # ---- checks ---------------------------------------------------------------------------
     def validate(self) -> 'SearchConfig':
-        from .archs import ARCHS
-        from .proxies import parse_proxy_spec
-
         def need(cond: bool, name: str, msg: str) -> None:
             if not cond:
                 raise ConfigError(f'{name}={getattr(self, name)!r}: {msg}')
@@ -196,8 +198,6 @@ class SearchConfig:
 
 
 def _parse_genome(text: str, where: str):
-    from attnzero.space import Genome
-
     try:
         return Genome.parse(text)
     except Exception as e:  # noqa: BLE001 - report which text in which field

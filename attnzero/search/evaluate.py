@@ -20,7 +20,13 @@ import math
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
+import torch
+
+from attnzero.space import Genome, Reason, check_program, static_check
+
 from .config import SearchConfig
+from .proxies import load_proxy
+from .train import deterministic_torch, train_proxy
 
 __all__ = ['derive_seed', 'precheck', 'genome_cost', 'training_task', 'baseline_task',
            'objectives', 'REJECTED_ACC']
@@ -40,10 +46,6 @@ def genome_cost(genome, cfg: SearchConfig) -> float:
     (one head, one image), or measured milliseconds of its compiled forward at that size."""
     if cfg.cost == 'flops':
         return float(genome.complexity().flops(cfg.cost_tokens, cfg.cost_head_dim)) / 1e6
-    import torch
-
-    from .train import deterministic_torch
-
     fn = genome.compile()
     with deterministic_torch(cfg.threads), torch.no_grad():
         q, k, v = torch.randn(3, 1, 1, cfg.cost_tokens, cfg.cost_head_dim).unbind(0)
@@ -59,8 +61,6 @@ def genome_cost(genome, cfg: SearchConfig) -> float:
 def precheck(text: str, cfg: SearchConfig) -> Dict[str, Any]:
     """Steps 1-3 of the pipeline. Returns ``{'ok', 'reason', 'message', 'seconds', 'cost',
     'canonical', 'hash'}``; never raises for a bad genome."""
-    from attnzero.space import Genome, Reason, check_program, static_check
-
     t0 = time.perf_counter()
     out: Dict[str, Any] = dict(ok=False, reason='', message='', cost=None, canonical=text, hash=None)
     try:
@@ -92,8 +92,6 @@ def precheck(text: str, cfg: SearchConfig) -> Dict[str, Any]:
 
 
 def _load(cfg_dict: Dict[str, Any]):
-    from .proxies import load_proxy
-
     cfg = SearchConfig.from_dict(cfg_dict)
     return cfg, load_proxy(cfg.proxy)
 
@@ -104,10 +102,9 @@ def training_task(payload: Dict[str, Any]) -> Dict[str, Any]:
     ``payload``: ``genome`` (canonical text), ``hash``, ``config`` (dict), ``baselines``
     (``{arch: checkpoint accuracy}``), ``fault`` (test hook or ``None``).
     Returns ``status``, ``reason``, ``message``, ``per_arch`` (list of :func:`train_proxy`
-    dicts), ``seconds``, ``gflops``, ``samples``.
+    dicts), ``seconds``, ``gflops`` (``None`` if the FLOPs of an architecture are unknown),
+    ``samples``.
     """
-    from .train import train_proxy
-
     t0 = time.perf_counter()
     cfg, data = _load(payload['config'])
     per_arch: List[Dict[str, Any]] = []
@@ -122,15 +119,19 @@ def training_task(payload: Dict[str, Any]) -> Dict[str, Any]:
             status, reason, message = 'rejected', r['reason'], f'{arch}: {r["message"]}'
             break
     return dict(status=status, reason=reason, message=message, per_arch=per_arch,
-                seconds=time.perf_counter() - t0, gflops=sum(r['gflops'] for r in per_arch),
+                seconds=time.perf_counter() - t0, gflops=_total(r['gflops'] for r in per_arch),
                 samples=sum(r['samples'] for r in per_arch))
+
+
+def _total(values) -> Optional[float]:
+    """Sum, or ``None`` if any value is unknown (``None``): a partial sum would understate."""
+    values = list(values)
+    return None if any(v is None for v in values) else float(sum(values))
 
 
 def baseline_task(payload: Dict[str, Any]) -> Dict[str, Any]:
     """Worker entry point: full-budget training of a named attention (no rejection) in one
     architecture. ``payload``: ``attn``, ``arch``, ``config``."""
-    from .train import train_proxy
-
     cfg, data = _load(payload['config'])
     seed = derive_seed(cfg.seed, 'baseline', payload['attn'], payload['arch'])
     return train_proxy(payload['arch'], payload['attn'], None, cfg, data, seed, reject=False)

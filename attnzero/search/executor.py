@@ -20,6 +20,8 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor
 from concurrent.futures import wait as futures_wait
 from typing import Any, Callable, Deque, Dict, Iterable, Iterator, Optional, Tuple
 
+from . import evaluate as _evaluate  # noqa: F401  (a warmed worker has the evaluation imports)
+
 __all__ = ['Job', 'SerialExecutor', 'ProcessExecutor', 'DaskExecutor', 'make_executor', 'failure']
 
 log = logging.getLogger('attnzero.search')
@@ -33,7 +35,8 @@ def failure(reason: str, message: str, attempts: int) -> Dict[str, Any]:
 
 
 def _ping() -> bool:
-    import attnzero.search.evaluate  # noqa: F401  (warm the imports)
+    """Run in a new worker to warm it: unpickling this function imports this module, and with it
+    the evaluation pipeline (:mod:`attnzero.search.evaluate`)."""
     return True
 
 

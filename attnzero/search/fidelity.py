@@ -19,6 +19,7 @@ stopped (``run_fidelity(..., out_dir=...)`` skips the runs already there).
 """
 from __future__ import annotations
 
+import csv
 import json
 import math
 import os
@@ -28,7 +29,16 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from attnzero.io import data_path
+from attnzero.space import (DEFAULT_DISTRIBUTION, ORIGINAL_DISTRIBUTION, TRIAL_105, TRIAL_140, Genome,
+                            sample)
+
 from .config import SearchConfig
+from .evaluate import _load, derive_seed, precheck
+from .executor import make_executor
+from .operators import fec_key
+from .state import atomic_write_json
+from .train import train_proxy
 
 __all__ = ['REFERENCES', 'MIXING', 'published', 'run_fidelity', 'summarise', 'acceptance',
            'stability_genomes', 'FidelityError', 'reference_task', 'PUBLISHED_ARCH']
@@ -39,8 +49,6 @@ class FidelityError(ValueError):
 
 
 def _reference_genomes() -> Dict[str, str]:
-    from attnzero.space import TRIAL_105, TRIAL_140
-
     return {'trial_105': TRIAL_105.to_string(), 'trial_140': TRIAL_140.to_string()}
 
 
@@ -60,8 +68,7 @@ PUBLISHED_ARCH = {'deit_t': 'deit', 'pvt_t': 'pvt'}
 def published() -> Dict[str, Any]:
     """The published ImageNet table (``attnzero/data/published_imagenet.json``): ``{'backbones':
     {backbone: {'title', 'rows': {zoo name: {'top1', 'source'}}}}, 'not_in_zoo', 'caveats'}``."""
-    path = os.path.join(os.path.dirname(os.path.dirname(__file__)), 'data', 'published_imagenet.json')
-    with open(path, encoding='utf-8') as f:
+    with open(data_path('published_imagenet.json'), encoding='utf-8') as f:
         table = json.load(f)
     for bb, entry in table['backbones'].items():
         for name, row in entry['rows'].items():
@@ -77,9 +84,6 @@ def reference_task(payload: Dict[str, Any]) -> Dict[str, Any]:
     """Worker entry point: one training run without rejection. ``payload``: ``attn``, ``genome``,
     ``arch``, ``seed``, ``config`` (dict). Returns :func:`attnzero.search.train.train_proxy`'s dict
     with the test predictions dropped (the fidelity tool scores the validation split)."""
-    from .evaluate import _load
-    from .train import train_proxy
-
     cfg, data = _load(payload['config'])
     res = train_proxy(payload['arch'], payload['attn'], payload['genome'], cfg, data, payload['seed'],
                       reject=False)
@@ -90,12 +94,6 @@ def reference_task(payload: Dict[str, Any]) -> Dict[str, Any]:
 def stability_genomes(n: int, seed: int, cfg: SearchConfig) -> List[str]:
     """``n`` distinct genomes (canonical text, functionally de-duplicated) sampled from the search
     space that pass the static and program checks, deterministic in ``seed``."""
-    from attnzero.space import ORIGINAL_DISTRIBUTION, sample
-    from attnzero.space.variation import DEFAULT_DISTRIBUTION
-
-    from .evaluate import precheck
-    from .operators import fec_key
-
     dist = ORIGINAL_DISTRIBUTION if cfg.space == 'original' else DEFAULT_DISTRIBUTION
     rng = np.random.default_rng(seed)
     out: List[str] = []
@@ -141,10 +139,6 @@ class _Job:
 
 def _jobs(cfg: SearchConfig, seeds: int, genomes: Sequence[str], factor: int,
           references: Sequence[str]) -> List[_Job]:
-    from attnzero.space import Genome
-
-    from .evaluate import derive_seed
-
     jobs = []
     for name in references:
         for arch in cfg.archs:
@@ -169,8 +163,6 @@ def run_fidelity(cfg: SearchConfig, *, seeds: int = 3, n_genomes: int = 30, budg
     per training run. With ``out_dir``, runs are appended to ``out_dir/runs.jsonl`` as they finish
     and runs already there are reused (same config and settings only); ``train=False`` only reads
     them (the result then holds the runs that finished)."""
-    from .executor import make_executor
-
     if seeds < 1:
         raise FidelityError(f'seeds={seeds}: must be >= 1')
     if n_genomes < 0 or n_genomes == 1:
@@ -202,8 +194,6 @@ def run_fidelity(cfg: SearchConfig, *, seeds: int = 3, n_genomes: int = 30, budg
                 raise FidelityError(f'{out_dir} holds runs of other settings or another config; use a '
                                     f'new --out folder')
         else:
-            from .state import atomic_write_json
-
             atomic_write_json(head_path, head)
         if os.path.exists(log_path):
             with open(log_path, encoding='utf-8') as f:
@@ -414,8 +404,6 @@ def _published_col(bb: str) -> Dict[str, float]:
 def write_report(summary: Dict[str, Any], out_dir: str, command: str = '', label: str = '') -> Dict[str, str]:
     """``fidelity.md``, ``fidelity.csv``, ``stability.csv`` and ``fidelity.png`` in ``out_dir``;
     returns their paths."""
-    import csv
-
     os.makedirs(out_dir, exist_ok=True)
     archs = summary['archs']
     sc = summary['scores']
@@ -439,8 +427,6 @@ def write_report(summary: Dict[str, Any], out_dir: str, command: str = '', label
         w.writerow(['genome', 'score_1x', f'score_{st.get("factor", "k")}x', 'seconds_1x'])
         for i, g in enumerate(st.get('genomes', [])):
             w.writerow([g, f'{st["score_1x"][i]:.4f}', f'{st["score_kx"][i]:.4f}', f'{st["seconds_1x"][i]:.1f}'])
-    from .state import atomic_write_json
-
     atomic_write_json(paths['json'], summary)
     L = [f'# Proxy fidelity{": " + label if label else ""}', '']
     if command:

@@ -18,28 +18,25 @@ from pymoo.core.mutation import Mutation
 from pymoo.core.problem import Problem
 from pymoo.core.sampling import Sampling
 
+from attnzero.space import (DEFAULT_DISTRIBUTION, ORIGINAL_DISTRIBUTION, Genome, VariationError,
+                            crossover, fingerprint, mutate, sample)
+
 __all__ = ['GenomeProblem', 'GenomeSampling', 'GenomeCrossover', 'GenomeMutation',
            'FECDuplicateElimination', 'fec_key', 'build_algorithm', 'space_distribution']
 
 
 def space_distribution(name: str):
-    from attnzero.space import DEFAULT_DISTRIBUTION, ORIGINAL_DISTRIBUTION
-
     return ORIGINAL_DISTRIBUTION if name == 'original' else DEFAULT_DISTRIBUTION
 
 
 @lru_cache(maxsize=65536)
 def _parse(text: str):
-    from attnzero.space import Genome
-
     return Genome.parse(text)
 
 
 @lru_cache(maxsize=65536)
 def fec_key(text: str) -> str:
     """Functional-equivalence fingerprint of a canonical genome text (memoised)."""
-    from attnzero.space import fingerprint
-
     try:
         return fingerprint(_parse(text))
     except Exception:  # noqa: BLE001 - an unparsable text is only equal to itself
@@ -61,8 +58,6 @@ class GenomeSampling(Sampling):
         self.dist, self.seeds, self.allow_quadratic = dist, list(seeds), allow_quadratic
 
     def _do(self, problem, n_samples, *args, random_state=None, **kwargs):
-        from attnzero.space import sample
-
         out: List[str] = [_parse(s).to_string() for s in self.seeds[:n_samples]]
         while len(out) < n_samples:
             out.append(sample(random_state, self.dist, allow_quadratic=self.allow_quadratic).to_string())
@@ -78,8 +73,6 @@ class GenomeCrossover(Crossover):
         self.dist, self.allow_quadratic = dist, allow_quadratic
 
     def _do(self, problem, X, *args, random_state=None, **kwargs):
-        from attnzero.space import VariationError, crossover, mutate
-
         n_matings = X.shape[1]
         Y = np.empty((1, n_matings, 1), dtype=object)
         for k in range(n_matings):
@@ -103,8 +96,6 @@ class GenomeMutation(Mutation):
         self.dist, self.allow_quadratic = dist, allow_quadratic
 
     def _do(self, problem, X, *args, random_state=None, **kwargs):
-        from attnzero.space import VariationError, mutate
-
         Y = np.empty_like(X)
         for i in range(len(X)):
             g = _parse(X[i, 0])
@@ -133,7 +124,7 @@ class FECDuplicateElimination(DuplicateElimination):
 
 def build_algorithm(cfg):
     """pymoo NSGA-II over genomes for ``cfg`` (:class:`attnzero.search.config.SearchConfig`)."""
-    from pymoo.algorithms.moo.nsga2 import NSGA2
+    from pymoo.algorithms.moo.nsga2 import NSGA2  # heavy (scipy.spatial): only where a search runs
 
     dist = space_distribution(cfg.space)
     return NSGA2(

@@ -45,12 +45,16 @@ no-mixing model sees no patch at all.
 """
 from __future__ import annotations
 
+import base64
 import os
 from typing import Dict, Optional, Tuple
 from urllib.parse import parse_qsl
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+
+from .scenes import make_scenes
 
 __all__ = ['ProxyData', 'ProxyError', 'load_proxy', 'make_relational', 'parse_proxy_spec',
            'PROXY_KINDS', 'DEFAULT_PROXY', 'encode_predictions', 'decode_predictions']
@@ -111,8 +115,6 @@ class ProxyData:
 
 def encode_predictions(pred: torch.Tensor) -> str:
     """Class indices (< 256) as compact text (base64 of uint8) for JSON records."""
-    import base64
-
     arr = pred.to(torch.int64).numpy()
     if arr.size and (arr.min() < 0 or arr.max() > 255):
         raise ValueError('encode_predictions: class indices must be in 0..255')
@@ -120,8 +122,6 @@ def encode_predictions(pred: torch.Tensor) -> str:
 
 
 def decode_predictions(text: str) -> np.ndarray:
-    import base64
-
     return np.frombuffer(base64.b64decode(text.encode('ascii')), dtype=np.uint8).astype(np.int64)
 
 
@@ -265,8 +265,6 @@ def _embedded(kind: str, make, opts: Dict[str, float], sizes: Tuple[int, int, in
 
 
 def _load_scenes(opts: Dict[str, float]) -> ProxyData:
-    from .scenes import make_scenes
-
     for bad in ('distractors', 'grid', 'cell', 'min_dist', 'noise'):
         if bad in opts:
             raise ProxyError(f'scenes: unknown option {bad!r}; scenes takes train, val, test, classes, '
@@ -300,8 +298,6 @@ def _subset(x: torch.Tensor, y: torch.Tensor, n: Optional[int], seed: int) -> Tu
 
 def _to_tensor(images, size: int) -> torch.Tensor:
     """PIL images / uint8 HWC arrays -> float NCHW in [0, 1] at ``size``."""
-    import torch.nn.functional as F
-
     arrs = []
     for im in images:
         if hasattr(im, 'convert'):

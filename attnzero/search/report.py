@@ -12,11 +12,12 @@ import io
 import json
 import math
 import os
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 import numpy as np
 
 from .config import SearchConfig
+from .proxies import load_proxy
 from .state import RunState, atomic_write_json, atomic_write_text
 
 __all__ = ['write_outputs', 'pareto_records', 'efficiency', 'format_front', 'add_test_scores']
@@ -24,7 +25,7 @@ __all__ = ['write_outputs', 'pareto_records', 'efficiency', 'format_front', 'add
 
 def pareto_records(cfg: SearchConfig, state: RunState) -> List[Dict[str, Any]]:
     """Non-dominated first-hand feasible evaluations (one per function), best accuracy first."""
-    from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
+    from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting  # heavy: at the end only
 
     seen, recs = set(), []
     for r in sorted(state.records.values(), key=lambda r: r['idx']):
@@ -44,8 +45,6 @@ def pareto_records(cfg: SearchConfig, state: RunState) -> List[Dict[str, Any]]:
 def add_test_scores(cfg: SearchConfig, front: List[Dict[str, Any]]) -> None:
     """Set ``test_accs`` (per architecture) and ``test_acc_mean`` on each front record from its
     recorded test predictions (``None`` where a run recorded none, e.g. an older run)."""
-    from .proxies import load_proxy
-
     data = None
     for r in front:
         preds = {pa['arch']: pa.get('test_pred') for pa in r.get('per_arch', [])}
@@ -67,8 +66,14 @@ def efficiency(cfg: SearchConfig, state: RunState) -> Dict[str, Any]:
     trains every proposed candidate in every architecture for the full budget.
 
     The naive per-architecture cost is measured: mean wall seconds (and GFLOPs) of the completed
-    full-budget trainings of that architecture in this run (candidates and baselines)."""
+    full-budget trainings of that architecture in this run (candidates and baselines).
+
+    GFLOPs that could not be counted are recorded as ``None`` (:func:`.archs.model_flops_per_image`)
+    and are never estimated: they are left out of the sums and means and counted in
+    ``spent['gflops_unknown']`` / ``naive['gflops_unknown']``; ``speedup_gflops`` is NaN when any
+    spent GFLOPs are unknown (the spent total would be too low)."""
     recs = list(state.records.values())
+    unknown_full = 0
     full_s: Dict[str, List[float]] = {a: [] for a in cfg.archs}
     full_g: Dict[str, List[float]] = {a: [] for a in cfg.archs}
     full_n: Dict[str, List[int]] = {a: [] for a in cfg.archs}
@@ -77,13 +82,19 @@ def efficiency(cfg: SearchConfig, state: RunState) -> Dict[str, Any]:
             for pa in r.get('per_arch', []):
                 if pa['status'] == 'ok' and pa['arch'] in full_s:
                     full_s[pa['arch']].append(pa['seconds'])
-                    full_g[pa['arch']].append(pa['gflops'])
                     full_n[pa['arch']].append(pa['samples'])
+                    if pa['gflops'] is None:
+                        unknown_full += 1
+                    else:
+                        full_g[pa['arch']].append(pa['gflops'])
     for a, b in state.baselines.items():
         if a in full_s and b.get('status') == 'ok':
             full_s[a].append(b['seconds'])
-            full_g[a].append(b['gflops'])
             full_n[a].append(b['samples'])
+            if b['gflops'] is None:
+                unknown_full += 1
+            else:
+                full_g[a].append(b['gflops'])
     per_arch_s = {a: (sum(v) / len(v) if v else float('nan')) for a, v in full_s.items()}
     per_arch_g = {a: (sum(v) / len(v) if v else float('nan')) for a, v in full_g.items()}
     per_arch_n = {a: (max(v) if v else 0) for a, v in full_n.items()}
@@ -92,25 +103,40 @@ def efficiency(cfg: SearchConfig, state: RunState) -> Dict[str, Any]:
     naive_g = n * sum(per_arch_g.values())
     naive_n = n * sum(per_arch_n.values())
     spent_cand_s = sum(r.get('seconds', 0.0) + r.get('check_seconds', 0.0) for r in recs)
-    spent_cand_g = sum(r.get('gflops', 0.0) for r in recs)
+    spent_cand_g, unknown_cand = _sum_known(r.get('gflops', 0.0) for r in recs)
     spent_cand_n = sum(r.get('samples', 0) for r in recs)
     base_s = sum(b.get('seconds', 0.0) for b in state.baselines.values())
-    base_g = sum(b.get('gflops', 0.0) for b in state.baselines.values())
+    base_g, unknown_base = _sum_known(b.get('gflops', 0.0) for b in state.baselines.values())
     base_n = sum(b.get('samples', 0) for b in state.baselines.values())
     spent_s, spent_g, spent_n = spent_cand_s + base_s, spent_cand_g + base_g, spent_cand_n + base_n
 
     def ratio(a: float, b: float) -> float:
         return a / b if b > 0 and math.isfinite(a) else float('nan')
 
+    unknown_spent = unknown_cand + unknown_base
     return dict(
         candidates=n,
         naive=dict(seconds=naive_s, gflops=naive_g, train_samples=naive_n,
-                   full_budget_seconds_per_arch=per_arch_s, full_budget_gflops_per_arch=per_arch_g),
+                   full_budget_seconds_per_arch=per_arch_s, full_budget_gflops_per_arch=per_arch_g,
+                   gflops_unknown=unknown_full),
         spent=dict(seconds=spent_s, gflops=spent_g, train_samples=spent_n,
-                   candidates_seconds=spent_cand_s, baseline_seconds=base_s),
-        speedup_seconds=ratio(naive_s, spent_s), speedup_gflops=ratio(naive_g, spent_g),
+                   candidates_seconds=spent_cand_s, baseline_seconds=base_s,
+                   gflops_unknown=unknown_spent),
+        speedup_seconds=ratio(naive_s, spent_s),
+        speedup_gflops=float('nan') if unknown_spent else ratio(naive_g, spent_g),
         speedup_samples=ratio(naive_n, spent_n),
     )
+
+
+def _sum_known(values) -> Tuple[float, int]:
+    """``(sum of the numbers, count of None)``."""
+    total, unknown = 0.0, 0
+    for v in values:
+        if v is None:
+            unknown += 1
+        else:
+            total += v
+    return total, unknown
 
 
 def _counts(state: RunState) -> Dict[str, Any]:
@@ -248,6 +274,11 @@ def write_outputs(cfg: SearchConfig, state: RunState) -> Dict[str, Any]:
     return summary
 
 
+def _unknown_note(e: Dict[str, Any]) -> str:
+    n = e['spent'].get('gflops_unknown', 0)
+    return f': FLOPs of {n} evaluation(s) could not be counted' if n else ''
+
+
 def format_summary(cfg: SearchConfig, summary: Dict[str, Any], front_text: str) -> str:
     c, e = summary['counts'], summary['efficiency']
     lines = [front_text.rstrip('\n'),
@@ -259,6 +290,7 @@ def format_summary(cfg: SearchConfig, summary: Dict[str, Any], front_text: str) 
              f'compute: {e["spent"]["seconds"]:.1f} s spent (incl. {e["spent"]["baseline_seconds"]:.1f} s '
              f'baselines) vs {e["naive"]["seconds"]:.1f} s for a naive search of the same '
              f'{e["candidates"]} candidates -> {e["speedup_seconds"]:.2f}x '
-             f'({e["speedup_gflops"]:.2f}x in GFLOPs, {e["speedup_samples"]:.2f}x in training images)',
+             f'({e["speedup_gflops"]:.2f}x in GFLOPs{_unknown_note(e)}, {e["speedup_samples"]:.2f}x in '
+             f'training images)',
              f'wall time: {summary["wall_seconds"]:.1f} s; outputs in {summary["run_dir"]}']
     return '\n'.join(lines) + '\n'

@@ -9,17 +9,22 @@ compared during replay, so a divergence is reported instead of silently producin
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
 from typing import Any, Dict, List, Optional
 
 import numpy as np
+from pymoo.core.evaluator import Evaluator
+from pymoo.problems.static import StaticProblem
 
+from . import report
 from .config import ConfigError, SearchConfig
 from .evaluate import baseline_task, objectives, precheck, training_task
 from .executor import make_executor
 from .operators import GenomeProblem, build_algorithm, fec_key
+from .proxies import load_proxy
 from .state import RunDirError, RunState, atomic_write_json
 
 __all__ = ['Search', 'run_search', 'RESUMABLE_FIELDS']
@@ -76,8 +81,6 @@ class Search:
                 raise RunDirError(f'--resume {run_dir!r}: no such directory')
             if not os.path.exists(cfg_path):
                 raise RunDirError(f'--resume {run_dir!r}: not a search run directory (no config.json)')
-            import json
-
             try:
                 with open(cfg_path, encoding='utf-8') as f:
                     saved = json.load(f)
@@ -99,8 +102,6 @@ class Search:
             if cfg is None:
                 raise ConfigError('a new search needs a config')
             self.cfg = cfg.validate()
-            from .proxies import load_proxy
-
             load_proxy(self.cfg.proxy)  # a missing dataset fails here, before anything is written
             if os.path.exists(self.run_dir):
                 if not os.path.isdir(self.run_dir):
@@ -201,7 +202,8 @@ class Search:
         rec['attempts'] = res.get('attempts', 1)
         rec['per_arch'] = res.get('per_arch', [])
         rec['seconds'] = float(res.get('seconds', 0.0))
-        rec['gflops'] = float(res.get('gflops', 0.0))
+        gflops = res.get('gflops', 0.0)
+        rec['gflops'] = None if gflops is None else float(gflops)  # None: FLOPs could not be counted
         rec['samples'] = int(res.get('samples', 0))
         rec['accs'] = {r['arch']: r['acc'] for r in rec['per_arch'] if r.get('acc') is not None}
         if rec['status'] == 'ok':
@@ -283,11 +285,6 @@ class Search:
             handler.close()
 
     def _run(self) -> Dict[str, Any]:
-        from pymoo.core.evaluator import Evaluator
-        from pymoo.problems.static import StaticProblem
-
-        from . import report
-
         self._t0 = time.perf_counter()
         self._wall0 = self.state.wall_seconds
         self._bar = None

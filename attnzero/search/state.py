@@ -10,16 +10,18 @@ Layout of ``RUN_DIR``::
     pareto.csv, pareto.png, best_genomes.json, best_genome.py, final_population.json,
     summary.json         written at the end
 
-Atomic write: the new content goes to a temporary file in the same directory, is fsync'ed, then
-``os.replace``-d over the old file (and the directory fsync'ed), so a kill at any point leaves
-either the old or the new state, never a torn one.
+Atomic write (:func:`attnzero.io.atomic_write_text`): the new content goes to a temporary file in
+the same directory, is fsync'ed, then ``os.replace``-d over the old file (and the directory
+fsync'ed), so a kill at any point leaves either the old or the new state, never a torn one.
+Evaluation lines are appended with :func:`attnzero.io.append_line` (one write, then fsync).
 """
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 from typing import Any, Dict, List, Optional
+
+from attnzero.io import append_line, atomic_write_text
 
 __all__ = ['atomic_write_text', 'atomic_write_json', 'RunState', 'RunDirError', 'STATE_VERSION']
 
@@ -28,44 +30,6 @@ STATE_VERSION = 1
 
 class RunDirError(ValueError):
     """A run directory that cannot be used (missing, not a run, or already used)."""
-
-
-def _fsync_dir(path: str) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _file_mode() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-def atomic_write_text(path: str, text: str) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', suffix='.tmp', dir=directory)
-    try:
-        os.fchmod(fd, _file_mode())  # mkstemp makes 0600 files; outputs are ordinary files
-        with os.fdopen(fd, 'w', encoding='utf-8') as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    _fsync_dir(directory)
 
 
 def atomic_write_json(path: str, data: Any) -> None:
@@ -104,10 +68,7 @@ class RunState:
 
     def append_evaluation(self, record: Dict[str, Any]) -> None:
         """Log one evaluation line (durable) -- after :meth:`save` has made it part of the state."""
-        with open(self.path('evaluations.jsonl'), 'a', encoding='utf-8') as f:
-            f.write(json.dumps(record, sort_keys=True, allow_nan=True) + '\n')
-            f.flush()
-            os.fsync(f.fileno())
+        append_line(self.path('evaluations.jsonl'), json.dumps(record, sort_keys=True, allow_nan=True))
 
     def rewrite_evaluations(self) -> None:
         """Rebuild evaluations.jsonl from the state (drops a line torn by a kill)."""

@@ -94,7 +94,8 @@ def train_proxy(arch: str, attn: str, genome: Optional[str], cfg: SearchConfig, 
     ``acc`` (final validation accuracy; at rejection time for a rejected run), ``ckpt_acc``,
     ``test_pred`` (encoded test-set predictions of a completed run, else ``None``),
     ``steps``, ``samples`` (training images seen), ``eval_samples``, ``seconds``,
-    ``flops_per_image``, ``gflops`` (3 x forward per training image + forward per test image),
+    ``flops_per_image``, ``gflops`` (3 x forward per training image + forward per test image;
+    both ``None`` when the model's FLOPs could not be counted),
     ``loss_first``, ``loss_last``.
     """
     t0 = time.perf_counter()
@@ -112,7 +113,8 @@ def train_proxy(arch: str, attn: str, genome: Optional[str], cfg: SearchConfig, 
     def finish(status: str, reason: str = '', message: str = '') -> Dict[str, Any]:
         res.update(status=status, reason=reason, message=message)
         res['seconds'] = time.perf_counter() - t0
-        res['gflops'] = (3 * res['samples'] + res['eval_samples']) * res['flops_per_image'] / 1e9
+        fpi = res['flops_per_image']
+        res['gflops'] = None if fpi is None else (3 * res['samples'] + res['eval_samples']) * fpi / 1e9
         if losses:
             res['loss_first'] = float(sum(losses[:window]) / len(losses[:window]))
             res['loss_last'] = float(sum(losses[-window:]) / len(losses[-window:]))

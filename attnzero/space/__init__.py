@@ -5,16 +5,18 @@
 >>> TRIAL_105.complexity().kind
 'linear'
 
-Sub-modules: :mod:`.ops` (operators), :mod:`.graphs` (the 8 DAGs), :mod:`.genome` (``Genome``,
-text/config formats, compiler, published genomes), :mod:`.cost` (static analysis),
-:mod:`.check` (program check), :mod:`.fec` (functional-equivalence fingerprint),
-:mod:`.variation` (sampling, mutation, crossover).
+Sub-modules, lowest first (each imports only modules before it): :mod:`.symbolic` (symbolic
+shapes), :mod:`.ops` (operators), :mod:`.graphs` (the 8 DAGs), :mod:`.cost` (static analysis),
+:mod:`.simplify` (algebraic rewrites) and :mod:`.fast` (fast executor), :mod:`.genome`
+(``Genome``, text/config formats, ``as_genome``, compiler, published genomes), :mod:`.fec`
+(functional-equivalence fingerprint), :mod:`.check` (program check), :mod:`.variation`
+(sampling, mutation, crossover).
 """
 from .check import CheckResult, Reason, check_program, static_check
 from .cost import Complexity, analyse
-from .fec import fingerprint, probe_inputs, same_function
+from .fec import equivalent, fingerprint, probe_inputs, same_function
 from .genome import (ELU_LINEAR, REFERENCE_GENOMES, RELU_LINEAR, SOFTMAX, TRIAL_105, TRIAL_140,
-                     CompiledProgram, Genome, GenomeError, InvalidGenomeError)
+                     CompiledProgram, Genome, GenomeError, GenomeLike, InvalidGenomeError, as_genome)
 from .graphs import GRAPH_NAMES, GRAPHS, Graph
 from .ops import (BINARY_BY_NAME, BINARY_OPS, NUM_ORIGINAL_BINARY, NUM_ORIGINAL_UNARY,
                   UNARY_BY_NAME, UNARY_OPS, BinaryOp, UnaryOp)
@@ -23,11 +25,11 @@ from .variation import (DEFAULT_DISTRIBUTION, MUTATIONS, ORIGINAL_DISTRIBUTION, 
 
 __all__ = [
     # genome
-    'Genome', 'GenomeError', 'InvalidGenomeError', 'CompiledProgram',
+    'Genome', 'GenomeError', 'InvalidGenomeError', 'CompiledProgram', 'as_genome', 'GenomeLike',
     'TRIAL_105', 'TRIAL_140', 'SOFTMAX', 'ELU_LINEAR', 'RELU_LINEAR', 'REFERENCE_GENOMES',
     # analysis and checks
     'Complexity', 'analyse', 'Reason', 'CheckResult', 'check_program', 'static_check',
-    'fingerprint', 'probe_inputs', 'same_function',
+    'fingerprint', 'probe_inputs', 'same_function', 'equivalent',
     # variation
     'SpaceDistribution', 'DEFAULT_DISTRIBUTION', 'ORIGINAL_DISTRIBUTION', 'VariationError',
     'MUTATIONS', 'sample', 'sample_raw', 'mutate', 'crossover', 'is_valid',

@@ -16,14 +16,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
-from .graphs import GRAPHS, evaluate
+from .graphs import GRAPHS, GenomeProtocol, evaluate
 from .ops import BINARY_OPS, UNARY_OPS
 from .symbolic import SB, SD, SH, SM, SN, Poly, Shape, ShapeError, fmt_shape
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .genome import Genome
 
 __all__ = ['Complexity', 'analyse', 'LINEAR', 'QUADRATIC', 'INVALID']
 
@@ -103,8 +100,9 @@ def _check_batch(s: Shape, where: str, op: str) -> None:
 
 
 @lru_cache(maxsize=65536)
-def analyse(genome: 'Genome', distinct_kv: bool = False) -> Complexity:
-    """Static analysis of ``genome`` (cached; a genome is an immutable value)."""
+def analyse(genome: GenomeProtocol, distinct_kv: bool = False) -> Complexity:
+    """Static analysis of ``genome`` (cached; a genome is an immutable value). Also
+    :meth:`attnzero.space.Genome.complexity`."""
     graph = GRAPHS[genome.graph]
     tok_kv = SM if distinct_kv else SN
     inputs = {'q': (SB, SH, SN, SD), 'k': (SB, SH, tok_kv, SD), 'v': (SB, SH, tok_kv, SD)}

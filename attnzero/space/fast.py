@@ -53,7 +53,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
-from .graphs import GRAPHS
+from .graphs import GRAPHS, GenomeProtocol
 from .ops import BINARY_BY_NAME, BINARY_OPS, UNARY_BY_NAME, UNARY_OPS, elu_plus_one
 
 __all__ = ['FastExecutor', 'BACKENDS']
@@ -297,7 +297,7 @@ class FastExecutor:
         variants: the branch of every binary node, from the static analysis.
     """
 
-    def __init__(self, genome, variants: Sequence[int]) -> None:
+    def __init__(self, genome: GenomeProtocol, variants: Sequence[int]) -> None:
         self.genome = genome
         self.graph = GRAPHS[genome.graph]
         self.variants = tuple(variants)

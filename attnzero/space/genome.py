@@ -7,24 +7,34 @@ A genome is ``(graph, unary lists, binary ops)``. Its canonical text is::
 with operator *names*, ``-`` for an empty unary list and no ``no_op`` (dropped on construction).
 ``Genome.parse`` also accepts integer indices and ``no_op``. The original AttnZero config format
 (``graph_type`` / ``unary_op`` / ``binary_op`` with operator indices) is read by
-:meth:`Genome.from_attnzero_cfg` and written by :meth:`Genome.to_attnzero_cfg`.
+:meth:`Genome.from_attnzero_cfg` and written by :meth:`Genome.to_attnzero_cfg`; :func:`as_genome`
+accepts any of the three forms.
+
+Place in the space's module graph (one-way): ``symbolic`` < ``ops`` < ``graphs`` < ``cost`` <
+``simplify``, ``fast`` < ``genome`` < ``fec`` < ``check`` < ``variation``. ``Genome.complexity`` and
+``Genome.compile`` call down into ``cost``, ``simplify`` and ``fast``, which take any
+:class:`~attnzero.space.graphs.GenomeProtocol` and never import this module.
 """
 from __future__ import annotations
 
 import difflib
 import hashlib
 from dataclasses import dataclass
-from typing import Any, Dict, Iterable, List, Mapping, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
+import torch
 from torch import Tensor
 
 from .cost import Complexity, analyse
+from .fast import BACKENDS, FastExecutor
 from .graphs import GRAPHS, evaluate
 from .ops import (BINARY_BY_NAME, BINARY_OPS, NO_OP, NUM_ORIGINAL_BINARY, NUM_ORIGINAL_UNARY,
                   UNARY_BY_NAME, UNARY_OPS)
+from .simplify import simplify
 
 __all__ = ['Genome', 'GenomeError', 'InvalidGenomeError', 'CompiledProgram', 'TRIAL_105',
-           'TRIAL_140', 'SOFTMAX', 'ELU_LINEAR', 'RELU_LINEAR', 'REFERENCE_GENOMES']
+           'TRIAL_140', 'SOFTMAX', 'ELU_LINEAR', 'RELU_LINEAR', 'REFERENCE_GENOMES', 'as_genome',
+           'GenomeLike']
 
 
 class GenomeError(ValueError):
@@ -215,6 +225,37 @@ class Genome:
         return CompiledProgram(self, distinct_kv, fast=fast, backend=backend)
 
 
+#: a genome in any of its forms: ``Genome``, text (names or indices, ``no_op`` allowed), or an
+#: original-format config mapping (``graph_type``, ``unary_op``, ``binary_op``)
+GenomeLike = Union[Genome, str, Mapping[str, Any]]
+
+
+def as_genome(genome: Optional[GenomeLike], default: Optional[Genome] = None) -> Genome:
+    """Any genome form -> :class:`Genome`.
+
+    * a ``Genome`` (or subclass) is returned as it is;
+    * a ``str`` is parsed (:meth:`Genome.parse`);
+    * a mapping (``dict``, mmengine ``ConfigDict``, ...) is read as the original config format
+      (:meth:`Genome.from_attnzero_cfg`);
+    * ``None`` gives ``default`` when one is given (the attention kernel passes Trial-105); with
+      no default it is an error like any other type.
+
+    Raises:
+        GenomeError: malformed text or config (names the bad token).
+        TypeError: anything else (a list, a number, ``None`` without a default, ...).
+    """
+    if isinstance(genome, Genome):
+        return genome
+    if genome is None and default is not None:
+        return default
+    if isinstance(genome, str):
+        return Genome.parse(genome)
+    if isinstance(genome, Mapping):
+        return Genome.from_attnzero_cfg(genome)
+    raise TypeError(f'not a genome: {type(genome).__name__} (give a Genome, genome text or an '
+                    f'original-format cfg dict)')
+
+
 def _as_int(x: Any, where: str) -> int:
     if isinstance(x, bool) or not isinstance(x, (int,)) and not (hasattr(x, '__index__')):
         raise GenomeError(f'{where}: expected an operator index (int), got {x!r}')
@@ -253,7 +294,6 @@ class CompiledProgram:
         cx = genome.complexity(distinct_kv)
         if cx.kind == 'invalid':
             raise InvalidGenomeError(f'{genome.to_string()}: {cx}')
-        from .fast import BACKENDS
         if backend not in BACKENDS:
             raise ValueError(f'unknown backend {backend!r}; known: {BACKENDS}')
         self.genome = genome
@@ -268,8 +308,6 @@ class CompiledProgram:
             self._build()
 
     def _build(self) -> None:
-        from .fast import FastExecutor
-        from .simplify import simplify
         res = simplify(self.genome, self.distinct_kv)
         #: the genome the fast path runs (``genome`` after algebraic simplification)
         self.simplified = res.genome
@@ -291,7 +329,6 @@ class CompiledProgram:
         if self.fast:
             if self.backend == 'inductor':
                 if self._compiled is None:
-                    import torch
                     self._compiled = torch.compile(self._executor, dynamic=True)
                 return self._compiled(q, k, v)
             return self._executor(q, k, v)

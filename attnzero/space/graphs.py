@@ -25,11 +25,38 @@ never shared mutably: each edge gets its own result.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Dict, Tuple, TypeVar
+from typing import Callable, Dict, Optional, Protocol, Sequence, Tuple, TypeVar
 
-__all__ = ['Graph', 'Node', 'GRAPHS', 'GRAPH_NAMES', 'evaluate']
+__all__ = ['Graph', 'Node', 'GRAPHS', 'GRAPH_NAMES', 'evaluate', 'GenomeProtocol']
 
 T = TypeVar('T')
+
+
+class GenomeProtocol(Protocol):
+    """What the modules below :mod:`attnzero.space.genome` need of a genome: a program on one of
+    these graphs (graph name, unary operator indices per edge, binary operator index per node),
+    hashable, and :meth:`replace` to build a rewritten copy.
+
+    :class:`attnzero.space.Genome` is the implementation. The static analysis
+    (:mod:`~attnzero.space.cost`), the simplifier (:mod:`~attnzero.space.simplify`) and the fast
+    executor (:mod:`~attnzero.space.fast`) are typed with this protocol instead of importing
+    ``Genome``: ``genome.py`` imports them (``Genome.complexity``, ``Genome.compile``), so they
+    must not import it back.
+    """
+
+    @property
+    def graph(self) -> str: ...
+
+    @property
+    def unary(self) -> Tuple[Tuple[int, ...], ...]: ...
+
+    @property
+    def binary(self) -> Tuple[int, ...]: ...
+
+    def __hash__(self) -> int: ...
+
+    def replace(self, graph: Optional[str] = None, unary: Optional[Sequence[Sequence[int]]] = None,
+                binary: Optional[Sequence[int]] = None) -> 'GenomeProtocol': ...
 
 
 @dataclass(frozen=True)

@@ -537,19 +537,19 @@ assert all(op.index == i for i, op in enumerate(BINARY_OPS))
 assert len(UNARY_BY_NAME) == len(UNARY_OPS) and len(BINARY_BY_NAME) == len(BINARY_OPS)
 
 
+def _op_index(kind: str, ops, by_name, name_or_index: 'str | int') -> int:
+    if isinstance(name_or_index, int):
+        if not 0 <= name_or_index < len(ops):
+            raise IndexError(f'{kind} operator index {name_or_index} out of range 0..{len(ops) - 1}')
+        return name_or_index
+    return by_name[name_or_index].index
+
+
 def unary_index(name_or_index: 'str | int') -> int:
     """Index of a unary operator given by name or index (``KeyError``/``IndexError`` if unknown)."""
-    if isinstance(name_or_index, int):
-        if not 0 <= name_or_index < len(UNARY_OPS):
-            raise IndexError(f'unary operator index {name_or_index} out of range 0..{len(UNARY_OPS) - 1}')
-        return name_or_index
-    return UNARY_BY_NAME[name_or_index].index
+    return _op_index('unary', UNARY_OPS, UNARY_BY_NAME, name_or_index)
 
 
 def binary_index(name_or_index: 'str | int') -> int:
     """Index of a binary operator given by name or index."""
-    if isinstance(name_or_index, int):
-        if not 0 <= name_or_index < len(BINARY_OPS):
-            raise IndexError(f'binary operator index {name_or_index} out of range 0..{len(BINARY_OPS) - 1}')
-        return name_or_index
-    return BINARY_BY_NAME[name_or_index].index
+    return _op_index('binary', BINARY_OPS, BINARY_BY_NAME, name_or_index)

@@ -5,7 +5,7 @@
 identity of the operators' semantics in :mod:`attnzero.space.ops` (exact, or exact up to the
 operators' own tiny epsilons such as ``1e-9`` of ``min_max_normalize``); the tests check every
 rewrite numerically against the reference evaluator on the functional-equivalence probes
-(:func:`equivalent`, the quantised hash of :mod:`attnzero.space.fec`).
+(:func:`attnzero.space.fec.equivalent`, the quantised hash of the FEC fingerprint).
 
 Rules (genome level; all keep the graph and the static complexity class):
 
@@ -31,20 +31,23 @@ Rewrites that a genome cannot express (an affine map of V, such as min-max norma
 into the ``K^T V`` contraction as a rank-1 correction; the ``+1`` of ELU+1 folded the same way;
 contraction order of matmul chains chosen for the smallest intermediate) are done by the fast
 executor, :mod:`attnzero.space.fast`, which runs the simplified genome.
+
+The simplifier sits below :mod:`attnzero.space.genome` (``Genome.compile`` runs it): it works on
+any :class:`~attnzero.space.graphs.GenomeProtocol` and builds the rewritten genomes with
+``genome.replace``.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Dict, List, Optional, Sequence, Set, Tuple
+from typing import Dict, List, Optional, Set, Tuple
 
-import torch
+from .cost import analyse
+from .graphs import GRAPHS, GenomeProtocol, evaluate
+from .ops import BINARY_BY_NAME, BINARY_OPS, UNARY_BY_NAME, UNARY_OPS
+from .symbolic import SB, SD, SH, SN, ShapeError
 
-from .genome import Genome
-from .graphs import GRAPHS
-from .ops import BINARY_BY_NAME, UNARY_BY_NAME
-
-__all__ = ['simplify', 'SimplifyResult', 'equivalent', 'RULES']
+__all__ = ['simplify', 'SimplifyResult', 'RULES']
 
 
 def _u(*names: str) -> Set[int]:
@@ -81,8 +84,8 @@ RULES = ('idempotent', 'involution', 'cancel_pair', 'absorb_scale', 'absorb_row_
 class SimplifyResult:
     """``genome``: the simplified genome; ``applied``: ``(rule, where)`` of every rewrite."""
 
-    original: Genome
-    genome: Genome
+    original: GenomeProtocol
+    genome: GenomeProtocol
     applied: Tuple[Tuple[str, str], ...]
 
     @property
@@ -117,12 +120,8 @@ def _consumers(graph_name: str) -> Dict[str, List[int]]:
     return out
 
 
-def _symbolic_shapes(genome: Genome) -> Optional[Dict[str, tuple]]:
+def _symbolic_shapes(genome: GenomeProtocol) -> Optional[Dict[str, tuple]]:
     """Symbolic shape of every edge (``'eI'``) and node (``'bJ'``) output, or ``None``."""
-    from .graphs import evaluate
-    from .ops import BINARY_OPS, UNARY_OPS
-    from .symbolic import SB, SD, SH, SN, ShapeError
-
     out: Dict[str, tuple] = {}
 
     def edge_fn(i: int, s: tuple) -> tuple:
@@ -144,10 +143,10 @@ def _symbolic_shapes(genome: Genome) -> Optional[Dict[str, tuple]]:
     return out
 
 
-def _row_scaling_rule(genome: Genome) -> Optional[Tuple[Genome, str]]:
+def _row_scaling_rule(genome: GenomeProtocol) -> Optional[Tuple[GenomeProtocol, str]]:
     g = GRAPHS[genome.graph]
     cons = _consumers(genome.graph)
-    variants = genome.complexity().variants
+    variants = analyse(genome, False).variants
     shapes = _symbolic_shapes(genome)
     if shapes is None:
         return None
@@ -176,7 +175,7 @@ def _row_scaling_rule(genome: Genome) -> Optional[Tuple[Genome, str]]:
     return None
 
 
-def _dead_code_rule(genome: Genome) -> Optional[Tuple[Genome, str]]:
+def _dead_code_rule(genome: GenomeProtocol) -> Optional[Tuple[GenomeProtocol, str]]:
     g = GRAPHS[genome.graph]
     live_nodes: Set[int] = set()
     live_edges: Set[int] = set()
@@ -211,12 +210,12 @@ def _dead_code_rule(genome: Genome) -> Optional[Tuple[Genome, str]]:
     return new, f'dead edges {dead}, dead nodes {sorted(set(range(len(g.nodes))) - live_nodes)}'
 
 
-def _kind(genome: Genome, distinct_kv: bool) -> str:
-    return genome.complexity(distinct_kv).kind
+def _kind(genome: GenomeProtocol, distinct_kv: bool) -> str:
+    return analyse(genome, distinct_kv).kind
 
 
 @lru_cache(maxsize=16384)
-def simplify(genome: Genome, distinct_kv: bool = False) -> SimplifyResult:
+def simplify(genome: GenomeProtocol, distinct_kv: bool = False) -> SimplifyResult:
     """Rewrite ``genome`` to an equivalent cheaper genome (fixpoint of the rules above).
 
     A rewrite is kept only if the static analysis of the result is not worse (a linear genome
@@ -228,7 +227,7 @@ def simplify(genome: Genome, distinct_kv: bool = False) -> SimplifyResult:
     base_kind = _kind(genome, distinct_kv)
     rank = {'linear': 0, 'quadratic': 1, 'invalid': 2}
     for _ in range(64):
-        cand: Optional[Tuple[Genome, str, str]] = None
+        cand: Optional[Tuple[GenomeProtocol, str, str]] = None
         for i, lst in enumerate(cur.unary):
             new_lst, rule = _rewrite_list(lst)
             if rule is not None:
@@ -252,40 +251,3 @@ def simplify(genome: Genome, distinct_kv: bool = False) -> SimplifyResult:
         cur = new
         applied.append((rule, where))
     return SimplifyResult(genome, cur, tuple(applied))
-
-
-def equivalent(a: Genome, b: Genome, *, distinct_kv: bool = False, rtol: float = 1e-9,
-               atol: float = 1e-12, seeds: Sequence[int] = (20240901, 7)) -> bool:
-    """True if ``a`` and ``b`` compute the same function on the functional-equivalence probes.
-
-    Both are run with the *reference* evaluator (``compile(fast=False)``) in float64 on the probe
-    inputs of :func:`attnzero.space.fec.probe_inputs` (two seeds); equal quantised hashes (the FEC
-    fingerprint's quantisation), or values equal within ``rtol``/``atol`` with NaN/inf in the same
-    places, count as equal (the latter covers values straddling a quantisation boundary).
-    """
-    from .fec import _quantise, probe_inputs
-
-    for seed in seeds:
-        q, k, v = probe_inputs(seed)
-        if distinct_kv:
-            gen = torch.Generator().manual_seed(seed + 1)
-            k, v = torch.randn((2,) + q.shape[:2] + (q.shape[2] + 4, q.shape[3]), generator=gen,
-                               dtype=torch.float64).unbind(0)
-        outs = []
-        for g in (a, b):
-            try:
-                with torch.no_grad():
-                    outs.append(g.compile(distinct_kv, fast=False)(q, k, v))
-            except Exception:  # noqa: BLE001 - a program that cannot run equals nothing
-                return False
-        x, y = outs
-        if x.shape != y.shape:
-            return False
-        if _quantise(x.numpy(), 20, 1e-9) == _quantise(y.numpy(), 20, 1e-9):
-            continue
-        scale = float(x[torch.isfinite(x)].abs().max()) if torch.isfinite(x).any() else 0.0
-        if not torch.allclose(x, y, rtol=rtol, atol=atol + 1e-9 * scale, equal_nan=True):
-            return False
-        if not torch.equal(torch.isinf(x), torch.isinf(y)):
-            return False
-    return True

@@ -1,6 +1,7 @@
 # ADE20K semantic segmentation: Semantic FPN, 80k iterations at batch 16 (8 GPUs x 2), 512x512 crops,
 # AdamW lr 1e-4, weight decay 1e-4, poly decay (power 0.9) -- the PVT recipe -- with an attnzero
-# backbone. The per-backbone files in ../sem_fpn/ only set the backbone and the FPN input widths.
+# backbone. One family file per backbone family in ../sem_fpn/ sets the backbone and the FPN input
+# widths; the other sizes and the softmax baselines inherit it.
 _base_ = [
     'mmseg::_base_/models/fpn_r50.py',
     'mmseg::_base_/datasets/ade20k.py',

@@ -1,7 +1,8 @@
 # COCO instance segmentation: Mask R-CNN + FPN, 1x schedule (12 epochs, lr steps after epochs 8 and
 # 11, linear warm-up), batch 16 (8 GPUs x 2 images), with an attnzero backbone.
-# Everything else comes from the installed mmdet bases. The per-backbone files in
-# ../mask_rcnn/ only set the backbone, the FPN input widths and the optimiser recipe.
+# Everything else comes from the installed mmdet bases. One family file per backbone family in
+# ../mask_rcnn/ (e.g. mask-rcnn_pvt-t-attnzero_fpn_1x_coco.py) sets the backbone, the FPN input
+# widths and the optimiser recipe; the other sizes and the softmax baselines inherit it.
 _base_ = [
     'mmdet::_base_/models/mask-rcnn_r50_fpn.py',
     'mmdet::_base_/datasets/coco_instance.py',

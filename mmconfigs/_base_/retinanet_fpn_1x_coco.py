@@ -1,6 +1,7 @@
 # COCO detection: RetinaNet + FPN (P3-P7), 1x schedule (12 epochs, lr steps after epochs 8 and 11,
 # linear warm-up), batch 16 (8 GPUs x 2 images), with an attnzero backbone.
-# The per-backbone files in ../retinanet/ only set the backbone, the FPN input widths and the recipe.
+# One family file per backbone family in ../retinanet/ sets the backbone, the FPN input widths and
+# the recipe; the other sizes and the softmax baselines inherit it.
 _base_ = [
     'mmdet::_base_/models/retinanet_r50_fpn.py',
     'mmdet::_base_/datasets/coco_detection.py',

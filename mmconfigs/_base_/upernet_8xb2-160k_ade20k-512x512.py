@@ -1,7 +1,8 @@
 # ADE20K semantic segmentation: UperNet + auxiliary FCN head, 160k iterations at batch 16
 # (8 GPUs x 2), 512x512 crops, AdamW lr 6e-5, weight decay 0.01 (none on norms and position tables),
 # 1500 warm-up iterations then poly decay (power 1.0) -- the Swin recipe -- with an attnzero backbone.
-# The per-backbone files in ../upernet/ only set the backbone and the head input widths.
+# One family file per backbone family in ../upernet/ sets the backbone and the head input widths;
+# the other sizes and the softmax baselines inherit it.
 _base_ = [
     'mmseg::_base_/models/upernet_r50.py',
     'mmseg::_base_/datasets/ade20k.py',

@@ -2,7 +2,7 @@
 :mod:`attnzero.attention`)."""
 from .attn_select import (attention_is_linear, drop_path_rates, attention_supports_bias, family_default_genome,
                           make_attention, make_kernel, per_stage, resolve_stage_attn)
-from .block import TransformerBlock
+from .block import TransformerBlock, run_blocks
 from .embed import PatchEmbed, PatchMerging
 from .mlp import DWMlp, Mlp
 from .padding import nchw_to_tokens, pad_hw_to_multiple, pad_to_multiple, tokens_to_nchw
@@ -11,7 +11,7 @@ from .windows import window_partition, window_reverse
 
 __all__ = [
     'attention_is_linear', 'drop_path_rates', 'attention_supports_bias', 'family_default_genome', 'resolve_stage_attn', 'make_attention', 'make_kernel', 'per_stage',
-    'TransformerBlock', 'PatchEmbed', 'PatchMerging', 'DWMlp', 'Mlp', 'nchw_to_tokens',
+    'TransformerBlock', 'run_blocks', 'PatchEmbed', 'PatchMerging', 'DWMlp', 'Mlp', 'nchw_to_tokens',
     'pad_hw_to_multiple', 'pad_to_multiple', 'tokens_to_nchw', 'SimpleFeaturePyramid',
     'window_partition', 'window_reverse',
 ]

@@ -10,12 +10,11 @@ from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 from torch import nn
 
+from attnzero.attention import ATTENTIONS, Attention, build_kernel
+from attnzero.space import TRIAL_140, as_genome
+
 AttnSpec = Union[str, Sequence[str]]
 GenomeSpec = Union[None, str, Any, Sequence[Any]]
-
-# The published genomes in their original format (see docs/architecture.md, Genome contract).
-_TRIAL_140_CFG = {'graph_type': 'i3n302', 'unary_op': [[16], [15], [0, 5], [9, 0], [20], [25]],
-                  'binary_op': [5, 5, 0]}
 
 
 def per_stage(value: Any, n: int, name: str) -> Tuple[Any, ...]:
@@ -33,36 +32,26 @@ def per_stage(value: Any, n: int, name: str) -> Tuple[Any, ...]:
 
 def attention_is_linear(name: str, genome: Any = None) -> bool:
     """True if the registered kernel ``name`` has a cost linear in the number of tokens (for
-    ``attnzero`` with a ``genome``: that genome's complexity)."""
-    from attnzero.attention import ATTENTIONS
-
+    ``attnzero`` with a ``genome``: that genome's complexity; a malformed genome falls back to the
+    class attribute and fails where the kernel is built)."""
     if name not in ATTENTIONS:
         raise KeyError(f'unknown attention {name!r}; known: {sorted(ATTENTIONS)}')
     if name == 'attnzero' and genome is not None:
         try:
-            from attnzero.attention.genome import as_genome
             return as_genome(genome).complexity().kind == 'linear'
-        except Exception:  # complexity analysis unavailable: trust the class attribute
+        except (TypeError, ValueError):  # not a genome (GenomeError is a ValueError)
             pass
     return bool(getattr(ATTENTIONS[name], 'linear', True))
 
 
 def attention_supports_bias(name: str) -> bool:
-    from attnzero.attention import ATTENTIONS
-
     return bool(getattr(ATTENTIONS[name], 'supports_attn_bias', False))
 
 
 def family_default_genome(family: str) -> Optional[Any]:
     """The genome the AttnZero paper used for a family: Trial-140 for CSwin, else the kernel's
     default (Trial-105, returned as ``None``)."""
-    if family != 'cswin':
-        return None
-    try:
-        from attnzero.space import TRIAL_140  # type: ignore
-        return TRIAL_140
-    except Exception:  # search space not importable: fall back to the original-format dict
-        return dict(_TRIAL_140_CFG)
+    return TRIAL_140 if family == 'cswin' else None
 
 
 def _genome_kw(attn: str, genome: Any) -> Dict[str, Any]:
@@ -74,8 +63,6 @@ def make_attention(dim: int, num_heads: int, attn: str = 'softmax', genome: Any 
                    num_prefix_tokens: int = 0, sr_ratio: int = 1, v_branch: bool = True,
                    attn_kwargs: Optional[Dict[str, Any]] = None) -> nn.Module:
     """Build the shared :class:`attnzero.attention.Attention` module for one block."""
-    from attnzero.attention import Attention
-
     kw = dict(attn_kwargs or {})
     kw.update(_genome_kw(attn, genome))
     return Attention(dim, num_heads=num_heads, attn=attn, qkv_bias=qkv_bias, attn_drop=attn_drop,
@@ -87,8 +74,6 @@ def make_kernel(attn: str, head_dim: int, num_heads: int, genome: Any = None,
                 num_prefix_tokens: int = 0, v_branch: bool = True, attn_drop: float = 0.0,
                 attn_kwargs: Optional[Dict[str, Any]] = None) -> nn.Module:
     """Build a bare kernel ``(B, heads, N, d)`` for blocks with their own token layout (CSwin)."""
-    from attnzero.attention import build_kernel
-
     kw = dict(attn_kwargs or {})
     kw.update(_genome_kw(attn, genome))
     return build_kernel(attn, head_dim, num_heads, num_prefix_tokens=num_prefix_tokens,

@@ -1,7 +1,7 @@
 """Pre-norm transformer block around any token mixer that takes ``(x, hw, attn_bias)``."""
 from __future__ import annotations
 
-from typing import Optional, Tuple, Type
+from typing import Callable, Iterable, Optional, Tuple, Type
 
 import torch
 from timm.layers import DropPath
@@ -35,3 +35,12 @@ class TransformerBlock(nn.Module):
         x = x + self.drop_path(y)
         x = x + self.drop_path(self.mlp(self.norm2(x), hw))
         return x
+
+
+def run_blocks(blocks: Iterable[nn.Module], x: torch.Tensor, hw: Tuple[int, int],
+               run: Optional[Callable[..., torch.Tensor]] = None) -> torch.Tensor:
+    """Apply ``blocks`` in order as ``blk(x, hw)``, each through ``run(blk, x, hw)`` when given
+    (the model's gradient-checkpointing switch, :meth:`BackboneBase._run`)."""
+    for blk in blocks:
+        x = run(blk, x, hw) if run is not None else blk(x, hw)
+    return x

@@ -21,7 +21,12 @@ import sys
 import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from attnzero.runtime import proc_status_kib, reset_peak_rss
+import numpy as np
+import torch
+
+from attnzero.mm.runner import setup_scope, speed_up_base_lookup
+
+from .runtime import proc_status_kib, reset_peak_rss
 
 __all__ = ['measure_step', 'measure_in_subprocess', 'write_table']
 
@@ -35,8 +40,6 @@ def _reset_peak() -> bool:
 
 
 def _det_batch(model, hw: Tuple[int, int], n_objects: int, seed: int = 0):
-    import numpy as np
-    import torch
     from mmdet.structures import DetDataSample
     from mmdet.structures.mask import BitmapMasks
     from mmengine.structures import InstanceData
@@ -62,11 +65,8 @@ def _det_batch(model, hw: Tuple[int, int], n_objects: int, seed: int = 0):
 def measure_step(config: str, with_cp: bool, hw: Tuple[int, int] = (800, 1333),
                  n_objects: int = 5, threads: Optional[int] = None) -> Dict[str, object]:
     """One training step of ``config``'s model in *this* process; returns RSS figures in MiB."""
-    import torch
     from mmengine.config import Config
     from mmengine.registry import MODELS
-
-    from attnzero.mm.runner import setup_scope, speed_up_base_lookup
 
     if threads:
         torch.set_num_threads(threads)
@@ -104,7 +104,7 @@ def measure_in_subprocess(config: str, with_cp: bool, hw: Tuple[int, int] = (800
                           n_objects: int = 5, threads: Optional[int] = None,
                           timeout: float = 1800) -> Dict[str, object]:
     """:func:`measure_step` in a fresh interpreter (its own peak RSS)."""
-    code = ('import json, sys; from attnzero.mm.memory import measure_step; '
+    code = ('import json, sys; from attnzero.perf.memory import measure_step; '
             'print("@@" + json.dumps(measure_step(*json.loads(sys.argv[1]))))')
     args = json.dumps([config, bool(with_cp), list(hw), n_objects, threads])
     r = subprocess.run([sys.executable, '-c', code, args], capture_output=True, text=True,

@@ -1,0 +1,134 @@
+"""The command lines of the bench tools, as functions (``main(argv) -> exit code``):
+
+* :func:`build_main` -- ``tools/build_bench.py`` / ``attnzero-build-bench``;
+* :func:`analyze_main` -- ``tools/analyze_bench.py`` / ``attnzero-analyze-bench``.
+
+Argument parsing and printing only: the work is :mod:`attnzero.bench` (building, analysis).
+The search tools' command lines are :mod:`attnzero.search.cli`. The usage texts below are the tools' ``--help``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shlex
+import sys
+from typing import Optional, Sequence
+
+from attnzero.search.config import PRESETS, SearchConfig
+
+from .analyze import write_report as write_bench_report
+from .build import build, finalize
+from .evaluate import BenchSettings
+from .query import default_path, load
+
+__all__ = ['build_main', 'analyze_main']
+
+#: the repository of a source checkout (where the reports are written by default)
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DEFAULT_OUT = os.path.join('docs', 'bench')
+
+BUILD_DOC = 'Build (or grow, or finalize) an Attn-Bench-101 directory.'
+ANALYZE_DOC = ('Measure design insights on an Attn-Bench-101 directory and write the markdown report '
+               '+ plots.')
+
+
+# ----------------------------------------------------------------------------- bench
+def _bench_settings(args):
+    given = [args.preset, args.proxy, args.archs, args.budgets, args.seeds, args.set]
+    if all(x is None or x == [] for x in given):
+        return None  # resume with the saved settings (or fail if there are none)
+    d = dict(PRESETS[args.preset or 'default'])
+    cfg = SearchConfig(**d).to_dict()
+    if args.proxy:
+        cfg['proxy'] = args.proxy
+    if args.archs:
+        cfg['archs'] = [a for a in args.archs.split(',') if a]
+    for kv in args.set or []:
+        key, _, val = kv.partition('=')
+        try:
+            cfg[key] = json.loads(val)
+        except ValueError:
+            cfg[key] = val
+    budgets = [int(b) for b in args.budgets.split(',')] if args.budgets else [int(cfg['epochs'])]
+    cfg['epochs'] = max(budgets)
+    SearchConfig.from_dict(cfg)  # validate with the search's rules
+    seeds = [int(s) for s in args.seeds.split(',')] if args.seeds else [0]
+    return BenchSettings(cfg, seeds=seeds, budgets=budgets)
+
+
+def build_main(argv: Optional[Sequence[str]] = None) -> int:
+    """``tools/build_bench.py`` (console script ``attnzero-build-bench``)."""
+    p = argparse.ArgumentParser(description=BUILD_DOC,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--out', default=default_path(), help='bench directory (default: the shipped one)')
+    p.add_argument('-n', type=int, default=500, help='target number of genomes (see --until)')
+    p.add_argument('--until', choices=('trained', 'records'), default='trained',
+                   help="count genomes that passed the program check and were trained (default), "
+                        "or every sampled genome")
+    g = p.add_argument_group('settings (left out on resume: read from OUT/build.json)')
+    g.add_argument('--preset', default=None, help='search config preset (default, tiny)')
+    g.add_argument('--proxy', default=None, help='proxy spec (e.g. relational?train=3000&test=1000)')
+    g.add_argument('--archs', default=None, help='comma-separated proxy ViTs (default deit,pvt)')
+    g.add_argument('--budgets', default=None, help='comma-separated epoch budgets (default: config epochs)')
+    g.add_argument('--seeds', default=None, help='comma-separated seed indices (default 0)')
+    g.add_argument('--set', action='append', default=[], metavar='KEY=JSON',
+                   help='override any SearchConfig field, e.g. --set lr=0.003')
+    p.add_argument('--sampler-seed', type=int, default=0)
+    p.add_argument('--space', choices=('default', 'original'), default='default')
+    p.add_argument('--workers', type=int, default=0, help='local worker processes (0: in-process)')
+    p.add_argument('--dask', default=None, metavar='tcp://HOST:PORT', help='Dask scheduler')
+    p.add_argument('--timeout', type=float, default=1800.0, help='seconds per genome before retry')
+    p.add_argument('--retries', type=int, default=1)
+    p.add_argument('--no-baselines', action='store_true', help='skip the reference attentions')
+    p.add_argument('--baseline-seeds', default='0,1,2', help='seed indices of the baselines')
+    p.add_argument('--max-minutes', type=float, default=None, help='stop (cleanly) after this long')
+    p.add_argument('--finalize', action='store_true', help='only rewrite MANIFEST.json')
+    p.add_argument('--parquet', action='store_true', help='also write bench.parquet (in the manifest)')
+    p.add_argument('--no-progress', action='store_true')
+    p.add_argument('-v', '--verbose', action='store_true')
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format='%(asctime)s %(levelname)s %(message)s')
+    args_list = argv if argv is not None else sys.argv[1:]
+    command = 'python tools/build_bench.py ' + ' '.join(shlex.quote(a) for a in args_list)
+    if args.finalize:
+        m = finalize(args.out, command, parquet=args.parquet)
+        print(json.dumps(dict(records=m['records'], counts=m.get('counts'),
+                              files={k: v['sha256'] for k, v in m['files'].items()}), indent=2))
+        return 0
+    counts = build(args.out, args.n, _bench_settings(args), until=args.until,
+                   sampler_seed=args.sampler_seed, space=args.space, workers=args.workers,
+                   dask_scheduler=args.dask, timeout=args.timeout, retries=args.retries,
+                   baselines=not args.no_baselines,
+                   baseline_seeds=[int(s) for s in args.baseline_seeds.split(',') if s],
+                   progress=not args.no_progress, command=command, parquet=args.parquet,
+                   max_seconds=None if args.max_minutes is None else 60 * args.max_minutes)
+    print(json.dumps(counts, sort_keys=True))
+    return 0
+
+
+def label_of(path: str) -> str:
+    """The bench path as written in the report: relative to the repository when inside it."""
+    ap = os.path.abspath(path)
+    try:
+        rel = os.path.relpath(ap, ROOT)
+    except ValueError:
+        return ap
+    return ap if rel.startswith('..') else rel.replace(os.sep, '/')
+
+
+def analyze_main(argv: Optional[Sequence[str]] = None) -> int:
+    """``tools/analyze_bench.py`` (console script ``attnzero-analyze-bench``)."""
+    p = argparse.ArgumentParser(description=ANALYZE_DOC)
+    p.add_argument('--bench', default=default_path(), help='bench directory')
+    p.add_argument('--out', default=os.path.join(ROOT, DEFAULT_OUT), help='report directory')
+    p.add_argument('--no-plots', action='store_true', help='only the markdown report')
+    p.add_argument('--no-verify', action='store_true', help='do not check the manifest sha256')
+    args = p.parse_args(argv)
+    bench = load(args.bench, verify=not args.no_verify)
+    path = write_bench_report(bench, args.out, label_of(args.bench), plots=not args.no_plots)
+    print(path)
+    return 0
+

@@ -1,0 +1,97 @@
+"""Durable file writes shared by the search (run directories) and the bench (data files).
+
+Standard library only, so that any layer can use it.
+
+:func:`atomic_write_text` -- replace a file so that a crash at any point leaves either the old or
+the new content, never a torn one:
+
+1. the text goes to a temporary file in the *same directory* (``os.replace`` is atomic only
+   within one file system), named ``.<name>.<random>.tmp`` so it is hidden and recognisable;
+2. the temporary file gets the permissions the result should have: those of the file it
+   replaces, or, for a new file, ``0o666`` minus the process umask -- what ``open(path, 'w')``
+   would give (``mkstemp`` creates ``0o600`` files, which would make shared data unreadable);
+3. the content is flushed and ``fsync``-ed, then ``os.replace``-d over ``path``, and the directory
+   is ``fsync``-ed so that the rename itself is durable (skipped where the platform cannot);
+4. on any error (or interrupt) the temporary file is removed and the error re-raised; ``path`` is
+   untouched.
+
+:func:`append_line` -- append one line durably: one ``O_APPEND`` write of the whole encoded line
+(repeated only for the rest of a short write), then ``fsync``. A crash can leave at most a torn
+*last* line, which the readers of the jsonl files detect and repair.
+
+:func:`data_path` -- where the data shipped inside the package (``attnzero/data``) is.
+"""
+from __future__ import annotations
+
+import os
+import stat
+import tempfile
+
+__all__ = ['atomic_write_text', 'append_line', 'fsync_dir', 'new_file_mode', 'data_path']
+
+
+def new_file_mode() -> int:
+    """``0o666`` minus the process umask: the mode ``open(path, 'w')`` gives a new file."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def fsync_dir(path: str) -> None:
+    """``fsync`` a directory (makes a rename in it durable); a no-op where that is unsupported."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_text(path: str, text: str, encoding: str = 'utf-8') -> None:
+    """Write ``text`` to ``path`` atomically and durably (see the module docstring)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        mode = new_file_mode()
+    fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', suffix='.tmp', dir=directory)
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, 'w', encoding=encoding) as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    fsync_dir(directory)
+
+
+def append_line(path: str, line: str, encoding: str = 'utf-8') -> None:
+    """Append ``line`` (a newline is added if missing) to ``path`` durably (see the module
+    docstring); the file is created with :func:`new_file_mode` permissions if needed."""
+    data = (line if line.endswith('\n') else line + '\n').encode(encoding)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)  # the umask applies
+    try:
+        view = memoryview(data)
+        while view:
+            n = os.write(fd, view)
+            view = view[n:]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def data_path(*parts: str) -> str:
+    """Path of a file or folder shipped in the package's ``data`` folder (``attnzero/data``;
+    installed with the package as package data), located from this module, so it works from a
+    source checkout and from an installed package alike."""
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), 'data', *parts)
