@@ -1,17 +1,10 @@
 #!/usr/bin/env python
 """Report on the AttnZero search space: sampler valid rate, rejection reasons, check timings.
 
-Usage::
+    python tools/space_report.py [-n 10000] [--full 1000] [--json out.json] [--original]
 
-    python tools/space_report.py                       # 10,000 raw samples, full check on 1,000
-    python tools/space_report.py -n 2000 --full 200 --json space_report.json
-    python tools/space_report.py --original            # only the 28 + 10 original operators
-
-It draws ``n`` raw genomes from the sampling distribution and runs the *static* check on all of
-them (valid rate, rejection reasons by code and operator, time per static check). The *full*
-program check (compile, run, gradients, token mixing, batch independence) runs on ``--full``
-statically valid genomes drawn with :func:`attnzero.space.sample` (a subset, because a full check
-costs milliseconds where the static one costs a fraction of one).
+The logic (and the full description) is :mod:`attnzero.space.report`; the console script is
+``attnzero-space-report``.
 """
 import sys
 
