@@ -2,27 +2,18 @@
 before anything is built or written (issue 22)."""
 from __future__ import annotations
 
-import importlib
 import os
 import subprocess
 import sys
 
 import pytest
+from conftest import has_mm_stack
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _mm_available() -> bool:
-    try:
-        for m in ('mmengine', 'mmdet', 'mmseg', 'mmpretrain', 'attnzero.mm'):
-            importlib.import_module(m)
-        return True
-    except Exception:
-        return False
-
-
-pytestmark = [pytest.mark.mm, pytest.mark.skipif(not _mm_available(),
-                                                  reason='OpenMMLab stack not importable')]
+pytestmark = [pytest.mark.mm, pytest.mark.skipif(not has_mm_stack('mmpretrain'),
+                                                  reason='OpenMMLab stack not installed')]
 
 # (configs without ``{{$ENV}}`` substitutions: mmengine logs those through a process-wide logger)
 CFG = os.path.join(ROOT, 'mmconfigs/imagenet/pvtv2-b0-attnzero_8xb128-300e_in1k.py')

@@ -4,7 +4,6 @@ run (:mod:`attnzero.mm.runner`; issue 6)."""
 from __future__ import annotations
 
 import glob
-import importlib
 import json
 import math
 import os
@@ -12,6 +11,7 @@ import uuid
 
 import numpy as np
 import pytest
+from conftest import has_mm_stack
 from PIL import Image
 
 from attnzero.data import toy as make_toy_data  # (numpy/PIL/json only)
@@ -52,17 +52,7 @@ METRICS = {
 RANGE = {'coco/bbox_mAP': 1.0, 'coco/segm_mAP': 1.0, 'mIoU': 100.0, 'accuracy/top1': 100.0}
 
 
-def _mm_available() -> bool:
-    try:
-        for m in ('mmengine', 'mmcv.ops', 'mmdet', 'mmseg', 'mmpretrain', 'attnzero.mm',
-                  'pycocotools'):
-            importlib.import_module(m)
-        return True
-    except Exception:
-        return False
-
-
-MM = _mm_available()
+MM = has_mm_stack('mmpretrain', 'pycocotools')
 mm_only = pytest.mark.skipif(not MM, reason='OpenMMLab stack not importable')
 
 
