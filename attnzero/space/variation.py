@@ -72,6 +72,12 @@ _BINARY_W = {
 }
 
 
+def _probs(weights: Sequence[float]) -> np.ndarray:
+    """Weights as a probability vector (float64, summing to 1)."""
+    w = np.asarray(weights, dtype=float)
+    return w / w.sum()
+
+
 @dataclass(frozen=True)
 class SpaceDistribution:
     """Sampling distribution over genomes.
@@ -104,35 +110,28 @@ class SpaceDistribution:
     @cached_property
     def _graphs(self) -> Tuple[List[str], np.ndarray]:
         names = [g for g, w in self.graph_weights.items() if w > 0]
-        w = np.array([self.graph_weights[g] for g in names], dtype=float)
-        return names, w / w.sum()
+        return names, _probs([self.graph_weights[g] for g in names])
 
     @cached_property
     def _unary_p(self) -> np.ndarray:
-        w = np.asarray(self.unary_weights, dtype=float)
-        return w / w.sum()
+        return _probs(self.unary_weights)
 
     @cached_property
     def _nonnoop_unary_p(self) -> np.ndarray:
-        w = np.asarray(self.unary_weights, dtype=float).copy()
-        w[0] = 0.0
-        return w / w.sum()
+        return _probs([0.0, *self.unary_weights[1:]])
 
     @cached_property
     def _binary_p(self) -> np.ndarray:
-        w = np.asarray(self.binary_weights, dtype=float)
-        return w / w.sum()
+        return _probs(self.binary_weights)
 
     @cached_property
     def _len_p(self) -> np.ndarray:
-        p = np.asarray(self.list_length_probs, dtype=float)
-        return p / p.sum()
+        return _probs(self.list_length_probs)
 
     @cached_property
     def _mut(self) -> Tuple[List[str], np.ndarray]:
         names = list(self.mutation_weights)
-        w = np.array([self.mutation_weights[n] for n in names], dtype=float)
-        return names, w / w.sum()
+        return names, _probs([self.mutation_weights[n] for n in names])
 
     # draws ----------------------------------------------------------------------------------
     def draw_graph(self, rng: np.random.Generator) -> str:
