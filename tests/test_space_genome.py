@@ -154,3 +154,16 @@ def test_as_genome_contract():
     with pytest.raises(GenomeError):
         as_genome('i3n303:nope')
     assert bench.as_genome is as_genome
+
+
+def test_genome_problem_is_the_tools_one_line_check():
+    """``genome_problem``: None for a usable genome in any form, else the reason in one line (the
+    train/test/export tools print it after ``bad genome <value>:``)."""
+    from attnzero.space import genome_problem
+
+    for ok in (TRIAL_105, TRIAL_105_TEXT, TRIAL_105.to_attnzero_cfg()):
+        assert genome_problem(ok) is None
+    for bad, word in (('i3n303:nope', 'nope'), ('i9n9:elu:sum', 'i9n9'), ([TRIAL_105_TEXT], 'not a genome'),
+                      ({'graph_type': 'i3n303'}, '')):
+        msg = genome_problem(bad)
+        assert isinstance(msg, str) and msg and '\n' not in msg and word in msg, (bad, msg)

@@ -18,7 +18,7 @@ import sys
 from typing import Any, Callable, Iterable, List, Optional, Sequence
 
 import attnzero.compat  # noqa: F401  (torch >= 2.6 checkpoint loading for mmengine)
-from attnzero.space import Genome
+from attnzero.space import Genome, genome_problem
 
 __all__ = ['ToolError', 'SCOPES', 'speed_up_base_lookup', 'setup_scope', 'set_genome',
            'check_genome', 'check_pretrained', 'check_checkpoint', 'check_data', 'load_config',
@@ -125,11 +125,9 @@ def check_genome(cfg) -> None:
     for g in genomes:
         if g is None or isinstance(g, Genome):
             continue
-        try:
-            parsed = Genome.parse(g) if isinstance(g, str) else Genome.from_attnzero_cfg(dict(g))
-            parsed.complexity()
-        except Exception as e:  # GenomeError / InvalidGenomeError / a malformed dict
-            raise ToolError(f'bad genome {g!r}: {e}') from None
+        problem = genome_problem(g)
+        if problem is not None:
+            raise ToolError(f'bad genome {g!r}: {problem}')
 
 
 def load_config(args):

@@ -28,7 +28,7 @@ from torch.export import Dim
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from attnzero.attention import ATTENTIONS
-from attnzero.space import Genome
+from attnzero.space import genome_problem
 
 from . import MODEL_NAMES
 from .checkpoint import load_checkpoint_into
@@ -314,11 +314,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return fail(f'--img-size {args.img_size}: give H or H W (positive)')
     if args.checkpoint and not os.path.isfile(args.checkpoint):
         return fail(f'checkpoint {args.checkpoint!r} does not exist')
-    if args.genome is not None:
-        try:
-            Genome.parse(args.genome).complexity()
-        except Exception as e:  # GenomeError / InvalidGenomeError
-            return fail(f'bad genome {args.genome!r}: {e}')
+    problem = genome_problem(args.genome) if args.genome is not None else None
+    if problem is not None:
+        return fail(f'bad genome {args.genome!r}: {problem}')
     if args.attn:
         bad = [a for a in args.attn if a not in ATTENTIONS]
         if bad:

@@ -16,7 +16,8 @@ from .check import CheckResult, Reason, check_program, static_check
 from .cost import Complexity, analyse
 from .fec import equivalent, fingerprint, probe_inputs, same_function
 from .genome import (ELU_LINEAR, REFERENCE_GENOMES, RELU_LINEAR, SOFTMAX, TRIAL_105, TRIAL_140,
-                     CompiledProgram, Genome, GenomeError, GenomeLike, InvalidGenomeError, as_genome)
+                     CompiledProgram, Genome, GenomeError, GenomeLike, InvalidGenomeError, as_genome,
+                     genome_problem)
 from .graphs import GRAPH_NAMES, GRAPHS, Graph
 from .ops import (BINARY_BY_NAME, BINARY_OPS, NUM_ORIGINAL_BINARY, NUM_ORIGINAL_UNARY,
                   UNARY_BY_NAME, UNARY_OPS, BinaryOp, UnaryOp)
@@ -25,7 +26,7 @@ from .variation import (DEFAULT_DISTRIBUTION, MUTATIONS, ORIGINAL_DISTRIBUTION, 
 
 __all__ = [
     # genome
-    'Genome', 'GenomeError', 'InvalidGenomeError', 'CompiledProgram', 'as_genome', 'GenomeLike',
+    'Genome', 'GenomeError', 'InvalidGenomeError', 'CompiledProgram', 'as_genome', 'genome_problem', 'GenomeLike',
     'TRIAL_105', 'TRIAL_140', 'SOFTMAX', 'ELU_LINEAR', 'RELU_LINEAR', 'REFERENCE_GENOMES',
     # analysis and checks
     'Complexity', 'analyse', 'Reason', 'CheckResult', 'check_program', 'static_check',

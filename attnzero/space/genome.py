@@ -256,6 +256,17 @@ def as_genome(genome: Optional[GenomeLike], default: Optional[Genome] = None) ->
                     f'original-format cfg dict)')
 
 
+def genome_problem(genome: Any) -> Optional[str]:
+    """Why ``genome`` (text, original-format mapping or :class:`Genome`) is not a usable program,
+    in one line; ``None`` when it parses and its static analysis runs. The check the command-line
+    tools make before building anything (``--genome``, a config's ``genome=``)."""
+    try:
+        as_genome(genome).complexity()
+    except Exception as e:  # GenomeError / InvalidGenomeError / TypeError / a malformed mapping
+        return str(e)
+    return None
+
+
 def _as_int(x: Any, where: str) -> int:
     if isinstance(x, bool) or not isinstance(x, (int,)) and not (hasattr(x, '__index__')):
         raise GenomeError(f'{where}: expected an operator index (int), got {x!r}')
