@@ -9,7 +9,9 @@ the new content, never a torn one:
    within one file system), named ``.<name>.<random>.tmp`` so it is hidden and recognisable;
 2. the temporary file gets the permissions the result should have: those of the file it
    replaces, or, for a new file, ``0o666`` minus the process umask -- what ``open(path, 'w')``
-   would give (``mkstemp`` creates ``0o600`` files, which would make shared data unreadable);
+   would give, applied by the kernel at creation (``mkstemp`` creates ``0o600`` files, which
+   would make shared data unreadable; reading the umask means setting it, which races with
+   other threads);
 3. the content is flushed and ``fsync``-ed, then ``os.replace``-d over ``path``, and the directory
    is ``fsync``-ed so that the rename itself is durable (skipped where the platform cannot);
 4. on any error (or interrupt) the temporary file is removed and the error re-raised; ``path`` is
@@ -24,17 +26,22 @@ the new content, never a torn one:
 from __future__ import annotations
 
 import os
+import secrets
 import stat
-import tempfile
 
-__all__ = ['atomic_write_text', 'append_line', 'fsync_dir', 'new_file_mode', 'data_path']
+__all__ = ['atomic_write_text', 'append_line', 'fsync_dir', 'data_path']
 
 
-def new_file_mode() -> int:
-    """``0o666`` minus the process umask: the mode ``open(path, 'w')`` gives a new file."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
+def _create_temp(directory: str, name: str) -> tuple:
+    """A new hidden ``.<name>.<random>.tmp`` in ``directory``, opened for writing with mode
+    ``0o666`` (the kernel applies the umask); returns ``(fd, path)``."""
+    for _ in range(100):
+        tmp = os.path.join(directory, f'.{name}.{secrets.token_hex(4)}.tmp')
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f'no free temporary name for {name!r} in {directory!r}')
 
 
 def fsync_dir(path: str) -> None:
@@ -55,12 +62,13 @@ def atomic_write_text(path: str, text: str, encoding: str = 'utf-8') -> None:
     """Write ``text`` to ``path`` atomically and durably (see the module docstring)."""
     directory = os.path.dirname(os.path.abspath(path))
     try:
-        mode = stat.S_IMODE(os.stat(path).st_mode)
+        mode = stat.S_IMODE(os.stat(path).st_mode)  # a replaced file keeps its permissions
     except FileNotFoundError:
-        mode = new_file_mode()
-    fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', suffix='.tmp', dir=directory)
+        mode = None  # a new one: 0o666 minus the umask, from the creation itself
+    fd, tmp = _create_temp(directory, os.path.basename(path))
     try:
-        os.fchmod(fd, mode)
+        if mode is not None:
+            os.fchmod(fd, mode)
         with os.fdopen(fd, 'w', encoding=encoding) as f:
             f.write(text)
             f.flush()
@@ -77,7 +85,7 @@ def atomic_write_text(path: str, text: str, encoding: str = 'utf-8') -> None:
 
 def append_line(path: str, line: str, encoding: str = 'utf-8') -> None:
     """Append ``line`` (a newline is added if missing) to ``path`` durably (see the module
-    docstring); the file is created with :func:`new_file_mode` permissions if needed."""
+    docstring); a new file gets ``0o666`` minus the umask, as with ``open(path, 'a')``."""
     data = (line if line.endswith('\n') else line + '\n').encode(encoding)
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)  # the umask applies
     try:
