@@ -83,6 +83,7 @@ setup(
         'attnzero-benchmark-cp-memory=attnzero.perf.memory:main',
         'attnzero-get-flops=attnzero.perf.flops:main',
         'attnzero-make-toy-data=attnzero.data.toy:main',
+        'attnzero-transfer=attnzero.transfer:main',
         'attnzero-space-report=attnzero.space.report:main',
     ]},
     classifiers=[

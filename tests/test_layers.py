@@ -72,8 +72,9 @@ LAYERS: Tuple[Tuple[int, Tuple[str, ...]], ...] = (
     (2, ('attnzero.attention',)),             # attention kernels (the compiled genome is one)
     (3, ('attnzero.models',)),                # backbones built from the kernels
     (4, ('attnzero.search', 'attnzero.mm')),  # the search; OpenMMLab transfer (independent)
-    # applications: the benchmark, performance tooling, the shipped data package
-    (5, ('attnzero.bench', 'attnzero.perf', 'attnzero.data')),
+    # applications: the benchmark, performance tooling, the shipped data package, the transfer
+    # of attentions to downstream tasks
+    (5, ('attnzero.bench', 'attnzero.perf', 'attnzero.data', 'attnzero.transfer')),
 )
 #: groups of one rank that must not import each other
 SEPARATE: Tuple[Tuple[str, str], ...] = (('attnzero.search', 'attnzero.mm'),)

@@ -1,7 +1,7 @@
 """OpenMMLab integration: ``custom_imports=dict(imports=['attnzero.mm'], allow_failed_imports=False)``.
 
 Importing this package registers the backbones ``AttnZeroDeiT``, ``AttnZeroPVT``,
-``AttnZeroPVTv2``, ``AttnZeroSwin`` and ``AttnZeroCSwin`` and applies :mod:`attnzero.compat`
+``AttnZeroPVTv2``, ``AttnZeroSwin`` and ``AttnZeroCSwin`` and the hook ``MetricsDumpHook``, and applies :mod:`attnzero.compat`
 (torch >= 2.6 checkpoint loading).
 
 Registration: each class is registered once, by the decorator ``@MODELS.register_module()`` in
@@ -32,6 +32,8 @@ if hasattr(_compat, 'apply'):
 from .backbones import (MM_BACKBONES, AttnZeroCSwin, AttnZeroDeiT, AttnZeroPVT,  # noqa: E402
                         AttnZeroPVTv2, AttnZeroSwin)
 from .checkpoint import adapt_state_dict, load_checkpoint_into, load_pretrained  # noqa: E402
+from .hooks import MetricsDumpHook  # noqa: E402
 
 __all__ = ['AttnZeroDeiT', 'AttnZeroPVT', 'AttnZeroPVTv2', 'AttnZeroSwin', 'AttnZeroCSwin',
-           'MM_BACKBONES', 'adapt_state_dict', 'load_checkpoint_into', 'load_pretrained']
+           'MM_BACKBONES', 'MetricsDumpHook', 'adapt_state_dict', 'load_checkpoint_into',
+           'load_pretrained']

@@ -18,6 +18,7 @@ import sys
 from typing import Any, Callable, Iterable, List, Optional, Sequence
 
 import attnzero.compat  # noqa: F401  (torch >= 2.6 checkpoint loading for mmengine)
+from attnzero.io import atomic_write_text
 from attnzero.space import Genome, genome_problem
 
 __all__ = ['ToolError', 'SCOPES', 'speed_up_base_lookup', 'setup_scope', 'set_genome',
@@ -370,9 +371,8 @@ def test(argv: Optional[Sequence[str]] = None) -> dict:
     metrics = {k: (float(v) if isinstance(v, (int, float)) or hasattr(v, 'item') else v)
                for k, v in (metrics or {}).items()}
     print(f'[test] {scope} metrics: ' + json.dumps(metrics, default=str))
-    if args.metrics_out:
-        with open(args.metrics_out, 'w') as f:
-            json.dump(metrics, f, indent=2, default=str)
+    if args.metrics_out:  # atomic: a killed run leaves no half-written file behind
+        atomic_write_text(args.metrics_out, json.dumps(metrics, indent=2, default=str) + '\n')
     return metrics
 
 
