@@ -51,6 +51,7 @@ from attnzero.attention import build_kernel
 from attnzero.attention.base import ATTENTIONS
 from attnzero.attention.linear import linear_attention_apply, linear_attention_state
 from attnzero.space import TRIAL_105, Genome
+from attnzero.space import fast as fast_executor
 
 from .timing import (cache_flusher, fit_exponent, fmt, interleaved, loadavg, machine_info, md_table,
                      median, peak_memory_mib, set_mem_limit, setup_malloc)
@@ -478,6 +479,8 @@ def main(argv=None) -> int:
                         'many MiB (several times the last-level cache; 0: warm, back-to-back blocks)')
     p.add_argument('--default-malloc', action='store_true',
                    help="keep glibc's adaptive malloc thresholds (default: attnzero.perf.runtime.tune_malloc)")
+    p.add_argument('--no-scratch', action='store_true',
+                   help='turn the fast executor\'s scratch pool off (attnzero.space.fast.SCRATCH_LIMIT_BYTES = 0)')
     p.add_argument('--max-ms', type=float, default=4000.0, help='skip cells predicted slower per call')
     p.add_argument('--max-mem-gib', type=float, default=6.0, help='skip cells predicted to need more')
     p.add_argument('--mem-limit-gib', type=float, default=16.0,
@@ -520,7 +523,11 @@ def main(argv=None) -> int:
     if args.cold_cache < 0:
         p.error(f'--cold-cache must be >= 0 MiB, got {args.cold_cache}')
     args.flush = cache_flusher(device, args.cold_cache)
+    if args.no_scratch:
+        fast_executor.SCRATCH_LIMIT_BYTES = 0
     info = machine_info(device)
+    info['scratch pool'] = (f'on (up to {fast_executor.SCRATCH_LIMIT_BYTES / 2 ** 20:g} MiB per thread)'
+                            if fast_executor.SCRATCH_LIMIT_BYTES > 0 else 'off')
     info['caches'] = (f'cold (a {args.cold_cache:g} MiB buffer read and written before every timed call)'
                       if args.flush else 'warm (blocks of back-to-back calls)')
     out = Path(args.out) if args.out else None

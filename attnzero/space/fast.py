@@ -31,6 +31,14 @@ memory traffic:
    that a following ``normalize`` keeps in bfloat16) take float32 operands; reducing operators
    without a dedicated path run on a float32 copy; the result is cast back to the input dtype.
 
+7. **scratch pool** (eager CPU calls without autograd): large temporaries (at least
+   ``SCRATCH_MIN_NUMEL`` elements) are written into buffers kept from the previous calls of the
+   same thread (``out=`` of the ops), so glibc's default malloc does not hand them out as fresh
+   pages to fault in on every call; the buffer holding the result is never kept (the caller owns
+   it). At most ``SCRATCH_LIMIT_BYTES`` per thread (0 turns it off); :func:`clear_scratch` frees
+   the calling thread's buffers. Not used under autograd, ``torch.compile`` / ``torch.export``,
+   or on other devices (they have caching allocators).
+
 **No host synchronisation, no data-dependent control flow**: no statistic is read to the host
 and no branch depends on a tensor's values, so the executor runs under ``torch.export`` and
 ``torch.compile(fullgraph=True)`` and never stalls a GPU stream. The reference's special cases
@@ -47,6 +55,8 @@ elementwise passes; the first call per input shape compiles (seconds on a CPU); 
 from __future__ import annotations
 
 import math
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -56,7 +66,7 @@ from torch import Tensor
 from .graphs import GRAPHS, GenomeProtocol
 from .ops import BINARY_BY_NAME, BINARY_OPS, UNARY_BY_NAME, UNARY_OPS, elu_plus_one
 
-__all__ = ['FastExecutor', 'BACKENDS']
+__all__ = ['FastExecutor', 'BACKENDS', 'clear_scratch', 'SCRATCH_MIN_NUMEL', 'SCRATCH_LIMIT_BYTES']
 
 BACKENDS = ('eager', 'inductor')
 _HALF = (torch.float16, torch.bfloat16)
@@ -76,6 +86,16 @@ _ELEMENTWISE: Dict[int, Tuple[Any, Any]] = {
     _U['sign']: (torch.sign, lambda x: x.sign_()),
 }
 # elementwise ops (no reduction): safe to run in half precision
+# out= forms of the out-of-place ops above (torch.relu has none)
+_ELEMENTWISE_OUT: Dict[int, Any] = {
+    _U['relu']: lambda x, out: torch.clamp_min(x, 0, out=out),
+    _U['abs']: lambda x, out: torch.abs(x, out=out),
+    _U['exp']: lambda x, out: torch.exp(x, out=out),
+    _U['sigmoid']: lambda x, out: torch.sigmoid(x, out=out),
+    _U['sqrt']: lambda x, out: torch.sqrt(x, out=out),
+    _U['log']: lambda x, out: torch.log(x, out=out),
+    _U['sign']: lambda x, out: torch.sign(x, out=out),
+}
 _ELEMENTWISE_ONLY = {_U[n] for n in ('no_op', 'log', 'abslog', 'abs', 'softsign', 'invert', 'sigmoid',
                                      'sqrt', 'revert', 'sign', 'scale', 'elu', 'relu', 'exp',
                                      'sigmoid_1_reverse', 'relu2', 'softplus', 'silu', 'transpose',
@@ -178,13 +198,97 @@ class _Val:
         return _Val(self.core, a, b, self.owned, self.chain)
 
 
+#: CPU temporaries of at least this many elements come from the per-thread scratch pool
+SCRATCH_MIN_NUMEL = 2 ** 16
+#: the most bytes one thread's pool keeps between calls (the least recently used go first; 0: off)
+SCRATCH_LIMIT_BYTES = 512 * 2 ** 20
+
+
+class _Scratch(threading.local):
+    """Free buffers of one thread, by ``(numel, dtype, device, inference mode)``, least recently
+    used first. A buffer is borrowed for one call of the executor and given back at its end,
+    unless the call's result lives in it (then the caller owns it)."""
+
+    def __init__(self) -> None:
+        self.free: 'OrderedDict[Tuple, List[Tensor]]' = OrderedDict()
+        self.bytes = 0
+
+    def take(self, key: Tuple) -> Optional[Tensor]:
+        bufs = self.free.get(key)
+        if not bufs:
+            return None
+        buf = bufs.pop()
+        if not bufs:
+            del self.free[key]
+        self.bytes -= buf.nbytes
+        return buf
+
+    def give(self, key: Tuple, buf: Tensor) -> None:
+        limit = SCRATCH_LIMIT_BYTES
+        if buf.nbytes > limit:
+            return
+        while self.bytes + buf.nbytes > limit and self.free:
+            old_key = next(iter(self.free))
+            old = self.free[old_key]
+            self.bytes -= old.pop(0).nbytes
+            if not old:
+                del self.free[old_key]
+        self.free.setdefault(key, []).append(buf)
+        self.free.move_to_end(key)
+        self.bytes += buf.nbytes
+
+
+_SCRATCH = _Scratch()
+
+
+def clear_scratch() -> int:
+    """Free the calling thread's scratch buffers; returns the bytes released."""
+    freed = _SCRATCH.bytes
+    _SCRATCH.free.clear()
+    _SCRATCH.bytes = 0
+    return freed
+
+
 class _Ctx:
-    __slots__ = ('inplace', 'half', 'd', 'tokens', 'out_dtype', 'q', 'k', 'v')
+    __slots__ = ('inplace', 'half', 'd', 'tokens', 'out_dtype', 'q', 'k', 'v', 'pool', 'borrowed')
 
     def __init__(self, inplace: bool, half: bool, d: int, tokens: Sequence[int], out_dtype,
-                 q: Tensor, k: Tensor, v: Tensor) -> None:
+                 q: Tensor, k: Tensor, v: Tensor, pool: bool = False) -> None:
         self.inplace, self.half, self.d, self.tokens, self.out_dtype = inplace, half, d, tuple(tokens), out_dtype
         self.q, self.k, self.v = q, k, v
+        self.pool = pool
+        self.borrowed: List[Tuple[Tuple, Tensor]] = []
+
+    def empty(self, shape: Sequence[int], dtype: torch.dtype) -> Optional[Tensor]:
+        """A scratch buffer of ``shape`` (contiguous), or ``None`` (allocate as usual): large CPU
+        temporaries of a no-grad eager call reuse the buffers of earlier calls, so they do not
+        fault fresh pages in from the kernel on every call (what glibc's default malloc makes
+        multi-MB blocks do: ``mmap``/trim and first-touch zeroing, measured at 1.2-1.5k page faults
+        per Trial-105 call at N = 12544 without the pool)."""
+        if not self.pool:
+            return None
+        n = math.prod(shape)
+        if n < SCRATCH_MIN_NUMEL:
+            return None
+        key = (n, dtype, self.q.device, torch.is_inference_mode_enabled())
+        buf = _SCRATCH.take(key)
+        if buf is None:
+            buf = torch.empty(n, dtype=dtype, device=self.q.device)
+        self.borrowed.append((key, buf))
+        return buf.view(shape)
+
+    def empty_like(self, x: Tensor) -> Optional[Tensor]:
+        return self.empty(x.shape, x.dtype)
+
+    def give_back(self, result: Tensor) -> None:
+        """End of the call: every borrowed buffer goes back to the pool except the result's."""
+        if not self.borrowed:
+            return
+        keep = result.untyped_storage().data_ptr()
+        for key, buf in self.borrowed:
+            if buf.untyped_storage().data_ptr() != keep:
+                _SCRATCH.give(key, buf)
+        self.borrowed = []
 
 
 def _mul(x: Any, y: Any) -> Any:
@@ -242,7 +346,8 @@ def _matmul(x: Tensor, y: Tensor, ctx: _Ctx) -> Tensor:
         # same batch dims: one bmm on (views of) the flattened batch -- torch.matmul's own
         # expand/reshape round trip costs a few dispatches per call
         lead = x.shape[:-2]
-        out = torch.bmm(x.reshape(-1, x.shape[-2], x.shape[-1]), y.reshape(-1, y.shape[-2], y.shape[-1]))
+        x3, y3 = x.reshape(-1, x.shape[-2], x.shape[-1]), y.reshape(-1, y.shape[-2], y.shape[-1])
+        out = torch.bmm(x3, y3, out=ctx.empty((x3.shape[0], x3.shape[1], y3.shape[2]), x.dtype))
         return out.view(*lead, x.shape[-2], y.shape[-1])
     return torch.matmul(x, y)
 
@@ -256,12 +361,12 @@ def _materialize(v: _Val, ctx: _Ctx) -> Tuple[Tensor, bool]:
         if owned and ctx.inplace and _writable(x):
             x = x.add_(v.s)
         else:
-            x, owned = torch.add(x, v.s), True
+            x, owned = torch.add(x, v.s, out=_scratch_for(ctx, x, v.s)), True
     if v.den is not None:
         if owned and ctx.inplace and _writable(x):
             x = x.div_(v.den)
         else:
-            x, owned = torch.div(x, v.den), True
+            x, owned = torch.div(x, v.den, out=_scratch_for(ctx, x, v.den)), True
     if v.a is None and v.b is None:
         return x, owned
     if owned and ctx.inplace and _writable(x):
@@ -271,11 +376,24 @@ def _materialize(v: _Val, ctx: _Ctx) -> Tuple[Tensor, bool]:
             x.add_(v.b)
         return x, True
     if v.a is not None:
-        x = x * v.a
+        x = torch.mul(x, v.a, out=_scratch_for(ctx, x, v.a))
         if v.b is not None:
             x = x.add_(v.b) if ctx.inplace else x + v.b
         return x, True
-    return x + v.b, True
+    return torch.add(x, v.b, out=_scratch_for(ctx, x, v.b)), True
+
+
+def _scratch_for(ctx: _Ctx, x: Tensor, y: Any) -> Optional[Tensor]:
+    """A scratch buffer for the result of an elementwise ``x (op) y`` (same broadcast shape and
+    promoted dtype as torch gives it), or ``None``."""
+    if not ctx.pool:
+        return None
+    if isinstance(y, Tensor):
+        shape = _bshape(tuple(x.shape), tuple(y.shape))
+        dtype = torch.result_type(x, y)
+    else:
+        shape, dtype = tuple(x.shape), torch.result_type(x, y)
+    return ctx.empty(shape, dtype)
 
 
 def _writable(x: Tensor) -> bool:
@@ -338,7 +456,13 @@ class FastExecutor:
     # --- the graph ---------------------------------------------------------------------------
     def __call__(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
         grad = torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad)
-        ctx = _Ctx(not grad, q.dtype in _HALF, q.shape[-1], (q.shape[-2], k.shape[-2]), q.dtype, q, k, v)
+        # the scratch pool: eager CPU calls without autograd only (under autograd the temporaries
+        # are saved for backward; torch.compile / export trace the program and allocate
+        # themselves; other devices have a caching allocator)
+        pool = (not grad and q.device.type == 'cpu' and SCRATCH_LIMIT_BYTES > 0
+                and not torch.compiler.is_compiling() and not isinstance(q.shape[-2], torch.SymInt))
+        ctx = _Ctx(not grad, q.dtype in _HALF, q.shape[-1], (q.shape[-2], k.shape[-2]), q.dtype, q, k, v,
+                   pool)
         nodes: Dict[int, _Val] = {}
         edges: Dict[int, _Val] = {}
         edge = self._edge
@@ -348,7 +472,12 @@ class FastExecutor:
             for kind, idx in drops:
                 (edges if kind == 'e' else nodes).pop(idx, None)
         out, _ = _materialize(nodes[len(self.graph.nodes) - 1], ctx)
-        return out.to(q.dtype) if out.dtype != q.dtype else out
+        out = out.to(q.dtype) if out.dtype != q.dtype else out
+        if pool:
+            nodes.clear()
+            edges.clear()
+            ctx.give_back(out)
+        return out
 
     def _edge(self, i: int, nodes: Dict[int, _Val], edges: Dict[int, _Val], ctx: _Ctx) -> _Val:
         """Value of edge ``i``, memoised in ``edges``. A method, not a closure inside ``__call__``:
@@ -398,10 +527,13 @@ class FastExecutor:
         t, own = _materialize(x, ctx)
         ip = own and ctx.inplace and _writable(t)
         if u == _U_ELU:  # ELU + 1 = exp(min(t, 0)) + max(t, 0): no expm1, no offset to carry
-            return _Val(elu_plus_one(t, inplace=ip), owned=True)
+            return _Val(elu_plus_one(t, inplace=ip, empty=ctx.empty_like if ctx.pool else None), owned=True)
         if u in _ELEMENTWISE:
             f, f_ = _ELEMENTWISE[u]
-            return _Val(f_(t) if ip else f(t), owned=True)
+            if ip:
+                return _Val(f_(t), owned=True)
+            buf = ctx.empty_like(t) if u in _ELEMENTWISE_OUT else None
+            return _Val(f(t) if buf is None else _ELEMENTWISE_OUT[u](t, buf), owned=True)
         if u in (_U_L2LAST, _U_L2TOK):
             dim = -1 if u == _U_L2LAST else -2
             if t.dim() < (1 if dim == -1 else 2):
@@ -410,6 +542,8 @@ class FastExecutor:
                                            dtype=_F32 if t.dtype in _HALF else None).clamp_min(1e-12)
             if ip:
                 return _Val(t.div_(nrm), owned=True)
+            if nrm.dtype == t.dtype:
+                return _Val(torch.div(t, nrm, out=ctx.empty_like(t)), owned=True)
             return _Val((t / nrm).to(t.dtype), owned=True)
         if u in _EXPANDS:
             return _Val(UNARY_OPS[u].fn(t, ctx.d), owned=False)
@@ -495,7 +629,7 @@ class FastExecutor:
                 for t, own, other in ((y, oy, x), (x, ox, y)):
                     if own and t.shape == shape and t.dtype == dt and _writable(t):
                         return _Val(f_(t, other), owned=True)
-            return _Val(f(x, y), owned=True)
+            return _Val(f(x, y, out=_scratch_for(ctx, x, y)), owned=True)
         if ctx.half and op not in (_B_CAT,):
             x, y = x.to(_F32), y.to(_F32)
         return _Val(BINARY_OPS[op].fn(x, y, variant), owned=True)
