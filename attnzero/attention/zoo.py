@@ -11,9 +11,10 @@ hydra          Hydra Attention, Bolya et al. 2022            O((N+M) d)
 agent          Agent Attention, Han et al. 2024              O((N+M) n d)
 attnzero       AttnZero, Li et al. 2024 (compiled genome)    genome-dependent
 identity       control: ``out = v``, no token mixing         O(N d)
+lsh            Reformer, Kitaev et al. 2020 (LSH buckets)    O(N log N + N c d)
 =============  ============================================  ==========
 """
-from . import agent, focused, genome, hydra, identity, linear, softmax  # noqa: F401
+from . import agent, focused, genome, hydra, identity, linear, lsh, softmax  # noqa: F401
 from .base import ATTENTIONS
 
 __all__ = ['ATTENTIONS']
