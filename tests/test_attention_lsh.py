@@ -106,3 +106,15 @@ def test_in_a_backbone_and_exported():
         ep = torch.export.export(model, (x,))
         torch.testing.assert_close(ep.module()(x), y, rtol=1e-5, atol=1e-5)
     assert y.shape == (2, 5)
+
+
+@pytest.mark.parametrize('name', ['attnzero_pvt_tiny', 'attnzero_pvt_v2_b0'])
+def test_pvt_stages_run_lsh_without_spatial_reduction(name):
+    import timm
+
+    model = timm.create_model(name, attn='lsh', img_size=64, num_classes=3).eval()
+    assert model.sr_ratios == (1, 1, 1, 1)
+    softmax = timm.create_model(name, attn='softmax', img_size=64, num_classes=3)
+    assert softmax.sr_ratios == (8, 4, 2, 1)
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, 64, 64)).shape == (1, 3)

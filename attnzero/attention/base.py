@@ -173,6 +173,8 @@ class AttentionKernel(nn.Module):
     supports_attn_bias: bool = False
     #: True if cost is linear in the number of tokens.
     linear: bool = True
+    #: True if keys/values must have the queries' tokens (no spatial reduction; e.g. shared QK).
+    full_kv: bool = False
 
     def __init__(self, head_dim: int, num_heads: int, num_prefix_tokens: int = 0,
                  v_branch: bool = True, attn_drop: float = 0.0) -> None:

@@ -21,7 +21,7 @@ Shared-QK attention restricted to hash buckets:
 
 Cost ``O(n_hashes (N log N + N bucket_size d))`` plus hashing: no ``N x N`` tensor; the largest is
 ``(B, heads, n_hashes, N, 2 * bucket_size)``. Keys and values must have as many tokens as the
-queries (no spatial reduction). Everything is tensor ops on shapes: no host synchronisation, and
+queries (``full_kv``: PVT stages built with ``attn='lsh'`` use no spatial reduction). Everything is tensor ops on shapes: no host synchronisation, and
 ``torch.export`` traces it.
 """
 from __future__ import annotations
@@ -61,6 +61,7 @@ class LSHAttention(AttentionKernel):
     """
 
     linear = False  # O(N log N) (sorting) and sub-quadratic hashing; not linear
+    full_kv = True  # shared QK: PVT stages run it without spatial reduction
 
     def __init__(self, head_dim: int, num_heads: int, num_prefix_tokens: int = 0,
                  v_branch: bool = True, attn_drop: float = 0.0, n_hashes: int = 2,

@@ -18,7 +18,7 @@ from timm.models import register_model
 from torch import nn
 
 from ._base import BackboneBase, create_model, default_cfg
-from .layers import (run_blocks, Mlp, PatchEmbed, TransformerBlock, attention_is_linear, drop_path_rates,
+from .layers import (run_blocks, Mlp, PatchEmbed, TransformerBlock, attention_is_linear, attention_needs_full_kv, drop_path_rates,
                      make_attention, per_stage, resolve_stage_attn, tokens_to_nchw)
 
 __all__ = ['PVT', 'PVTStage', 'PVT_ARCHS']
@@ -104,8 +104,8 @@ class PVT(BackboneBase):
         sr_ratios = per_stage(sr_ratios, n, 'sr_ratios')
         attns, genomes = resolve_stage_attn(attn, genome, n, 'pvt')
         self.attn_names = attns
-        self.sr_ratios = tuple(1 if (attention_is_linear(a, g) and not sr_for_linear) else int(r)
-                               for a, g, r in zip(attns, genomes, sr_ratios))
+        self.sr_ratios = tuple(1 if attention_needs_full_kv(a) or (attention_is_linear(a, g) and not sr_for_linear)
+                               else int(r) for a, g, r in zip(attns, genomes, sr_ratios))
         dpr = drop_path_rates(drop_path_rate, sum(depths))
         stages, cur, reduction = [], 0, 1
         reductions = []

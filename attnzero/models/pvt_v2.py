@@ -15,7 +15,7 @@ from timm.models import register_model
 from torch import nn
 
 from ._base import BackboneBase, create_model, default_cfg
-from .layers import (run_blocks, DWMlp, PatchEmbed, TransformerBlock, attention_is_linear, drop_path_rates,
+from .layers import (run_blocks, DWMlp, PatchEmbed, TransformerBlock, attention_is_linear, attention_needs_full_kv, drop_path_rates,
                      make_attention, per_stage, resolve_stage_attn, tokens_to_nchw)
 
 __all__ = ['PVTv2', 'PVTv2Stage', 'PVT_V2_ARCHS']
@@ -81,8 +81,8 @@ class PVTv2(BackboneBase):
         sr_ratios = per_stage(sr_ratios, n, 'sr_ratios')
         attns, genomes = resolve_stage_attn(attn, genome, n, 'pvt_v2')
         self.attn_names = attns
-        self.sr_ratios = tuple(1 if (attention_is_linear(a, g) and not sr_for_linear) else int(r)
-                               for a, g, r in zip(attns, genomes, sr_ratios))
+        self.sr_ratios = tuple(1 if attention_needs_full_kv(a) or (attention_is_linear(a, g) and not sr_for_linear)
+                               else int(r) for a, g, r in zip(attns, genomes, sr_ratios))
         dpr = drop_path_rates(drop_path_rate, sum(depths))
         stages, cur, reductions = [], 0, []
         for i in range(n):

@@ -44,6 +44,14 @@ def attention_is_linear(name: str, genome: Any = None) -> bool:
     return bool(getattr(ATTENTIONS[name], 'linear', True))
 
 
+def attention_needs_full_kv(name: str) -> bool:
+    """True if the registered kernel ``name`` needs keys and values at the query resolution (a
+    shared-QK kernel such as ``lsh``): PVT stages then run it without spatial reduction."""
+    if name not in ATTENTIONS:
+        raise KeyError(f'unknown attention {name!r}; known: {sorted(ATTENTIONS)}')
+    return bool(getattr(ATTENTIONS[name], 'full_kv', False))
+
+
 def attention_supports_bias(name: str) -> bool:
     return bool(getattr(ATTENTIONS[name], 'supports_attn_bias', False))
 
