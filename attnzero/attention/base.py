@@ -175,6 +175,8 @@ class AttentionKernel(nn.Module):
     linear: bool = True
     #: True if keys/values must have the queries' tokens (no spatial reduction; e.g. shared QK).
     full_kv: bool = False
+    #: True if the kernel cuts the grid into windows itself (Swin stages give it the whole grid).
+    own_windows: bool = False
 
     def __init__(self, head_dim: int, num_heads: int, num_prefix_tokens: int = 0,
                  v_branch: bool = True, attn_drop: float = 0.0) -> None:

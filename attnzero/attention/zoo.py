@@ -12,9 +12,10 @@ agent          Agent Attention, Han et al. 2024              O((N+M) n d)
 attnzero       AttnZero, Li et al. 2024 (compiled genome)    genome-dependent
 identity       control: ``out = v``, no token mixing         O(N d)
 lsh            Reformer, Kitaev et al. 2020 (LSH buckets)    O(N log N + N c d)
+sepvit         SepViT, Li et al. 2022 (DSA + PSA)            O(N ws^2 d + N^2 d / ws^2)
 =============  ============================================  ==========
 """
-from . import agent, focused, genome, hydra, identity, linear, lsh, softmax  # noqa: F401
+from . import agent, focused, genome, hydra, identity, linear, lsh, sepvit, softmax  # noqa: F401
 from .base import ATTENTIONS
 
 __all__ = ['ATTENTIONS']

@@ -20,7 +20,7 @@ from timm.models import register_model
 from torch import nn
 
 from ._base import BackboneBase, create_model, default_cfg
-from .layers import (run_blocks, Mlp, PatchEmbed, PatchMerging, TransformerBlock, attention_is_linear,
+from .layers import (run_blocks, Mlp, PatchEmbed, PatchMerging, TransformerBlock, attention_is_linear, attention_makes_windows,
                      attention_supports_bias, drop_path_rates, make_attention, pad_hw_to_multiple,
                      per_stage, resolve_stage_attn, window_partition, window_reverse)
 
@@ -202,7 +202,7 @@ class Swin(BackboneBase):
         num_heads = per_stage(num_heads, n, 'num_heads')
         attns, genomes = resolve_stage_attn(attn, genome, n, 'swin')
         self.attn_names = attns
-        self.global_stages = tuple(bool(linear_global and attention_is_linear(a, g))
+        self.global_stages = tuple(bool((linear_global and attention_is_linear(a, g)) or attention_makes_windows(a))
                                    for a, g in zip(attns, genomes))
         dims = [embed_dim * 2 ** i for i in range(n)]
         self.patch_embed = PatchEmbed(in_chans, embed_dim, patch_size)

@@ -52,6 +52,14 @@ def attention_needs_full_kv(name: str) -> bool:
     return bool(getattr(ATTENTIONS[name], 'full_kv', False))
 
 
+def attention_makes_windows(name: str) -> bool:
+    """True if the registered kernel ``name`` cuts the grid into windows itself (``sepvit``): Swin
+    stages then hand it the whole grid instead of their own shifted windows."""
+    if name not in ATTENTIONS:
+        raise KeyError(f'unknown attention {name!r}; known: {sorted(ATTENTIONS)}')
+    return bool(getattr(ATTENTIONS[name], 'own_windows', False))
+
+
 def attention_supports_bias(name: str) -> bool:
     return bool(getattr(ATTENTIONS[name], 'supports_attn_bias', False))
 
