@@ -7,6 +7,7 @@ import importlib.util
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 #: the OpenMMLab packages every ``mm`` test needs (mmcv with its compiled ops)
 MM_STACK = ('mmengine', 'mmcv', 'mmdet', 'mmseg')
@@ -67,3 +68,19 @@ def no_gc():
     yield count
     if enabled:
         gc.enable()
+
+
+class MaxNumel(TorchDispatchMode):
+    """Records the largest tensor produced by any aten op (``with MaxNumel() as m: ...; m.max``):
+    how the kernel tests check that no ``N x N`` tensor is formed."""
+
+    def __init__(self):
+        super().__init__()
+        self.max = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in (out if isinstance(out, (tuple, list)) else (out,)):
+            if isinstance(t, torch.Tensor):
+                self.max = max(self.max, t.numel())
+        return out

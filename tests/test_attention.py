@@ -11,7 +11,7 @@ import types
 import pytest
 import torch
 import torch.nn.functional as F
-from torch.utils._python_dispatch import TorchDispatchMode
+from conftest import MaxNumel
 
 from attnzero.attention import ATTENTIONS, Attention, AttentionKernel, build_kernel
 from attnzero.space import TRIAL_105, TRIAL_140, Genome
@@ -379,20 +379,6 @@ def test_dtypes(name):
     err = (out.double() - ref).abs().max() / ref.abs().max()
     assert err < 0.05, err
 
-
-class MaxNumel(TorchDispatchMode):
-    """Records the largest tensor produced by any aten op."""
-
-    def __init__(self):
-        super().__init__()
-        self.max = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        for t in (out if isinstance(out, (tuple, list)) else (out,)):
-            if isinstance(t, torch.Tensor):
-                self.max = max(self.max, t.numel())
-        return out
 
 
 @pytest.mark.parametrize('name', LINEAR)

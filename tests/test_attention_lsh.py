@@ -7,7 +7,7 @@ import math
 
 import pytest
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
+from conftest import MaxNumel
 
 from attnzero.attention import build_kernel
 
@@ -60,18 +60,6 @@ def test_matches_the_slow_reference_in_float64(N, c, H):
     q, k, v = (torch.randn(2, 2, N, 8, generator=g, dtype=torch.float64) for _ in range(3))
     torch.testing.assert_close(kern(q, k, v), reference(kern, q, v), rtol=1e-10, atol=1e-10)
 
-
-class MaxNumel(TorchDispatchMode):
-    def __init__(self):
-        super().__init__()
-        self.max = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        for t in (out if isinstance(out, (tuple, list)) else (out,)):
-            if isinstance(t, torch.Tensor):
-                self.max = max(self.max, t.numel())
-        return out
 
 
 def test_never_forms_n_by_n():

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from torch.utils._python_dispatch import TorchDispatchMode
+from conftest import MaxNumel
 
 from attnzero.attention import build_kernel
 
@@ -68,18 +68,6 @@ def test_matches_the_window_by_window_reference(hw, ws, prefix):
     q, k, v = (torch.randn(2, 2, N, 8, generator=g, dtype=torch.float64) for _ in range(3))
     torch.testing.assert_close(kern(q, k, v, hw), reference(kern, q, k, v, hw), rtol=1e-10, atol=1e-10)
 
-
-class MaxNumel(TorchDispatchMode):
-    def __init__(self):
-        super().__init__()
-        self.max = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        for t in (out if isinstance(out, (tuple, list)) else (out,)):
-            if isinstance(t, torch.Tensor):
-                self.max = max(self.max, t.numel())
-        return out
 
 
 def test_window_count_follows_the_input_and_no_n_by_n():
