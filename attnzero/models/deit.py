@@ -7,6 +7,7 @@ stride-16 map becomes a 4-level pyramid (ViTDet-style deconv / identity / max-po
 """
 from __future__ import annotations
 
+import math
 from functools import partial
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -17,8 +18,8 @@ from timm.models._features import feature_take_indices
 from torch import nn
 
 from ._base import BackboneBase, create_model, default_cfg
-from .layers import (Mlp, PatchEmbed, SimpleFeaturePyramid, TransformerBlock, drop_path_rates,
-                     make_attention, resolve_stage_attn, tokens_to_nchw)
+from .layers import (Mlp, PatchEmbed, SimpleFeaturePyramid, TransformerBlock, build_token_reduction,
+                     drop_path_rates, make_attention, resolve_stage_attn, tokens_to_nchw)
 
 __all__ = ['DeiT', 'DEIT_ARCHS']
 
@@ -40,6 +41,10 @@ class DeiT(BackboneBase):
         genome: AttnZero genome (canonical text) for ``attn='attnzero'`` blocks; ``None`` = Trial-105.
         attn_kwargs: extra kernel kwargs (e.g. ``agent_num``).
         features_only: dense mode: ``forward`` returns the pyramid maps at ``out_indices``.
+        token_reduction: ``dict(type='patchmerger', num_tokens=M, after=K)`` merges the patch
+            tokens into ``M`` (a square) after block ``K`` (default ``depth // 2``; PatchMerger,
+            :mod:`attnzero.models.layers.token_reduction`). Classification only (not with
+            ``features_only``); intermediates after the merge are available as ``'NLC'``.
     """
 
     num_prefix_tokens = 1
@@ -51,9 +56,14 @@ class DeiT(BackboneBase):
                  qkv_bias: bool = True, drop_rate: float = 0.0, attn_drop_rate: float = 0.0,
                  drop_path_rate: float = 0.0, attn: Union[str, Sequence[str]] = 'attnzero',
                  genome: Any = None, attn_kwargs: Optional[Dict[str, Any]] = None,
-                 features_only: bool = False, out_indices: Sequence[int] = (0, 1, 2, 3)) -> None:
+                 features_only: bool = False, out_indices: Sequence[int] = (0, 1, 2, 3),
+                 token_reduction: Optional[Dict[str, Any]] = None) -> None:
         super().__init__()
         norm_layer = partial(nn.LayerNorm, eps=1e-6)
+        if token_reduction is not None and features_only:
+            raise ValueError('token_reduction is for classification: a merged token set has no dense '
+                             'feature pyramid (features_only=True)')
+        self.merger, self.merge_after = build_token_reduction(token_reduction, embed_dim, depth)
         self.img_size = to_2tuple(img_size)
         self.patch_size = patch_size
         self.embed_dim = embed_dim
@@ -96,6 +106,8 @@ class DeiT(BackboneBase):
         trainable under any ``frozen_stages``."""
         groups = [[self.patch_embed, self.cls_token, self.pos_embed, self.pos_drop]]
         groups += [[b] for b in self.blocks]
+        if self.merger is not None:  # the merge belongs to the block it follows
+            groups[self.merge_after].append(self.merger)
         groups[-1].append(self.norm)
         return groups
 
@@ -107,9 +119,16 @@ class DeiT(BackboneBase):
         x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
         return self.pos_drop(x + pe), hw
 
+    def _merge(self, x: torch.Tensor) -> Tuple[torch.Tensor, Tuple[int, int]]:
+        """The token reduction: the cls token kept, the patch tokens merged."""
+        side = math.isqrt(self.merger.num_tokens)
+        return torch.cat([x[:, :1], self.merger(x[:, 1:])], dim=1), (side, side)
+
     def _tokens(self, x: torch.Tensor) -> Tuple[torch.Tensor, Tuple[int, int]]:
         x, hw = self._embed(x)
-        for blk in self.blocks:
+        for i, blk in enumerate(self.blocks):
+            if i == self.merge_after:
+                x, hw = self._merge(x)
             x = self._run(blk, x, hw)
         return self.norm(x), hw
 
@@ -135,17 +154,24 @@ class DeiT(BackboneBase):
         if output_fmt not in ('NCHW', 'NLC'):
             raise ValueError(f"output_fmt={output_fmt!r}; expected 'NCHW' or 'NLC'")
         take, max_index = feature_take_indices(len(self.blocks), indices)
+        if (self.merger is not None and output_fmt == 'NCHW'
+                and any(i >= self.merge_after for i in take)):
+            raise ValueError(f'blocks from {self.merge_after} on see merged tokens (token_reduction), '
+                             "which are no image grid: ask for output_fmt='NLC' or earlier indices")
         x, hw = self._embed(x)
+        grid = hw
         blocks = self.blocks[:max_index + 1] if stop_early else self.blocks
         inters = []
         for i, blk in enumerate(blocks):
+            if i == self.merge_after:
+                x, hw = self._merge(x)
             x = self._run(blk, x, hw)
             if i in take:
                 inters.append(self.norm(x) if norm else x)
         prefix = [y[:, :1] for y in inters]
         inters = [y[:, 1:] for y in inters]
-        if output_fmt == 'NCHW':
-            inters = [tokens_to_nchw(y, hw) for y in inters]
+        if output_fmt == 'NCHW':  # (only blocks before a merge: checked above)
+            inters = [tokens_to_nchw(y, grid) for y in inters]
         if return_prefix_tokens:
             inters = list(zip(inters, prefix))
         if intermediates_only:
