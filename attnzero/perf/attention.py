@@ -529,7 +529,8 @@ def main(argv=None) -> int:
     info['scratch pool'] = (f'on (up to {fast_executor.SCRATCH_LIMIT_BYTES / 2 ** 20:g} MiB per thread)'
                             if fast_executor.SCRATCH_LIMIT_BYTES > 0 else 'off')
     info['caches'] = (f'cold (a {args.cold_cache:g} MiB buffer read and written before every timed call)'
-                      if args.flush else 'warm (blocks of back-to-back calls)')
+                      if args.flush else 'warm (blocks of back-to-back calls)' if args.block_ms > 0
+                      else 'as the other variants leave them (single calls, variants interleaved)')
     out = Path(args.out) if args.out else None
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
