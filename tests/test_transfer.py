@@ -1,6 +1,6 @@
 """``tools/transfer.py`` (:mod:`attnzero.transfer`, issue 19): attentions from a search run, genome
 texts and zoo names; the derived configs; bad input stopped before any run; resuming and skipping
-with a stand-in trainer; and (``-m slow``, about 70 s on 2 quiet cores) a real 2-attention x 1-task
+with a stand-in trainer; and (``-m slow``, about 90 s on 2 quiet cores) a real 2-attention x 1-task
 transfer on a tiny setting that is killed, resumed and tabulated."""
 from __future__ import annotations
 
