@@ -17,19 +17,32 @@ the new content, never a torn one:
 4. on any error (or interrupt) the temporary file is removed and the error re-raised; ``path`` is
    untouched.
 
+:func:`atomic_write_bytes` -- the same for bytes; :func:`atomic_savefig` -- a matplotlib figure,
+rendered in memory and written with it.
+
 :func:`append_line` -- append one line durably: one ``O_APPEND`` write of the whole encoded line
 (repeated only for the rest of a short write), then ``fsync``. A crash can leave at most a torn
 *last* line, which the readers of the jsonl files detect and repair.
+
+:func:`read_jsonl` -- read such a file back, dropping (and with ``repair=True`` cutting) a torn
+last line.
 
 :func:`data_path` -- where the data shipped inside the package (``attnzero/data``) is.
 """
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import stat
+from typing import Any, Dict, List, Tuple
 
-__all__ = ['atomic_write_text', 'append_line', 'fsync_dir', 'data_path']
+__all__ = ['atomic_write_text', 'atomic_write_bytes', 'atomic_savefig', 'append_line', 'read_jsonl',
+           'JsonlError', 'fsync_dir', 'data_path']
+
+
+class JsonlError(ValueError):
+    """A jsonl file has a malformed line that is not a torn last line."""
 
 
 def _create_temp(directory: str, name: str) -> tuple:
@@ -60,6 +73,11 @@ def fsync_dir(path: str) -> None:
 
 def atomic_write_text(path: str, text: str, encoding: str = 'utf-8') -> None:
     """Write ``text`` to ``path`` atomically and durably (see the module docstring)."""
+    atomic_write_bytes(path, text.encode(encoding))
+
+
+def atomic_write_bytes(path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically and durably (see the module docstring)."""
     directory = os.path.dirname(os.path.abspath(path))
     try:
         mode = stat.S_IMODE(os.stat(path).st_mode)  # a replaced file keeps its permissions
@@ -69,8 +87,8 @@ def atomic_write_text(path: str, text: str, encoding: str = 'utf-8') -> None:
     try:
         if mode is not None:
             os.fchmod(fd, mode)
-        with os.fdopen(fd, 'w', encoding=encoding) as f:
-            f.write(text)
+        with os.fdopen(fd, 'wb') as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -96,6 +114,58 @@ def append_line(path: str, line: str, encoding: str = 'utf-8') -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def read_jsonl(path: str, repair: bool = False) -> Tuple[List[Dict[str, Any]], int]:
+    """Read a jsonl file. Returns ``(records, n_dropped)``.
+
+    A torn last line (no trailing newline and not valid JSON: the process died mid-append) is
+    dropped; with ``repair=True`` it is also cut from the file so the next append starts clean.
+    Any other malformed line raises :class:`JsonlError` (a ``ValueError``; line number given).
+    A missing file reads as empty.
+    """
+    if not os.path.exists(path):
+        return [], 0
+    with open(path, 'rb') as f:
+        data = f.read()
+    lines = data.split(b'\n')
+    tail = lines.pop()  # b'' if the file ends with a newline
+    records: List[Dict[str, Any]] = []
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except ValueError as e:
+            raise JsonlError(f'{path}: line {i} is not valid JSON ({e})') from None
+    dropped = 0
+    if tail.strip():
+        try:
+            records.append(json.loads(tail))
+            if repair:  # complete record without its newline: add the newline
+                with open(path, 'ab') as f:
+                    f.write(b'\n')
+                    f.flush()
+                    os.fsync(f.fileno())
+        except ValueError:
+            dropped = 1
+            if repair:
+                with open(path, 'rb+') as f:
+                    f.truncate(len(data) - len(tail))
+                    f.flush()
+                    os.fsync(f.fileno())
+    return records, dropped
+
+
+def atomic_savefig(fig, path: str, **kwargs) -> None:
+    """Save a matplotlib figure to ``path`` atomically (rendered in memory, in the format of the
+    file's extension, then written with :func:`atomic_write_bytes`); ``kwargs`` go to
+    ``fig.savefig`` (``dpi``, ``metadata`` ...)."""
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format=os.path.splitext(path)[1].lstrip('.') or 'png', **kwargs)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def data_path(*parts: str) -> str:

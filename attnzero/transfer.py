@@ -58,11 +58,11 @@ import torch
 
 from attnzero.attention import ATTENTIONS
 from attnzero.data import toy
-from attnzero.io import atomic_write_text
+from attnzero.io import atomic_savefig, atomic_write_text
 from attnzero.mm.hooks import METRICS_FILE
 from attnzero.flops import count_flops
-from attnzero.mm.runner import (ToolError, check_data, check_genome, check_pretrained, run_tool,
-                                speed_up_base_lookup)
+from attnzero.mm.runner import (ToolError, check_data, check_genome, check_pretrained, dataset_nodes,
+                                genome_target, run_tool, speed_up_base_lookup)
 from attnzero.perf.mmconfig import DEFAULT_SHAPES, build_model
 from attnzero.space import TRIAL_105, TRIAL_140, as_genome, genome_problem
 
@@ -241,21 +241,21 @@ def scale_schedule(cfg, fraction: float) -> None:
 
     tc = cfg.train_cfg
     unit = 'max_epochs' if 'max_epochs' in tc else 'max_iters'
-    total = sc(tc[unit]) if fraction != 1.0 else tc[unit]
+    total = sc(tc[unit])
     tc[unit] = total
     tc['val_interval'] = total
     scheds = cfg.get('param_scheduler') or []
     for s in (scheds if isinstance(scheds, (list, tuple)) else [scheds]):
         for key in ('begin', 'end'):
-            if key in s and fraction != 1.0:
+            if key in s:
                 s[key] = sc(s[key], lo=0)
-        if 'milestones' in s and fraction != 1.0:
+        if 'milestones' in s:
             s['milestones'] = [sc(m) for m in s['milestones']]
         if 'end' in s and 'begin' in s and s['end'] <= s['begin']:
             s['end'] = s['begin'] + 1
     ck = cfg.default_hooks.get('checkpoint')
     if ck is not None:
-        ck['interval'] = min(total, sc(ck.get('interval', total)) if fraction != 1.0 else ck.get('interval', total))
+        ck['interval'] = min(total, sc(ck.get('interval', total)))
         ck['save_last'] = True
     lg = cfg.default_hooks.get('logger')
     if lg is not None:
@@ -265,17 +265,6 @@ def scale_schedule(cfg, fraction: float) -> None:
 def _set_data_root(cfg, root: str) -> None:
     """Point every dataset of the train/val/test loaders at ``root`` and evaluators' annotation
     files under the old root at the new one."""
-    def walk(node):
-        if isinstance(node, dict):
-            if 'data_root' in node:
-                node['data_root'] = root
-            for k in ('dataset', 'datasets'):
-                if k in node:
-                    walk(node[k])
-        elif isinstance(node, (list, tuple)):
-            for v in node:
-                walk(v)
-
     old = None
     for name in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         loader = cfg.get(name)
@@ -283,7 +272,9 @@ def _set_data_root(cfg, root: str) -> None:
             ds = loader.get('dataset')
             if old is None and isinstance(ds, dict):
                 old = ds.get('data_root')
-            walk(ds)
+            for node in dataset_nodes(ds):
+                if 'data_root' in node:
+                    node['data_root'] = root
     for name in ('val_evaluator', 'test_evaluator'):
         ev = cfg.get(name)
         for e in (ev if isinstance(ev, (list, tuple)) else [ev]):
@@ -335,7 +326,7 @@ def derive_config(task: str, backbone: str, attention: Attention, *, configs_dir
     else:
         cfg = _load(real, {})
         _set_data_root(cfg, osp.join(osp.abspath(data_root), DATASETS[spec.data][0]))
-    target = cfg.model.backbone if isinstance(cfg.model.get('backbone'), dict) else cfg.model
+    target = genome_target(cfg)
     target['attn'] = attention.attn
     target['genome'] = attention.genome
     if from_scratch:
@@ -441,14 +432,16 @@ def execute(run: Run, launch: Launch) -> Dict[str, Any]:
     t0 = time.time()
     log_path = osp.join(run.work_dir, 'run.log')
     with open(log_path, 'a') as log:
-        ckpt = _last_checkpoint(run.work_dir)
-        record = _read_json(osp.join(run.work_dir, METRICS_FILE))
-        if not _final(record):
-            cmd = launch.train_cmd(run, resume=ckpt is not None)
+        def call(cmd: List[str]) -> int:
             commands.append(cmd)
             log.write(f'\n$ {shlex.join(cmd)}\n')
             log.flush()
-            rc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=launch.env()).returncode
+            return subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=launch.env()).returncode
+
+        ckpt = _last_checkpoint(run.work_dir)
+        record = _read_json(osp.join(run.work_dir, METRICS_FILE))
+        if not _final(record):
+            rc = call(launch.train_cmd(run, resume=ckpt is not None))
             if rc != 0:
                 return _failed(run, commands, rc, log_path, t0)
             record = _read_json(osp.join(run.work_dir, METRICS_FILE))
@@ -458,11 +451,7 @@ def execute(run: Run, launch: Launch) -> Dict[str, Any]:
             ckpt = _last_checkpoint(run.work_dir)
             if ckpt is None:
                 return _failed(run, commands, -1, log_path, t0, 'no checkpoint after training')
-            cmd = launch.test_cmd(run, ckpt)
-            commands.append(cmd)
-            log.write(f'\n$ {shlex.join(cmd)}\n')
-            log.flush()
-            rc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=launch.env()).returncode
+            rc = call(launch.test_cmd(run, ckpt))
             metrics = _read_json(osp.join(run.work_dir, 'test_metrics.json'))
             if rc != 0 or metrics is None:
                 return _failed(run, commands, rc, log_path, t0)
@@ -604,24 +593,21 @@ def run_transfer(args, progress: bool = True) -> Dict[str, Any]:
     launch = Launch(args.launcher, args.gpus,
                     threads=max(1, (os.cpu_count() or 1) // args.jobs) if args.launcher == 'none' else None,
                     keep_checkpoints=args.keep_checkpoints)
-    todo = [r for r in runs if (_read_json(r.result_path) or {}).get('status') != 'ok']
     for r in runs:
-        if r not in todo:
-            r.result = _read_json(r.result_path)
+        r.result = _read_json(r.result_path)
+    todo = [r for r in runs if (r.result or {}).get('status') != 'ok']
     print(f'[transfer] {len(attentions)} attention(s) x {len(tasks)} task(s) x {args.seeds} seed(s): '
           f'{len(runs)} runs, {len(runs) - len(todo)} already finished', flush=True)
     bar = None
     if progress and todo:
         from tqdm import tqdm
         bar = tqdm(total=len(todo), desc='transfer', unit='run')
-    failures = []
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         futs = {pool.submit(execute, r, launch): r for r in todo}
         for fut in as_completed(futs):
             r = futs[fut]
             r.result = fut.result()
             if r.result.get('status') != 'ok':
-                failures.append(r.result)
                 print(f'[transfer] FAILED {r.task} / {r.attention.label} / seed {r.seed}: '
                       f'{r.result.get("reason")} (log: {r.result.get("log")})', flush=True)
             if bar is not None:
@@ -807,10 +793,8 @@ def _plots(summary: Dict[str, Any], out: str) -> None:
             ax.set_title(f'{t}: {label} (mean ± sd over seeds; dots: seeds)')
             fig.tight_layout()
             path = osp.join(out, f'transfer_{t}_{_slug(label.replace(" ", "_"))}.png')
-            tmp = path + '.tmp.png'
-            fig.savefig(tmp, dpi=110)
+            atomic_savefig(fig, path, dpi=110)
             plt.close(fig)
-            os.replace(tmp, path)
 
 
 # ------------------------------------------------------------------------------ CLI

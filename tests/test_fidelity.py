@@ -111,10 +111,12 @@ def test_fidelity_tool_runs_on_a_tiny_setting(tmp_path):
     assert [r['acc'] for r in res2['runs']] == [r['acc'] for r in res['runs']]
     # report-only: nothing is trained; a partial log (as of a run still going) is summarised
     log = (tmp_path / 'runs.jsonl').read_text().splitlines()
-    (tmp_path / 'runs.jsonl').write_text('\n'.join(log[:-2]) + '\n')
+    # (the last run torn by a kill mid-append: dropped and cut from the file)
+    (tmp_path / 'runs.jsonl').write_text('\n'.join(log[:-2]) + '\n' + log[-2][:25])
     part = run_fidelity(cfg, seeds=2, n_genomes=3, budget_factor=2, references=refs,
                         out_dir=str(tmp_path), train=False)
     assert len(part['runs']) == len(res['runs']) - 2
+    assert (tmp_path / 'runs.jsonl').read_text().endswith('}\n')
     assert summarise(part)['stability']['n'] == 2  # the genome with a missing run is left out
     # fields that change nothing trained (search-loop settings) keep the folder valid
     assert len(run_fidelity(cfg.replace(generations=7), seeds=2, n_genomes=3, budget_factor=2,

@@ -7,7 +7,7 @@ import stat
 import pytest
 
 from attnzero.bench import format as bench_format
-from attnzero.io import append_line, atomic_write_text, data_path
+from attnzero.io import JsonlError, append_line, atomic_savefig, atomic_write_text, data_path, read_jsonl
 from attnzero.search import state as search_state
 
 
@@ -59,6 +59,44 @@ def test_append_line(tmp_path):
     append_line(str(p), '{"a": 1}')
     append_line(str(p), '{"b": 2}\n')
     assert p.read_text() == '{"a": 1}\n{"b": 2}\n'
+
+
+def test_read_jsonl_drops_and_repairs_only_a_torn_last_line(tmp_path):
+    p = str(tmp_path / 'a.jsonl')
+    assert read_jsonl(p) == ([], 0)
+    append_line(p, '{"a": 1}')
+    with open(p, 'a') as f:
+        f.write('{"a": ')  # killed mid-append
+    assert read_jsonl(p) == ([{'a': 1}], 1)
+    assert open(p).read().endswith('{"a": ')  # only repair=True changes the file
+    assert read_jsonl(p, repair=True) == ([{'a': 1}], 1)
+    append_line(p, '{"b": 2}')
+    assert read_jsonl(p) == ([{'a': 1}, {'b': 2}], 0)
+    with open(p, 'a') as f:
+        f.write('{"c": 3}')  # complete, newline lost: kept, and the newline restored
+    assert read_jsonl(p, repair=True) == ([{'a': 1}, {'b': 2}, {'c': 3}], 0)
+    assert open(p).read().endswith('{"c": 3}\n')
+    with open(p, 'w') as f:
+        f.write('{"a": 1}\nnot json\n{"b": 2}\n')
+    with pytest.raises(JsonlError, match='line 2'):
+        read_jsonl(p)
+    with pytest.raises(bench_format.BenchFormatError, match='line 2'):
+        bench_format.read_jsonl(p)
+
+
+def test_atomic_savefig_writes_the_extensions_format(tmp_path):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    atomic_savefig(fig, str(tmp_path / 'a.png'), dpi=20)
+    atomic_savefig(fig, str(tmp_path / 'a.svg'))
+    plt.close(fig)
+    assert (tmp_path / 'a.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    assert b'<svg' in (tmp_path / 'a.svg').read_bytes()
+    assert sorted(os.listdir(tmp_path)) == ['a.png', 'a.svg']  # no temporary file left
 
 
 def test_data_path_is_inside_the_package():

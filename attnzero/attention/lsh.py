@@ -75,12 +75,20 @@ class LSHAttention(AttentionKernel):
         # two factors x rounds x d x columns; heads share them (the rotation is data-independent)
         self.register_buffer('rotations', torch.randn(2, n_hashes, head_dim, max_half_buckets, generator=g))
 
-    def hash(self, x: torch.Tensor, n: int) -> torch.Tensor:
-        """Bucket of every token per round: ``(B, h, n_hashes, N)`` integers in ``[0, b1 * b2)``."""
+    def buckets(self, n: int) -> Tuple[int, int]:
+        """The two bucket-count factors for ``n`` tokens (:func:`lsh_buckets`), checked against
+        the stored rotations."""
         b1, b2 = lsh_buckets(n, self.bucket_size)
         if max(b1, b2) // 2 > self.max_half_buckets:
             raise ValueError(f'{n} tokens need {b1 // 2} x {b2 // 2} rotation columns; this LSH kernel '
                              f'stores {self.max_half_buckets} (raise max_half_buckets or bucket_size)')
+        return b1, b2
+
+    def hash(self, x: torch.Tensor, n: int) -> torch.Tensor:
+        """Bucket of every token per round: ``(B, h, n_hashes, N)`` integers in ``[0, b1 * b2)``."""
+        return self._hash(x, *self.buckets(n))
+
+    def _hash(self, x: torch.Tensor, b1: int, b2: int) -> torch.Tensor:
         r = self.rotations.to(x.dtype)
         parts = []
         for f, b in ((0, b1), (1, b2)):
@@ -101,8 +109,8 @@ class LSHAttention(AttentionKernel):
         nc = -(-N // c)
         Np = nc * c
         kn = F.normalize(qf, dim=-1)
-        buckets = self.hash(kn, N)                                   # (B, h, H, N)
-        b1, b2 = lsh_buckets(N, c)
+        b1, b2 = self.buckets(N)
+        buckets = self._hash(kn, b1, b2)                             # (B, h, H, N)
         pos = torch.arange(Np, device=q.device)
         if Np > N:  # padding tokens: a bucket of their own after every real one (sorted last)
             pad = (0, 0, 0, Np - N)

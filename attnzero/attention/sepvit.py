@@ -57,12 +57,16 @@ class SepViTAttention(AttentionKernel):
         self.psa_norm = nn.LayerNorm(head_dim)
         self.psa_qk = nn.Linear(head_dim, 2 * head_dim)
 
-    def _windows(self, x: torch.Tensor, hw: HW) -> torch.Tensor:
-        """``(B, h, H*W, d)`` grid tokens -> ``(B, h, n_win, ws*ws, d)`` (zero-padded)."""
-        B, h, _, d = x.shape
-        H, W = hw
+    def _padded(self, hw: HW) -> HW:
+        """The grid padded up to whole windows."""
         ws = self.window_size
-        Hp, Wp = -(-H // ws) * ws, -(-W // ws) * ws
+        return -(-hw[0] // ws) * ws, -(-hw[1] // ws) * ws
+
+    def _windows(self, x: torch.Tensor, hw: HW, padded: HW) -> torch.Tensor:
+        """``(B, h, H*W, d)`` grid tokens -> ``(B, h, n_win, ws*ws, d)`` (zero-padded to ``padded``)."""
+        B, h, _, d = x.shape
+        (H, W), (Hp, Wp) = hw, padded
+        ws = self.window_size
         g = x.reshape(B, h, H, W, d)
         if (Hp, Wp) != (H, W):
             g = F.pad(g, (0, 0, 0, Wp - W, 0, Hp - H))
@@ -85,12 +89,12 @@ class SepViTAttention(AttentionKernel):
         ws = self.window_size
         scale = d ** -0.5
         # DSA: window token + the window's tokens, softmax attention inside each window
-        wq, wk, wv = (self._windows(t[:, :, p:], hw) for t in (qf, kf, vf))   # (B, h, nW, L, d)
+        Hp, Wp = self._padded(hw)
+        wq, wk, wv = (self._windows(t[:, :, p:], hw, (Hp, Wp)) for t in (qf, kf, vf))  # (B, h, nW, L, d)
         nW, L = wq.shape[2], ws * ws
         tok = self.window_token.to(dt)[:, None, :, None, None, :].expand(3, B, h, nW, 1, d)
         wq, wk, wv = (torch.cat([tok[i], t], dim=3) for i, t in enumerate((wq, wk, wv)))
         logits = torch.einsum('bhwid,bhwjd->bhwij', wq, wk) * scale
-        Hp, Wp = -(-H // ws) * ws, -(-W // ws) * ws
         valid = None
         if (Hp, Wp) != (H, W):  # padded positions are never keys
             valid = torch.zeros(Hp, Wp, dtype=torch.bool, device=q.device)

@@ -22,7 +22,8 @@ import math
 import os
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
-from attnzero.io import append_line, atomic_write_text
+from attnzero.io import JsonlError, append_line, atomic_write_text
+from attnzero.io import read_jsonl as _read_jsonl
 
 __all__ = ['FORMAT_NAME', 'FORMAT_VERSION', 'BENCH_FILE', 'BASELINES_FILE', 'MANIFEST_FILE',
            'PARQUET_FILE', 'BenchError', 'BenchIntegrityError', 'BenchFormatError', 'sha256_file',
@@ -87,43 +88,12 @@ def append_record(path: str, record: Dict[str, Any]) -> None:
 
 
 def read_jsonl(path: str, repair: bool = False) -> Tuple[List[Dict[str, Any]], int]:
-    """Read a jsonl file. Returns ``(records, n_dropped)``.
-
-    A torn last line (no trailing newline and not valid JSON: the process died mid-append) is
-    dropped; with ``repair=True`` it is also cut from the file so the next append starts clean.
-    Any other malformed line raises :class:`BenchFormatError` (line number given).
-    """
-    if not os.path.exists(path):
-        return [], 0
-    with open(path, 'rb') as f:
-        data = f.read()
-    lines = data.split(b'\n')
-    tail = lines.pop()  # b'' if the file ends with a newline
-    records: List[Dict[str, Any]] = []
-    for i, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            records.append(json.loads(line))
-        except ValueError as e:
-            raise BenchFormatError(f'{path}: line {i} is not valid JSON ({e})') from None
-    dropped = 0
-    if tail.strip():
-        try:
-            records.append(json.loads(tail))
-            if repair:  # complete record without its newline: add the newline
-                with open(path, 'ab') as f:
-                    f.write(b'\n')
-                    f.flush()
-                    os.fsync(f.fileno())
-        except ValueError:
-            dropped = 1
-            if repair:
-                with open(path, 'rb+') as f:
-                    f.truncate(len(data) - len(tail))
-                    f.flush()
-                    os.fsync(f.fileno())
-    return records, dropped
+    """:func:`attnzero.io.read_jsonl` (``(records, n_dropped)``; a torn last line is dropped, and
+    cut with ``repair=True``), with any other malformed line raised as :class:`BenchFormatError`."""
+    try:
+        return _read_jsonl(path, repair=repair)
+    except JsonlError as e:
+        raise BenchFormatError(str(e)) from None
 
 
 def settings_id(settings: Dict[str, Any]) -> str:

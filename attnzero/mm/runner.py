@@ -102,7 +102,7 @@ def setup_scope(cfg) -> str:
     return scope
 
 
-def _genome_target(cfg):
+def genome_target(cfg):
     """The dict that carries ``attn``/``genome``: the dense configs' backbone, or the ImageNet
     configs' TimmClassifier itself."""
     return cfg.model.backbone if isinstance(cfg.model.get('backbone'), dict) else cfg.model
@@ -112,7 +112,7 @@ def set_genome(cfg, genome: Optional[str]) -> None:
     """Put an AttnZero genome (canonical text) into the backbone; its stages named 'attnzero' use it."""
     if genome is None:
         return
-    target = _genome_target(cfg)
+    target = genome_target(cfg)
     if 'attnzero' not in str(target.get('attn')):
         print(f"[attnzero] note: --genome is set but attn={target.get('attn')!r} has no 'attnzero' stage")
     target.genome = genome
@@ -121,7 +121,7 @@ def set_genome(cfg, genome: Optional[str]) -> None:
 def check_genome(cfg) -> None:
     """The backbone's genome (from ``--genome``, ``--cfg-options`` or the file) parses and is a
     valid program; otherwise a one-line :class:`ToolError` naming it."""
-    genome = _genome_target(cfg).get('genome') if isinstance(cfg.get('model'), dict) else None
+    genome = genome_target(cfg).get('genome') if isinstance(cfg.get('model'), dict) else None
     genomes = genome if isinstance(genome, (list, tuple)) else [genome]
     for g in genomes:
         if g is None or isinstance(g, Genome):
@@ -192,18 +192,18 @@ def check_checkpoint(path: Optional[str], what: str = 'checkpoint') -> None:
         raise ToolError(f'{what} {path!r} does not exist')
 
 
-def _dataset_roots(node, where: str) -> Iterable[tuple]:
-    """``(where, data_root, ann_file)`` of every dataset dict under a dataloader's ``dataset``
-    (wrappers such as RepeatDataset / ConcatDataset included)."""
+def dataset_nodes(node) -> Iterable[dict]:
+    """Every dataset dict (one with a ``data_root`` or an ``ann_file``) under a dataloader's
+    ``dataset``, wrappers such as RepeatDataset / ConcatDataset included."""
     if isinstance(node, dict):
         if 'data_root' in node or 'ann_file' in node:
-            yield where, node.get('data_root'), node.get('ann_file')
+            yield node
         for key in ('dataset', 'datasets'):
             if key in node:
-                yield from _dataset_roots(node[key], where)
+                yield from dataset_nodes(node[key])
     elif isinstance(node, (list, tuple)):
         for v in node:
-            yield from _dataset_roots(v, where)
+            yield from dataset_nodes(v)
 
 
 def check_data(cfg, loaders: Sequence[str]) -> None:
@@ -212,7 +212,8 @@ def check_data(cfg, loaders: Sequence[str]) -> None:
         loader = cfg.get(name)
         if not isinstance(loader, dict):
             continue
-        for where, root, ann in _dataset_roots(loader.get('dataset'), name):
+        for ds in dataset_nodes(loader.get('dataset')):
+            where, root, ann = name, ds.get('data_root'), ds.get('ann_file')
             if root and _is_local(root) and not osp.isdir(root):
                 raise ToolError(f'{where}: data root {root!r} does not exist (link the dataset '
                                 f'there, or pass --cfg-options {where}.dataset.data_root=DIR)')

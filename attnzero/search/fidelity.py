@@ -23,13 +23,12 @@ import csv
 import json
 import math
 import os
-import time
 from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from attnzero.io import data_path
+from attnzero.io import append_line, data_path, read_jsonl
 from attnzero.space import (DEFAULT_DISTRIBUTION, ORIGINAL_DISTRIBUTION, TRIAL_105, TRIAL_140, Genome,
                             sample)
 
@@ -195,12 +194,8 @@ def run_fidelity(cfg: SearchConfig, *, seeds: int = 3, n_genomes: int = 30, budg
                                     f'new --out folder')
         else:
             atomic_write_json(head_path, head)
-        if os.path.exists(log_path):
-            with open(log_path, encoding='utf-8') as f:
-                for line in f:
-                    if line.strip():
-                        rec = json.loads(line)
-                        done[rec['key']] = rec
+        for rec in read_jsonl(log_path, repair=True)[0]:  # a run torn by a kill is trained again
+            done[rec['key']] = rec
     if not train:
         if log_path is None:
             raise FidelityError('train=False needs out_dir (the runs to report are read from there)')
@@ -234,10 +229,7 @@ def run_fidelity(cfg: SearchConfig, *, seeds: int = 3, n_genomes: int = 30, budg
                        seconds=float(res.get('seconds', 0.0)), steps=res.get('steps'))
             done[key] = rec
             if log_path is not None:
-                with open(log_path, 'a', encoding='utf-8') as f:
-                    f.write(json.dumps(rec) + '\n')
-                    f.flush()
-                    os.fsync(f.fileno())
+                append_line(log_path, json.dumps(rec))
             if bar is not None:
                 bar.update(1)
     finally:

@@ -17,7 +17,8 @@ its training), on one batch of the proxy's training images:
   the attention outputs ``(N x d)`` per image, head and layer: how much token mixing at init keeps
   the tokens apart;
 * ``early_loss`` -- not training-free, as a reference point: the drop of the training loss over the
-  first ``early_steps`` steps of the search's own optimiser (a few seconds).
+  first ``early_steps`` steps of the search's own optimiser (:func:`~attnzero.search.train.proxy_optimizer`,
+  at the constant peak learning rate: no warm-up or schedule over so few steps; a few seconds).
 
 A candidate whose forward fails, or whose score is not finite, gets ``nan`` (ranked last).
 :func:`study` correlates each score (mean of its per-architecture ranks) with the trained proxy
@@ -41,28 +42,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from attnzero.attention import Attention
-from attnzero.io import atomic_write_text
+from attnzero.io import append_line, atomic_savefig, atomic_write_text, read_jsonl
 
-from .archs import build_proxy_model
 from .config import SearchConfig
 from .fidelity import REFERENCES
 from .proxies import ProxyData, load_proxy
-from .train import deterministic_torch
+from .train import deterministic_torch, init_proxy_model, proxy_optimizer
 
 __all__ = ['SCORES', 'zero_cost_scores', 'study', 'main']
 
 SCORES = ('grad_norm', 'snip', 'synflow', 'naswot', 'attn_rank', 'early_loss')
-
-
-def _model(arch: str, attn: str, genome: Optional[str], data: ProxyData, cfg: SearchConfig, seed: int) -> nn.Module:
-    torch.manual_seed(seed)
-    model = build_proxy_model(arch, attn, genome, data.img_size, data.num_classes,
-                              cfg.arch_overrides.get(arch), data.patch_size)
-    if cfg.proxy_init == 'torch':  # as train_proxy initialises it
-        for mod in model.modules():
-            if isinstance(mod, nn.Linear):
-                mod.reset_parameters()
-    return model
 
 
 def _grad_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Tuple[float, float]:
@@ -120,7 +109,7 @@ def _naswot_and_rank(model: nn.Module, x: torch.Tensor) -> Tuple[float, float]:
 
 
 def _early_loss(model: nn.Module, data: ProxyData, cfg: SearchConfig, seed: int, steps: int) -> float:
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = proxy_optimizer(model, cfg)
     gen = torch.Generator().manual_seed(seed)
     losses = []
     model.train()
@@ -150,7 +139,7 @@ def zero_cost_scores(arch: str, attn: str, genome: Optional[str], data: ProxyDat
         for name, fn in (('grad', lambda m: _grad_scores(m, x, y)), ('codes', lambda m: _naswot_and_rank(m, x)),
                          ('synflow', lambda m: _synflow(m, x.shape))):
             try:
-                model = _model(arch, attn, genome, data, cfg, seed)
+                model = init_proxy_model(arch, attn, genome, data, cfg, seed)
                 model.train()
                 r = fn(model)
             except Exception:  # noqa: BLE001 - a failing candidate scores nan
@@ -164,7 +153,7 @@ def zero_cost_scores(arch: str, attn: str, genome: Optional[str], data: ProxyDat
         out['seconds'] = time.perf_counter() - t0
         t1 = time.perf_counter()
         try:
-            out['early_loss'] = _early_loss(_model(arch, attn, genome, data, cfg, seed), data, cfg, seed, early_steps)
+            out['early_loss'] = _early_loss(init_proxy_model(arch, attn, genome, data, cfg, seed), data, cfg, seed, early_steps)
         except Exception:  # noqa: BLE001
             out['early_loss'] = float('nan')
         out['early_loss_seconds'] = time.perf_counter() - t1
@@ -207,18 +196,15 @@ def study(fidelity_dir: str, out: str, archs: Sequence[str] = ('deit', 'pvt'), s
     os.makedirs(out, exist_ok=True)
     cache_path = os.path.join(out, 'scores.jsonl')
     cache: Dict[str, Dict[str, Any]] = {}
-    if os.path.exists(cache_path):
-        for line in open(cache_path):
-            rec = json.loads(line)
-            cache[rec['key']] = rec
+    for rec in read_jsonl(cache_path, repair=True)[0]:  # a torn last line is scored again
+        cache[rec['key']] = rec
     for row in rows:
         for arch in archs:
             key = f'{row["kind"]}|{row["name"]}|{arch}|{seed}|{batch}|{early_steps}'
             if key not in cache:
                 sc = zero_cost_scores(arch, row['attn'], row['genome'], data, cfg, seed, batch, early_steps)
                 cache[key] = dict(key=key, **sc)
-                with open(cache_path, 'a') as f:
-                    f.write(json.dumps(cache[key]) + '\n')
+                append_line(cache_path, json.dumps(cache[key]))
             row[arch] = cache[key]
     # each score: the mean over architectures of its per-architecture rank
     table = []
@@ -291,10 +277,8 @@ def _write(out: str, fidelity_dir: str, rows, table, archs, cfg, batch, early_st
         axes[0].set_ylabel('trained score (1x)')
         axes[0].legend(fontsize=7)
         fig.tight_layout()
-        tmp = os.path.join(out, 'zero_cost.tmp.png')
-        fig.savefig(tmp, dpi=100)
+        atomic_savefig(fig, os.path.join(out, 'zero_cost.png'), dpi=100)
         plt.close(fig)
-        os.replace(tmp, os.path.join(out, 'zero_cost.png'))
     except Exception as e:  # noqa: BLE001 - a plot failure must not lose the tables
         atomic_write_text(os.path.join(out, 'zero_cost.png.error.txt'), f'{type(e).__name__}: {e}\n')
 

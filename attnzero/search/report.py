@@ -11,10 +11,11 @@ import csv
 import io
 import json
 import math
-import os
 from typing import Any, Dict, List, Tuple
 
 import numpy as np
+
+from attnzero.io import atomic_savefig
 
 from .config import SearchConfig
 from .proxies import load_proxy
@@ -221,10 +222,8 @@ def _plot(cfg: SearchConfig, state: RunState, front: List[Dict[str, Any]], path:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc='best')
     fig.tight_layout()
-    tmp = path + '.tmp.png'
-    fig.savefig(tmp)
+    atomic_savefig(fig, path)
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 def write_outputs(cfg: SearchConfig, state: RunState) -> Dict[str, Any]:

@@ -33,7 +33,8 @@ from .archs import build_proxy_model, model_flops_per_image
 from .config import SearchConfig
 from .proxies import ProxyData, encode_predictions
 
-__all__ = ['train_proxy', 'deterministic_torch', 'steps_per_epoch', 'REJECT_REASONS']
+__all__ = ['train_proxy', 'init_proxy_model', 'proxy_optimizer', 'deterministic_torch', 'steps_per_epoch',
+           'REJECT_REASONS']
 
 #: reasons a training run can be rejected for (the program check adds its own, prefixed ``check:``)
 REJECT_REASONS = ('nonfinite_loss', 'loss_not_decreasing', 'below_baseline', 'crash')
@@ -84,6 +85,29 @@ def _lr_at(step: int, total: int, base: float, warmup_frac: float) -> float:
     return base * 0.5 * (1.0 + math.cos(math.pi * min(1.0, t)))
 
 
+def init_proxy_model(arch: str, attn: str, genome: Optional[str], data: ProxyData, cfg: SearchConfig,
+                     seed: int) -> torch.nn.Module:
+    """The proxy ViT of one run, built and initialised as :func:`train_proxy` does (seeded;
+    ``cfg.proxy_init == 'torch'`` re-initialises every Linear with PyTorch's default)."""
+    torch.manual_seed(seed)
+    model = build_proxy_model(arch, attn, genome, data.img_size, data.num_classes,
+                              cfg.arch_overrides.get(arch), data.patch_size)
+    if cfg.proxy_init == 'torch':
+        for mod in model.modules():
+            if isinstance(mod, torch.nn.Linear):
+                mod.reset_parameters()
+    return model
+
+
+def proxy_optimizer(model: torch.nn.Module, cfg: SearchConfig) -> torch.optim.Optimizer:
+    """The search's optimiser: AdamW at ``cfg.lr`` with weight decay on the weight matrices only
+    (not on biases, norms or the position embedding)."""
+    decay = [p for nm, p in model.named_parameters() if p.ndim > 1 and 'pos_embed' not in nm]
+    no_decay = [p for nm, p in model.named_parameters() if not (p.ndim > 1 and 'pos_embed' not in nm)]
+    return torch.optim.AdamW([dict(params=decay, weight_decay=cfg.weight_decay),
+                              dict(params=no_decay, weight_decay=0.0)], lr=cfg.lr)
+
+
 def train_proxy(arch: str, attn: str, genome: Optional[str], cfg: SearchConfig, data: ProxyData,
                 seed: int, baseline_ckpt_acc: Optional[float] = None, reject: bool = True,
                 fault: Optional[str] = None) -> Dict[str, Any]:
@@ -122,18 +146,9 @@ def train_proxy(arch: str, attn: str, genome: Optional[str], cfg: SearchConfig, 
 
     with deterministic_torch(cfg.threads):
         try:
-            torch.manual_seed(seed)
-            model = build_proxy_model(arch, attn, genome, data.img_size, data.num_classes,
-                                      cfg.arch_overrides.get(arch), data.patch_size)
-            if cfg.proxy_init == 'torch':
-                for mod in model.modules():
-                    if isinstance(mod, torch.nn.Linear):
-                        mod.reset_parameters()
+            model = init_proxy_model(arch, attn, genome, data, cfg, seed)
             res['flops_per_image'] = model_flops_per_image(model, data.img_size)
-            decay = [p for nm, p in model.named_parameters() if p.ndim > 1 and 'pos_embed' not in nm]
-            no_decay = [p for nm, p in model.named_parameters() if not (p.ndim > 1 and 'pos_embed' not in nm)]
-            opt = torch.optim.AdamW([dict(params=decay, weight_decay=cfg.weight_decay),
-                                     dict(params=no_decay, weight_decay=0.0)], lr=cfg.lr)
+            opt = proxy_optimizer(model, cfg)
             gen = torch.Generator().manual_seed(seed)
             step = 0
             model.train()

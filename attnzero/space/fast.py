@@ -75,27 +75,18 @@ _F32 = torch.float32
 _U = {name: op.index for name, op in UNARY_BY_NAME.items()}
 _BI = {name: op.index for name, op in BINARY_BY_NAME.items()}
 
-# elementwise ops with an in-place twin: (out-of-place, in-place)
-_ELEMENTWISE: Dict[int, Tuple[Any, Any]] = {
-    _U['relu']: (torch.relu, torch.relu_),
-    _U['abs']: (torch.abs, torch.abs_),
-    _U['exp']: (torch.exp, torch.exp_),
-    _U['sigmoid']: (torch.sigmoid, torch.sigmoid_),
-    _U['sqrt']: (torch.sqrt, torch.sqrt_),
-    _U['log']: (torch.log, torch.log_),
-    _U['sign']: (torch.sign, lambda x: x.sign_()),
+# elementwise ops with an in-place twin: (out-of-place, in-place, into a given buffer ``out``;
+# torch.relu has no out= form)
+_ELEMENTWISE: Dict[int, Tuple[Any, Any, Any]] = {
+    _U['relu']: (torch.relu, torch.relu_, lambda x, out: torch.clamp_min(x, 0, out=out)),
+    _U['abs']: (torch.abs, torch.abs_, lambda x, out: torch.abs(x, out=out)),
+    _U['exp']: (torch.exp, torch.exp_, lambda x, out: torch.exp(x, out=out)),
+    _U['sigmoid']: (torch.sigmoid, torch.sigmoid_, lambda x, out: torch.sigmoid(x, out=out)),
+    _U['sqrt']: (torch.sqrt, torch.sqrt_, lambda x, out: torch.sqrt(x, out=out)),
+    _U['log']: (torch.log, torch.log_, lambda x, out: torch.log(x, out=out)),
+    _U['sign']: (torch.sign, lambda x: x.sign_(), lambda x, out: torch.sign(x, out=out)),
 }
 # elementwise ops (no reduction): safe to run in half precision
-# out= forms of the out-of-place ops above (torch.relu has none)
-_ELEMENTWISE_OUT: Dict[int, Any] = {
-    _U['relu']: lambda x, out: torch.clamp_min(x, 0, out=out),
-    _U['abs']: lambda x, out: torch.abs(x, out=out),
-    _U['exp']: lambda x, out: torch.exp(x, out=out),
-    _U['sigmoid']: lambda x, out: torch.sigmoid(x, out=out),
-    _U['sqrt']: lambda x, out: torch.sqrt(x, out=out),
-    _U['log']: lambda x, out: torch.log(x, out=out),
-    _U['sign']: lambda x, out: torch.sign(x, out=out),
-}
 _ELEMENTWISE_ONLY = {_U[n] for n in ('no_op', 'log', 'abslog', 'abs', 'softsign', 'invert', 'sigmoid',
                                      'sqrt', 'revert', 'sign', 'scale', 'elu', 'relu', 'exp',
                                      'sigmoid_1_reverse', 'relu2', 'softplus', 'silu', 'transpose',
@@ -474,8 +465,6 @@ class FastExecutor:
         out, _ = _materialize(nodes[len(self.graph.nodes) - 1], ctx)
         out = out.to(q.dtype) if out.dtype != q.dtype else out
         if pool:
-            nodes.clear()
-            edges.clear()
             ctx.give_back(out)
         return out
 
@@ -527,13 +516,13 @@ class FastExecutor:
         t, own = _materialize(x, ctx)
         ip = own and ctx.inplace and _writable(t)
         if u == _U_ELU:  # ELU + 1 = exp(min(t, 0)) + max(t, 0): no expm1, no offset to carry
-            return _Val(elu_plus_one(t, inplace=ip, empty=ctx.empty_like if ctx.pool else None), owned=True)
+            return _Val(elu_plus_one(t, inplace=ip, empty=ctx.empty_like), owned=True)
         if u in _ELEMENTWISE:
-            f, f_ = _ELEMENTWISE[u]
+            f, f_, f_out = _ELEMENTWISE[u]
             if ip:
                 return _Val(f_(t), owned=True)
-            buf = ctx.empty_like(t) if u in _ELEMENTWISE_OUT else None
-            return _Val(f(t) if buf is None else _ELEMENTWISE_OUT[u](t, buf), owned=True)
+            buf = ctx.empty_like(t)
+            return _Val(f(t) if buf is None else f_out(t, buf), owned=True)
         if u in (_U_L2LAST, _U_L2TOK):
             dim = -1 if u == _U_L2LAST else -2
             if t.dim() < (1 if dim == -1 else 2):

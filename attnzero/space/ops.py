@@ -229,12 +229,9 @@ def elu_plus_one(x: Tensor, inplace: bool = False,
             pos = xs.clamp_min(0)
             torch.mul(xs, _LOG2E, out=ys).clamp_max_(0).exp2_().add_(pos)
         return out
-    if empty is None:
-        pos = x.clamp_min(0)
-        y = x.mul_(_LOG2E) if inplace else x.mul(_LOG2E)
-    else:
-        pos = torch.clamp_min(x, 0, out=empty(x))
-        y = x.mul_(_LOG2E) if inplace else torch.mul(x, _LOG2E, out=empty(x))
+    new = empty if empty is not None else (lambda t: None)  # out=None: a fresh tensor
+    pos = torch.clamp_min(x, 0, out=new(x))
+    y = x.mul_(_LOG2E) if inplace else torch.mul(x, _LOG2E, out=new(x))
     return y.clamp_max_(0).exp2_().add_(pos)
 
 

@@ -30,34 +30,36 @@ def per_stage(value: Any, n: int, name: str) -> Tuple[Any, ...]:
     return value
 
 
+def _kernel_class(name: str) -> type:
+    """The registered kernel class ``name``; a KeyError listing the known names otherwise."""
+    if name not in ATTENTIONS:
+        raise KeyError(f'unknown attention {name!r}; known: {sorted(ATTENTIONS)}')
+    return ATTENTIONS[name]
+
+
 def attention_is_linear(name: str, genome: Any = None) -> bool:
     """True if the registered kernel ``name`` has a cost linear in the number of tokens (for
     ``attnzero`` with a ``genome``: that genome's complexity; a malformed genome falls back to the
     class attribute and fails where the kernel is built)."""
-    if name not in ATTENTIONS:
-        raise KeyError(f'unknown attention {name!r}; known: {sorted(ATTENTIONS)}')
+    cls = _kernel_class(name)
     if name == 'attnzero' and genome is not None:
         try:
             return as_genome(genome).complexity().kind == 'linear'
         except (TypeError, ValueError):  # not a genome (GenomeError is a ValueError)
             pass
-    return bool(getattr(ATTENTIONS[name], 'linear', True))
+    return bool(getattr(cls, 'linear', True))
 
 
 def attention_needs_full_kv(name: str) -> bool:
     """True if the registered kernel ``name`` needs keys and values at the query resolution (a
     shared-QK kernel such as ``lsh``): PVT stages then run it without spatial reduction."""
-    if name not in ATTENTIONS:
-        raise KeyError(f'unknown attention {name!r}; known: {sorted(ATTENTIONS)}')
-    return bool(getattr(ATTENTIONS[name], 'full_kv', False))
+    return bool(getattr(_kernel_class(name), 'full_kv', False))
 
 
 def attention_makes_windows(name: str) -> bool:
     """True if the registered kernel ``name`` cuts the grid into windows itself (``sepvit``): Swin
     stages then hand it the whole grid instead of their own shifted windows."""
-    if name not in ATTENTIONS:
-        raise KeyError(f'unknown attention {name!r}; known: {sorted(ATTENTIONS)}')
-    return bool(getattr(ATTENTIONS[name], 'own_windows', False))
+    return bool(getattr(_kernel_class(name), 'own_windows', False))
 
 
 def attention_supports_bias(name: str) -> bool:
