@@ -20,7 +20,9 @@ def _backbones_registered():
 
 # family -> number of stages frozen_stages counts (DeiT: transformer blocks, as mmpretrain's ViT)
 FAMILIES = {'AttnZeroPVT': 4, 'AttnZeroPVTv2': 4, 'AttnZeroSwin': 4, 'AttnZeroCSwin': 4,
-            'AttnZeroDeiT': 12}
+            'AttnZeroDeiT': 12, 'AttnZeroEfficientFormer': 4}
+# the blocks with_cp checkpoints one by one (EfficientFormer: its 4D and 3D Meta blocks)
+BLOCKS = ('TransformerBlock', 'MetaBlock2d', 'MetaBlock3d')
 ATTNS = ('softmax', None)  # None: the family's AttnZero default
 SIZE = 64
 
@@ -76,7 +78,8 @@ def test_all_stages_frozen_leaves_nothing_trainable_and_a_step_changes_nothing(f
             torch.testing.assert_close(a, b)
 
 
-@pytest.mark.parametrize('family', ['AttnZeroPVT', 'AttnZeroPVTv2', 'AttnZeroSwin', 'AttnZeroDeiT'])
+@pytest.mark.parametrize('family', ['AttnZeroPVT', 'AttnZeroPVTv2', 'AttnZeroSwin', 'AttnZeroDeiT',
+                                    'AttnZeroEfficientFormer'])
 def test_partial_freeze_follows_mmdet_semantics(family):
     model = build(family, None, frozen_stages=1)
     groups = model.stage_groups()
@@ -130,7 +133,7 @@ def test_with_cp_gives_the_same_loss_and_gradients(family, attn, monkeypatch):
         loss = loss_of(m, x)
         loss.backward()
         out.append((loss.detach(), {k: p.grad for k, p in m.named_parameters()}))
-    n_blocks = sum(1 for mod in cp.modules() if type(mod).__name__ == 'TransformerBlock')
+    n_blocks = sum(1 for mod in cp.modules() if type(mod).__name__ in BLOCKS)
     assert len(calls) == n_blocks and set(calls) == {False}  # one checkpoint per block
     (l0, g0), (l1, g1) = out
     assert torch.allclose(l0, l1, atol=1e-5, rtol=0), (l0, l1)
@@ -149,7 +152,7 @@ def test_with_cp_gives_the_same_loss_and_gradients(family, attn, monkeypatch):
 
 def test_norm_eval_keeps_norms_in_eval_mode():
     model = build('AttnZeroPVTv2', None, norm_eval=True)
-    model.extra_bn = nn.BatchNorm2d(4)  # the trunks have only LayerNorm; BN is where it matters
+    model.extra_bn = nn.BatchNorm2d(4)  # (BatchNorm trunk: tests/test_efficientformer.py)
     model.train()
     assert model.training
     norms = [m for m in model.modules() if isinstance(m, (nn.LayerNorm, nn.BatchNorm2d))]

@@ -19,7 +19,8 @@ pytestmark = [pytest.mark.mm,
               pytest.mark.skipif(not has_mm_stack(), reason='OpenMMLab stack (mmdet, mmseg) not installed')]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-NAMES = ('AttnZeroDeiT', 'AttnZeroPVT', 'AttnZeroPVTv2', 'AttnZeroSwin', 'AttnZeroCSwin')
+NAMES = ('AttnZeroDeiT', 'AttnZeroPVT', 'AttnZeroPVTv2', 'AttnZeroSwin', 'AttnZeroCSwin',
+         'AttnZeroEfficientFormer')
 IMG = 128
 
 
@@ -165,7 +166,8 @@ def test_import_twice(mm):
 @pytest.mark.parametrize('name,arch,widths', [
     ('AttnZeroDeiT', 'tiny', [192] * 4), ('AttnZeroPVT', 'tiny', [64, 128, 320, 512]),
     ('AttnZeroPVTv2', 'b0', [32, 64, 160, 256]), ('AttnZeroSwin', 'tiny', [96, 192, 384, 768]),
-    ('AttnZeroCSwin', 'tiny', [64, 128, 256, 512])])
+    ('AttnZeroCSwin', 'tiny', [64, 128, 256, 512]),
+    ('AttnZeroEfficientFormer', 'l1', [48, 96, 224, 448])])
 def test_backbone_from_config_dict(mm, name, arch, widths):
     from mmengine.model import BaseModule
     from mmseg.registry import MODELS

@@ -50,6 +50,7 @@ FAST_BUILD = [
     'mmconfigs/upernet/upernet_cswin-t-attnzero_8xb2-160k_ade20k-512x512.py',
     'mmconfigs/imagenet/deit-t-attnzero_8xb128-300e_in1k.py',
     'mmconfigs/imagenet/pvtv2-b0-softmax_8xb128-300e_in1k.py',
+    'mmconfigs/retinanet/retinanet_efficientformer-l1-attnzero_fpn_1x_coco.py',
 ]  # (the toy configs are built and trained by tests/test_toy_train.py)
 
 # ----------------------------------------------------------------------------- the config set
@@ -61,6 +62,7 @@ SIZES = {
     'pvtv2-b0': None, 'pvtv2-b1': 'pvtv2-b0', 'pvtv2-b2': 'pvtv2-b1',
     'swin-t': None, 'swin-s': 'swin-t',
     'cswin-t': None, 'cswin-s': 'cswin-t',
+    'efficientformer-l1': None, 'efficientformer-l3': 'efficientformer-l1',
 }
 DENSE = [bb for bb in SIZES if not bb.startswith('deit')]
 ATTNS = ('softmax', 'attnzero')
@@ -74,6 +76,11 @@ TASKS = {
 }
 
 
+#: configs beside the backbone x attention matrix: token reduction of the compact-ViT survey (each
+#: inherits the config of the model it fine-tunes)
+TOKEN_REDUCTION = {'mmconfigs/imagenet/deit-t-softmax-dynamicvit_8xb128-30e_in1k.py'}
+
+
 def config_path(task: str, bb: str, attn: str) -> str:
     return f'mmconfigs/{task}/' + TASKS[task][1].format(f'{bb}-{attn}')
 
@@ -84,9 +91,9 @@ def _task_backbones(task: str):
 
 def test_config_set_is_complete():
     expected = {config_path(t, bb, a) for t in TASKS for bb in _task_backbones(t) for a in ATTNS}
-    assert len(expected) == 4 * len(DENSE) * 2 + len(SIZES) * 2 == 94
+    assert len(expected) == 4 * len(DENSE) * 2 + len(SIZES) * 2 == 114
     on_disk = {c for c in RUNNABLE if '/toy/' not in c}
-    assert on_disk == expected
+    assert on_disk == expected | TOKEN_REDUCTION
     toys = {os.path.basename(c) for c in RUNNABLE if '/toy/' in c}
     assert any(t.startswith('mask-rcnn') for t in toys) and any(t.startswith('retinanet') for t in toys)
     assert any(t.startswith('fpn') for t in toys) and any(t.startswith('upernet') for t in toys)
@@ -247,7 +254,8 @@ def test_config_loads(rel):
     assert 'attnzero.mm' in cfg.custom_imports['imports']
     assert cfg.custom_imports['allow_failed_imports'] is False
     if cfg.default_scope == 'mmpretrain':
-        assert cfg.model.type == 'TimmClassifier' and cfg.model.model_name.startswith('attnzero_')
+        assert cfg.model.type in ('TimmClassifier', 'DynamicViTClassifier')
+        assert cfg.model.model_name.startswith('attnzero_')
     else:
         assert cfg.model.backbone.type.startswith('AttnZero')
     # no hub weights: only local checkpoints (user-given / produced by the ImageNet configs)

@@ -1,13 +1,16 @@
 """Backbones of issue 4: parameter counts, forward/backward with every attention at any input size,
 dense-prediction strides, timm registration and checkpoint adaptation.
 
-Default suite (kept small: 2 CPU cores shared): parameter counts of all 11 models (built on the
+Default suite (kept small: 2 CPU cores shared): parameter counts of all 13 models (built on the
 meta device), every family at full size with its paper attention in dense mode at 200x320 (fwd +
 bwd, strides), every attention at full size on PVTv2-b0 at 200x320, every attention x
 every family at a tiny custom configuration on odd sizes (classification and dense), numerical
 equivalence of the Swin-T and DeiT-T softmax baselines with timm's own models, timm API and
 checkpoint adaptation, the full matrix (11 backbones x 7 attentions x 2 sizes at full size,
 classification fwd+bwd) and every backbone's softmax/default runs (about 2.5 min on 2 quiet cores).
+EfficientFormer's attention is only in its last blocks, so its full matrix (28 full-size runs, about
+30 s) adds little to the tiny-configuration matrix and to tests/test_efficientformer.py: it is
+marked ``slow``.
 """
 from __future__ import annotations
 
@@ -19,14 +22,15 @@ import timm
 import torch
 
 import attnzero  # noqa: F401  (registers the models)
-from attnzero.models import MODEL_NAMES, CSwin, DeiT, PVT, PVTv2, Swin, adapt_state_dict
+from attnzero.models import (MODEL_NAMES, CSwin, DeiT, EfficientFormer, PVT, PVTv2, Swin,
+                             adapt_state_dict)
 from attnzero.models.checkpoint import load_checkpoint_into
 from attnzero.space import TRIAL_105, TRIAL_140
 
 ATTNS = ('softmax', 'linear', 'focused', 'relu_linear', 'hydra', 'agent', 'attnzero')
 SIZES = ((224, 224), (200, 320))
 TINY_NAMES = ('attnzero_deit_tiny', 'attnzero_pvt_tiny', 'attnzero_pvt_v2_b0',
-              'attnzero_swin_tiny', 'attnzero_cswin_tiny')
+              'attnzero_swin_tiny', 'attnzero_cswin_tiny', 'attnzero_efficientformer_l1')
 
 # published parameter counts (M) of the softmax models with 1000-class heads, and the tolerance
 PUBLISHED = {
@@ -36,7 +40,14 @@ PUBLISHED = {
     'attnzero_pvt_v2_b2': (25.4, 0.02), 'attnzero_swin_tiny': (28.3, 0.02),
     'attnzero_swin_small': (49.6, 0.02), 'attnzero_cswin_tiny': (23.0, 0.05),
     'attnzero_cswin_small': (35.0, 0.05),
+    # distillation head included, as published (see attnzero/models/efficientformer.py)
+    'attnzero_efficientformer_l1': (12.3, 0.02), 'attnzero_efficientformer_l3': (31.4, 0.02),
 }
+
+
+def _models(slow=()):
+    """MODEL_NAMES as test parameters, those in ``slow`` marked ``slow``."""
+    return [pytest.param(n, marks=pytest.mark.slow) if n in slow else n for n in MODEL_NAMES]
 
 
 def _n_params(m: torch.nn.Module) -> int:
@@ -48,8 +59,8 @@ def _kernels(m: torch.nn.Module):
     return [k for k in m.modules() if isinstance(k, AttentionKernel)]
 
 
-def _fwd_bwd(model: torch.nn.Module, hw, check_grads: bool = True):
-    x = torch.randn(1, 3, *hw)
+def _fwd_bwd(model: torch.nn.Module, hw, check_grads: bool = True, batch: int = 1):
+    x = torch.randn(batch, 3, *hw)
     out = model(x)
     outs = out if isinstance(out, (list, tuple)) else [out]
     loss = sum(o.float().square().mean() for o in outs)
@@ -79,7 +90,7 @@ def _check_pyramid(model, outs, hw):
 def test_registered_in_timm():
     names = set(timm.list_models('attnzero_*'))
     assert set(MODEL_NAMES) <= names
-    assert len(MODEL_NAMES) == 11
+    assert len(MODEL_NAMES) == 13
     for n in MODEL_NAMES:
         assert timm.is_model(n)
         cfg = timm.models.get_pretrained_cfg(n)
@@ -127,7 +138,8 @@ def test_every_backbone_cls_softmax_and_dense_default(name):
 
 @pytest.mark.parametrize('hw', SIZES, ids=lambda s: f'{s[0]}x{s[1]}')
 @pytest.mark.parametrize('attn', ATTNS)
-@pytest.mark.parametrize('name', MODEL_NAMES)
+@pytest.mark.parametrize('name', _models(slow=('attnzero_efficientformer_l1',
+                                                'attnzero_efficientformer_l3')))
 def test_full_matrix(name, attn, hw):
     """Every backbone x every attention x both sizes at full size."""
     m = timm.create_model(name, attn=attn)
@@ -152,15 +164,21 @@ def tiny_models(attn, features_only=False, **kw):
                      window_size=4, **common),
         'cswin': CSwin(img_size=32, embed_dim=16, depths=(1, 1, 1, 1), num_heads=(2, 2, 4, 4),
                        split_sizes=(1, 2, 2, 2), **common),
+        # with the V2-style stride-16 attention block (keys/values reduced 2x)
+        'efficientformer': EfficientFormer(embed_dims=(16, 32, 48, 64), depths=(1, 1, 2, 2),
+                                           num_vit=1, num_vit_s16=1, num_heads=2, **common),
     }
 
 
 @pytest.mark.parametrize('attn', ATTNS)
 def test_tiny_configs_every_attention(attn):
     for fam, m in tiny_models(attn).items():
+        # BatchNorm (EfficientFormer) trains on more than one value per channel: at 32x32 the
+        # stride-32 map is 1x1, so two images
+        b = 2 if fam == 'efficientformer' else 1
         for hw in ((32, 32), (37, 53)):
-            (y,) = _fwd_bwd(m, hw)
-            assert y.shape == (1, 10), fam
+            (y,) = _fwd_bwd(m, hw, batch=b)
+            assert y.shape == (b, 10), fam
     for fam, m in tiny_models(attn, features_only=True).items():
         hw = (45, 70)
         outs = _fwd_bwd(m, hw)

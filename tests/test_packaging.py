@@ -87,7 +87,7 @@ def test_wheel_installs_into_a_fresh_venv_and_works(tmp_path):
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert out['file'].startswith(site), out['file']  # the installed copy, not the checkout
     assert out['bench_records'] > 0
-    assert len(out['models']) == 11, sorted(out['models'])
+    assert len(out['models']) == 13, sorted(out['models'])
     assert all(shape == [1, 1000] for shape in out['models'].values()), out['models']
     for script in ('attnzero-train', 'attnzero-test'):
         assert (venv / 'bin' / script).exists(), script

@@ -24,6 +24,8 @@ TOY = {
     'sem_fpn': 'mmconfigs/toy/fpn_pvtv2-b0-attnzero_toy-ade.py',
     'upernet': 'mmconfigs/toy/upernet_pvtv2-b0-attnzero_toy-ade.py',
     'imagenet': 'mmconfigs/toy/pvtv2-b0-attnzero_toy-in1k.py',
+    # the EfficientFormer hybrid (BatchNorm conv stages, attention in the last stage)
+    'sem_fpn_efficientformer': 'mmconfigs/toy/fpn_efficientformer-l1-attnzero_toy-ade.py',
 }
 # a few iterations, then one evaluation on the (whole, small) validation split
 # (two iterations of batch 2, every loss logged, evaluation on a few validation images)
@@ -39,6 +41,7 @@ FEW = {
     'sem_fpn': _ITER,
     'upernet': _ITER,
     'imagenet': _EPOCH + ['val_dataloader.dataset.indices=8'],
+    'sem_fpn_efficientformer': _ITER,
 }
 METRICS = {
     'mask_rcnn': ['coco/bbox_mAP', 'coco/segm_mAP'],
@@ -46,6 +49,7 @@ METRICS = {
     'sem_fpn': ['mIoU'],
     'upernet': ['mIoU'],
     'imagenet': ['accuracy/top1'],
+    'sem_fpn_efficientformer': ['mIoU'],
 }
 #: the range of each metric as the evaluators report it: COCO mAP in [0, 1] (CocoMetric writes -1
 #: when the evaluated images have no ground truth), mIoU and top-1 in percent

@@ -22,7 +22,7 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from .base import HW, AttentionKernel, VBranch, acc_dtype, add_branch, register_attention
+from .base import HW, AttentionKernel, TokenMask, VBranch, acc_dtype, add_branch, masked_softmax, register_attention
 
 
 @register_attention('agent')
@@ -36,6 +36,7 @@ class AgentAttention(AttentionKernel):
     """
 
     linear = True
+    supports_token_mask = True
 
     def __init__(self, head_dim: int, num_heads: int, num_prefix_tokens: int = 0,
                  v_branch: bool = True, attn_drop: float = 0.0, agent_num: int = 49,
@@ -56,25 +57,29 @@ class AgentAttention(AttentionKernel):
         a = F.adaptive_avg_pool2d(g, self.pool_size)
         return a.reshape(B, h, d, self.agent_num).transpose(-1, -2)
 
-    def _softmax(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.softmax(dim=-1)
+    def _softmax(self, x: torch.Tensor, weight: Optional[torch.Tensor] = None) -> torch.Tensor:
+        x = masked_softmax(x, weight)
         if self.training and self.attn_drop > 0:
             x = F.dropout(x, self.attn_drop)
         return x
 
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, hw: Optional[HW] = None,
-                attn_bias: Optional[torch.Tensor] = None, kv_hw: Optional[HW] = None) -> torch.Tensor:
+                attn_bias: Optional[torch.Tensor] = None, kv_hw: Optional[HW] = None,
+                mask: Optional[TokenMask] = None) -> torch.Tensor:
         self._check_bias(attn_bias)
         if hw is None:
             raise ValueError('agent attention needs hw=(H, W) to pool agent tokens')
         dt = acc_dtype(q.dtype)
         qf, kf, vf = q.to(dt), k.to(dt), v.to(dt)
-        a = self.agents(qf, hw) * self.scale          # the scale of both softmaxes, on n tokens
-        agent_v = self._softmax(a @ kf.transpose(-1, -2)) @ vf               # (B,h,n,d)
+        # agents pool the queries of the present tokens (zero where missing, weighted), and attend
+        # to the keys with their token weights
+        pooled_q = qf if mask is None else mask.scatter(qf, self.num_prefix_tokens + hw[0] * hw[1])
+        a = self.agents(pooled_q, hw) * self.scale    # the scale of both softmaxes, on n tokens
+        agent_v = self._softmax(a @ kf.transpose(-1, -2), None if mask is None else mask.weight) @ vf
         out = self._softmax(qf @ a.transpose(-1, -2)) @ agent_v             # (B,h,N,d)
         out = out.to(q.dtype)
         if self.dwc is not None:
-            out = add_branch(out, self.dwc(v, hw, q.shape[-2], kv_hw), q, k, v)
+            out = add_branch(out, self._spatial(self.dwc, v, hw, q.shape[-2], kv_hw, mask), q, k, v)
         return out
 
     def extra_repr(self) -> str:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import inspect
 import math
+from dataclasses import dataclass
 from typing import Callable, Dict, Optional, Tuple, Type, Union
 
 import torch
@@ -92,6 +93,64 @@ def infer_kv_hw(hw: HW, m_spatial: int) -> HW:
             return (H // r, W // r)
     raise ValueError(f'cannot infer the key/value grid of {m_spatial} tokens from query grid {hw}; '
                      'pass kv_hw')
+
+
+@dataclass
+class TokenMask:
+    """Which tokens take part in an attention call, for token reduction (DynamicViT).
+
+    The full layout is ``num_prefix_tokens + H * W`` tokens. Two forms, which give the same result
+    on the tokens present when ``weight`` is 0/1:
+
+    * ``weight`` ``(B, n)`` in ``[0, 1]``: every token is present, each takes part as a key/value
+      with this weight (training: DynamicViT's straight-through Gumbel decisions; 0 = dropped);
+    * ``index`` ``(B, n)`` long: only ``n`` tokens are present, at these positions of the full
+      layout (inference: hard-pruned tokens; prefix tokens first).
+
+    A mask-aware kernel (``supports_token_mask``) weighs the rows of ``phi(K)`` and ``V`` (never an
+    ``N x N`` matrix for a linear kernel); softmax weighs its exponentials. Spatial parts (the
+    depthwise conv on V, agent pooling) run on the full grid with the missing tokens at zero and
+    the present ones weighted (:meth:`scatter` / :meth:`gather`).
+    """
+
+    weight: Optional[torch.Tensor] = None
+    index: Optional[torch.Tensor] = None
+
+    def weigh(self, x: torch.Tensor) -> torch.Tensor:
+        """Rows of ``x`` ``(B, h, n, d)`` times their weight (unchanged without weights)."""
+        if self.weight is None:
+            return x
+        return x * self.weight.to(x.dtype)[:, None, :, None]
+
+    def scatter(self, x: torch.Tensor, n_full: int) -> torch.Tensor:
+        """``(B, h, n, d)`` present tokens -> ``(B, h, n_full, d)`` weighted, zero where missing."""
+        x = self.weigh(x)
+        if self.index is None:
+            return x
+        B, h, _, d = x.shape
+        idx = self.index[:, None, :, None].expand(B, h, -1, d)
+        return x.new_zeros(B, h, n_full, d).scatter(2, idx, x)
+
+    def gather(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, h, n_full, d)`` -> the rows of the present tokens ``(B, h, n, d)``."""
+        if self.index is None:
+            return x
+        B, h, _, d = x.shape
+        return x.gather(2, self.index[:, None, :, None].expand(B, h, -1, d))
+
+
+def masked_softmax(logits: torch.Tensor, weight: Optional[torch.Tensor]) -> torch.Tensor:
+    """Softmax over the last (key) dim with key weights ``(B, M)`` in ``[0, 1]``:
+    ``w_j e^{l_j} / sum_m w_m e^{l_m}`` (DynamicViT's attention masking). Exact for 0/1 weights
+    (the max is taken over the kept keys; a dropped key's exponential is clamped before it is
+    weighted, so it cannot overflow), with gradients to every weight. At least one key per row
+    must have a positive weight (the cls token is never dropped)."""
+    if weight is None:
+        return logits.softmax(dim=-1)
+    w = weight.to(logits.dtype)[:, None, None, :]
+    m = logits.masked_fill(w <= 0, float('-inf')).amax(dim=-1, keepdim=True).detach()
+    e = torch.exp((logits - m).clamp_max(0)) * w
+    return e / e.sum(dim=-1, keepdim=True)
 
 
 class VBranch(nn.Conv2d):
@@ -177,6 +236,8 @@ class AttentionKernel(nn.Module):
     full_kv: bool = False
     #: True if the kernel cuts the grid into windows itself (Swin stages give it the whole grid).
     own_windows: bool = False
+    #: True if ``forward`` takes ``mask=`` (:class:`TokenMask`; DynamicViT token pruning).
+    supports_token_mask: bool = False
 
     def __init__(self, head_dim: int, num_heads: int, num_prefix_tokens: int = 0,
                  v_branch: bool = True, attn_drop: float = 0.0) -> None:
@@ -191,6 +252,18 @@ class AttentionKernel(nn.Module):
                 attn_bias: Optional[torch.Tensor] = None,
                 kv_hw: Optional[HW] = None) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
+
+    def _spatial(self, branch: Callable[..., torch.Tensor], x: torch.Tensor, hw: Optional[HW],
+                 n_out: int, kv_hw: Optional[HW], mask: Optional[TokenMask]) -> torch.Tensor:
+        """``branch(x, hw, n_out, kv_hw)`` (the V branch's signature) run on the full grid when
+        a mask is given: ``x`` scattered (weighted, zero where missing), the result gathered back
+        to the present tokens."""
+        if mask is None:
+            return branch(x, hw, n_out, kv_hw)
+        if hw is None:
+            raise ValueError(f'attention {self.name!r} needs hw=(H, W) for its spatial branch')
+        n_full = self.num_prefix_tokens + hw[0] * hw[1]
+        return mask.gather(branch(mask.scatter(x, n_full), hw, n_full, hw))
 
     def _check_bias(self, attn_bias: Optional[torch.Tensor]) -> None:
         if attn_bias is not None and not self.supports_attn_bias:
@@ -276,11 +349,22 @@ class Attention(nn.Module):
         self.proj = nn.Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
 
-    def forward(self, x: torch.Tensor, hw: HW, attn_bias: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, hw: HW, attn_bias: Optional[torch.Tensor] = None,
+                mask: Optional[TokenMask] = None) -> torch.Tensor:
+        """``mask`` (:class:`TokenMask`, DynamicViT): with ``mask.index`` the ``N`` tokens are a
+        subset of the ``p + H*W`` layout; kernels must have ``supports_token_mask`` and
+        ``sr_ratio`` must be 1."""
         B, N, C = x.shape
         h, d, p = self.num_heads, self.head_dim, self.num_prefix_tokens
         H, W = hw
-        if N != p + H * W:
+        kw = {}
+        if mask is not None:
+            if not self.kernel.supports_token_mask:
+                raise ValueError(f'attention {self.attn!r} does not support token masks (token pruning)')
+            if self.sr_ratio > 1:
+                raise ValueError('token masks need keys/values at the query tokens (sr_ratio 1)')
+            kw['mask'] = mask
+        if N != p + H * W and (mask is None or mask.index is None):
             raise ValueError(f'{N} tokens but {p} prefix + {H}x{W} grid')
         kv_hw: Optional[HW] = hw
         if self.qkv_fused:
@@ -295,7 +379,7 @@ class Attention(nn.Module):
                 xkv = self.norm(torch.cat([x[:, :p], grid.flatten(2).transpose(1, 2)], dim=1))
             M = xkv.shape[1]
             k, v = self.kv(xkv).reshape(B, M, 2, h, d).permute(2, 0, 3, 1, 4).unbind(0)
-        out = self.kernel(q, k, v, hw, attn_bias=attn_bias, kv_hw=kv_hw)
+        out = self.kernel(q, k, v, hw, attn_bias=attn_bias, kv_hw=kv_hw, **kw)
         out = out.transpose(1, 2).reshape(B, N, C)
         return self.proj_drop(self.proj(out))
 

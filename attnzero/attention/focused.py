@@ -26,7 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import HW, AttentionKernel, VBranch, acc_dtype, add_branch, inplace_ok, register_attention
+from .base import (HW, AttentionKernel, TokenMask, VBranch, acc_dtype, add_branch, inplace_ok,
+                   register_attention)
 from .linear import linear_attention_apply, linear_attention_state
 
 
@@ -71,6 +72,7 @@ class FocusedLinearAttention(AttentionKernel):
     """
 
     linear = True
+    supports_token_mask = True
 
     def __init__(self, head_dim: int, num_heads: int, num_prefix_tokens: int = 0,
                  v_branch: bool = True, attn_drop: float = 0.0, focusing_factor: float = 3.0,
@@ -90,13 +92,15 @@ class FocusedLinearAttention(AttentionKernel):
         return focusing_function(F.relu(x).div_(s), self.focusing_factor, inplace=True)
 
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, hw: Optional[HW] = None,
-                attn_bias: Optional[torch.Tensor] = None, kv_hw: Optional[HW] = None) -> torch.Tensor:
+                attn_bias: Optional[torch.Tensor] = None, kv_hw: Optional[HW] = None,
+                mask: Optional[TokenMask] = None) -> torch.Tensor:
         self._check_bias(attn_bias)
         dt = acc_dtype(q.dtype)
-        kv, ksum = linear_attention_state(self.feature_map(k.to(dt)), v)   # phi(K) freed here
+        fk = self.feature_map(k.to(dt))
+        kv, ksum = linear_attention_state(fk if mask is None else mask.weigh(fk), v)   # phi(K) freed here
         out = linear_attention_apply(self.feature_map(q.to(dt)), kv, ksum, self.eps).to(q.dtype)
         if self.dwc is not None:
-            out = add_branch(out, self.dwc(v, hw, q.shape[-2], kv_hw), q, k, v)
+            out = add_branch(out, self._spatial(self.dwc, v, hw, q.shape[-2], kv_hw, mask), q, k, v)
         return out
 
     def extra_repr(self) -> str:

@@ -49,6 +49,11 @@ class AttnZeroAttention(AttentionKernel):
     """
 
     linear = True
+    #: No token masks (DynamicViT pruning): a genome may take statistics over tokens and the batch
+    #: (Trial-105 min-max normalises V over the whole tensor), which weights on the token rows
+    #: cannot restrict to the kept tokens, so the masked training computation would not equal the
+    #: pruned inference one.
+    supports_token_mask = False
 
     def __init__(self, head_dim: int, num_heads: int, num_prefix_tokens: int = 0,
                  v_branch: bool = True, attn_drop: float = 0.0,

@@ -21,7 +21,7 @@ from typing import Optional
 
 import torch
 
-from .base import HW, AttentionKernel, acc_dtype, register_attention
+from .base import HW, AttentionKernel, TokenMask, acc_dtype, register_attention
 
 
 @register_attention('hydra')
@@ -29,6 +29,7 @@ class HydraAttention(AttentionKernel):
     """Hydra attention (see module docstring). ``v_branch`` is accepted and ignored."""
 
     linear = True
+    supports_token_mask = True
 
     def __init__(self, head_dim: int, num_heads: int, num_prefix_tokens: int = 0,
                  v_branch: bool = True, attn_drop: float = 0.0, per_head: bool = False,
@@ -49,13 +50,16 @@ class HydraAttention(AttentionKernel):
         return n.square().sum(dim=1, keepdim=True).clamp_min(self.eps ** 2).rsqrt()
 
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, hw: Optional[HW] = None,
-                attn_bias: Optional[torch.Tensor] = None, kv_hw: Optional[HW] = None) -> torch.Tensor:
+                attn_bias: Optional[torch.Tensor] = None, kv_hw: Optional[HW] = None,
+                mask: Optional[TokenMask] = None) -> torch.Tensor:
         self._check_bias(attn_bias)
         dt = acc_dtype(q.dtype)
         qf, kf, vf = q.to(dt), k.to(dt), v.to(dt)
         # g = sum_m k^_m * v_m = sum_m (k_m * v_m) / ||k_m||: the 1/||k_m|| weighting is a
         # contraction over m (a batched matrix-vector product), so k^ is never materialised.
         wk = self._inv_norm(kf).squeeze(-1)                              # (B, h|1, M)
+        if mask is not None and mask.weight is not None:  # token weights scale the key rows
+            wk = wk * mask.weight.to(dt)[:, None, :]
         g = torch.einsum('bhmd,bhm->bhd', kf * vf, wk.expand(kf.shape[:3]))
         # out = q^ * g = (q * g) / ||q||: the scaling is applied in place to the product (mul saves
         # its inputs, not its result, so this is also valid under autograd).

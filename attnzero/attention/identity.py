@@ -10,7 +10,7 @@ from typing import Optional
 
 import torch
 
-from .base import HW, AttentionKernel, register_attention
+from .base import HW, AttentionKernel, TokenMask, register_attention
 
 
 @register_attention('identity')
@@ -18,9 +18,11 @@ class IdentityAttention(AttentionKernel):
     """``out = v`` (no token mixing). Needs as many keys/values as queries."""
 
     linear = True
+    supports_token_mask = True  # no mixing: a token's output does not depend on the others
 
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, hw: Optional[HW] = None,
-                attn_bias: Optional[torch.Tensor] = None, kv_hw: Optional[HW] = None) -> torch.Tensor:
+                attn_bias: Optional[torch.Tensor] = None, kv_hw: Optional[HW] = None,
+                mask: Optional[TokenMask] = None) -> torch.Tensor:
         self._check_bias(attn_bias)
         if v.shape[-2] != q.shape[-2]:
             raise ValueError(f'identity attention needs as many keys/values as queries, got '

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from ..space.ops import elu_plus_one
-from .base import HW, AttentionKernel, acc_dtype, inplace_ok, register_attention
+from .base import HW, AttentionKernel, TokenMask, acc_dtype, inplace_ok, register_attention
 
 
 def linear_attention_state(fk: torch.Tensor, v: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -40,6 +40,7 @@ def linear_attention_apply(fq: torch.Tensor, kv: torch.Tensor, ksum: torch.Tenso
 
 class _FeatureMapLinear(AttentionKernel):
     linear = True
+    supports_token_mask = True
 
     def __init__(self, head_dim: int, num_heads: int, num_prefix_tokens: int = 0,
                  v_branch: bool = True, attn_drop: float = 0.0, eps: float = 1e-6) -> None:
@@ -50,10 +51,12 @@ class _FeatureMapLinear(AttentionKernel):
         raise NotImplementedError
 
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, hw: Optional[HW] = None,
-                attn_bias: Optional[torch.Tensor] = None, kv_hw: Optional[HW] = None) -> torch.Tensor:
+                attn_bias: Optional[torch.Tensor] = None, kv_hw: Optional[HW] = None,
+                mask: Optional[TokenMask] = None) -> torch.Tensor:
         self._check_bias(attn_bias)
         dt = acc_dtype(q.dtype)
-        kv, ksum = linear_attention_state(self.feature_map(k.to(dt)), v)
+        fk = self.feature_map(k.to(dt))
+        kv, ksum = linear_attention_state(fk if mask is None else mask.weigh(fk), v)
         return linear_attention_apply(self.feature_map(q.to(dt)), kv, ksum, self.eps).to(q.dtype)
 
 

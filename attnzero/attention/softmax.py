@@ -10,7 +10,7 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from .base import HW, AttentionKernel, register_attention
+from .base import HW, AttentionKernel, TokenMask, masked_softmax, register_attention
 
 
 @register_attention('softmax')
@@ -26,6 +26,7 @@ class SoftmaxAttention(AttentionKernel):
 
     supports_attn_bias = True
     linear = False
+    supports_token_mask = True
 
     def __init__(self, head_dim: int, num_heads: int, num_prefix_tokens: int = 0,
                  v_branch: bool = True, attn_drop: float = 0.0, scale: Optional[float] = None) -> None:
@@ -33,7 +34,16 @@ class SoftmaxAttention(AttentionKernel):
         self.scale = head_dim ** -0.5 if scale is None else float(scale)
 
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, hw: Optional[HW] = None,
-                attn_bias: Optional[torch.Tensor] = None, kv_hw: Optional[HW] = None) -> torch.Tensor:
+                attn_bias: Optional[torch.Tensor] = None, kv_hw: Optional[HW] = None,
+                mask: Optional[TokenMask] = None) -> torch.Tensor:
+        if mask is not None and mask.weight is not None:  # DynamicViT's masked softmax (train time)
+            if attn_bias is not None:
+                raise ValueError('softmax attention takes an attn_bias or weighted token masks, not both')
+            logits = (q @ k.transpose(-1, -2)) * self.scale
+            attn = masked_softmax(logits, mask.weight)
+            if self.training and self.attn_drop > 0:
+                attn = F.dropout(attn, self.attn_drop)
+            return (attn @ v).to(q.dtype)
         if attn_bias is not None and attn_bias.dtype != torch.bool:
             attn_bias = attn_bias.to(q.dtype)
         return F.scaled_dot_product_attention(

@@ -1,8 +1,9 @@
 """OpenMMLab integration: ``custom_imports=dict(imports=['attnzero.mm'], allow_failed_imports=False)``.
 
 Importing this package registers the backbones ``AttnZeroDeiT``, ``AttnZeroPVT``,
-``AttnZeroPVTv2``, ``AttnZeroSwin`` and ``AttnZeroCSwin`` and the hook ``MetricsDumpHook``, and applies :mod:`attnzero.compat`
-(torch >= 2.6 checkpoint loading).
+``AttnZeroPVTv2``, ``AttnZeroSwin``, ``AttnZeroCSwin`` and ``AttnZeroEfficientFormer``, the
+classifier ``DynamicViTClassifier`` (:mod:`attnzero.mm.classifiers`) and the hook
+``MetricsDumpHook``, and applies :mod:`attnzero.compat` (torch >= 2.6 checkpoint loading).
 
 Registration: each class is registered once, by the decorator ``@MODELS.register_module()`` in
 :mod:`attnzero.mm.backbones`, in mmengine's *root* registry ``mmengine.registry.MODELS``. The
@@ -29,11 +30,12 @@ from attnzero import compat as _compat  # noqa: E402
 if hasattr(_compat, 'apply'):
     _compat.apply()
 
-from .backbones import (MM_BACKBONES, AttnZeroCSwin, AttnZeroDeiT, AttnZeroPVT,  # noqa: E402
-                        AttnZeroPVTv2, AttnZeroSwin)
+from .backbones import (MM_BACKBONES, AttnZeroCSwin, AttnZeroDeiT,  # noqa: E402
+                        AttnZeroEfficientFormer, AttnZeroPVT, AttnZeroPVTv2, AttnZeroSwin)
+from .classifiers import DynamicViTClassifier  # noqa: E402
 from .checkpoint import adapt_state_dict, load_checkpoint_into, load_pretrained  # noqa: E402
 from .hooks import MetricsDumpHook  # noqa: E402
 
 __all__ = ['AttnZeroDeiT', 'AttnZeroPVT', 'AttnZeroPVTv2', 'AttnZeroSwin', 'AttnZeroCSwin',
-           'MM_BACKBONES', 'MetricsDumpHook', 'adapt_state_dict', 'load_checkpoint_into',
+           'AttnZeroEfficientFormer', 'DynamicViTClassifier', 'MM_BACKBONES', 'MetricsDumpHook', 'adapt_state_dict', 'load_checkpoint_into',
            'load_pretrained']

@@ -18,19 +18,23 @@ given too. ``pretrained=PATH`` (mmseg's ``model.pretrained``) is the same as
 
 The options every MMDetection backbone takes, with mmdet's semantics:
 
-* ``frozen_stages=-1``: ``k >= 0`` freezes the stem (patch embedding and position embedding) and
-  stages ``1..k`` -- ``requires_grad=False`` and eval mode kept across ``train()`` (no dropout or
-  drop-path there). ``k`` = the number of stages also freezes the final norm, so that nothing of
-  the trunk trains. PVT/PVTv2/Swin/CSwin have 4 stages; DeiT follows mmpretrain's ViT and counts
+* ``frozen_stages=-1``: ``k >= 0`` freezes the stem (patch embedding and position embedding;
+  EfficientFormer's conv stem) and stages ``1..k`` -- ``requires_grad=False`` and eval mode kept
+  across ``train()`` (no dropout or drop-path there, and frozen BatchNorm statistics). ``k`` = the
+  number of stages also freezes the final norm, so that nothing of the trunk trains.
+  PVT/PVTv2/Swin/CSwin/EfficientFormer have 4 stages; DeiT follows mmpretrain's ViT and counts
   transformer blocks (12), and its dense pyramid is never frozen (see ``stage_groups``).
 * ``norm_eval=False``: ``True`` keeps every normalisation layer in eval mode while training.
-  That matters for BatchNorm (frozen running statistics, as in mmdet's ResNet configs). The
-  attnzero trunks use only LayerNorm, which has no running statistics and computes the same in
-  both modes, so for them ``norm_eval`` changes no output and no gradient; the norms' affine
-  parameters keep training either way (freeze them with ``frozen_stages``).
-* ``with_cp=False``: ``True`` checkpoints activations per transformer block
-  (``torch.utils.checkpoint``, ``use_reentrant=False``): same loss and gradients, less memory,
-  one extra forward per block (``docs/mmconfigs.md`` has the measured saving).
+  That matters for BatchNorm (frozen running statistics, normalisation with them instead of the
+  batch's, as in mmdet's ResNet configs): EfficientFormer's stem, downsampling convs and 4D blocks
+  have BatchNorm. The other attnzero trunks use only LayerNorm, which has no running statistics and
+  computes the same in both modes, so for them ``norm_eval`` changes no output and no gradient; the
+  norms' affine parameters keep training either way (freeze them with ``frozen_stages``).
+* ``with_cp=False``: ``True`` checkpoints activations per block (transformer block; for
+  EfficientFormer every 4D and 3D Meta block) (``torch.utils.checkpoint``, ``use_reentrant=False``):
+  same loss and gradients, less memory, one extra forward per block (``docs/mmconfigs.md`` has the
+  measured saving). As with mmdet's ResNet, a checkpointed block with BatchNorm updates its running
+  statistics in the recomputation too (twice per step).
 """
 from __future__ import annotations
 
@@ -43,13 +47,14 @@ from mmengine.registry import MODELS
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from attnzero.models import (CSWIN_ARCHS, DEIT_ARCHS, PVT_ARCHS, PVT_V2_ARCHS, SWIN_ARCHS, CSwin,
-                             DeiT, PVT, PVTv2, Swin)
+from attnzero.models import (CSWIN_ARCHS, DEIT_ARCHS, EFFICIENTFORMER_ARCHS, PVT_ARCHS,
+                             PVT_V2_ARCHS, SWIN_ARCHS, CSwin, DeiT, EfficientFormer, PVT, PVTv2,
+                             Swin)
 
 from .checkpoint import load_pretrained
 
 __all__ = ['AttnZeroDeiT', 'AttnZeroPVT', 'AttnZeroPVTv2', 'AttnZeroSwin', 'AttnZeroCSwin',
-           'MM_BACKBONES']
+           'AttnZeroEfficientFormer', 'MM_BACKBONES']
 
 
 def _model_args(archs: Dict[str, Dict[str, Any]], arch: Union[str, Dict[str, Any]], attn: Any,
@@ -196,4 +201,14 @@ class AttnZeroCSwin(_MMBackboneMixin, CSwin, BaseModule):
     default_arch = 'tiny'
 
 
-MM_BACKBONES = (AttnZeroDeiT, AttnZeroPVT, AttnZeroPVTv2, AttnZeroSwin, AttnZeroCSwin)
+@MODELS.register_module()
+class AttnZeroEfficientFormer(_MMBackboneMixin, EfficientFormer, BaseModule):
+    """EfficientFormer (conv stages with BatchNorm, attention in the last stage's 3D blocks).
+    ``arch``: ``'l1'`` / ``'l3'``; ``num_vit_s16=k`` adds V2-style attention blocks at stride 16."""
+
+    arch_table = EFFICIENTFORMER_ARCHS
+    default_arch = 'l1'
+
+
+MM_BACKBONES = (AttnZeroDeiT, AttnZeroPVT, AttnZeroPVTv2, AttnZeroSwin, AttnZeroCSwin,
+                AttnZeroEfficientFormer)

@@ -17,9 +17,12 @@ from timm.models import register_model
 from timm.models._features import feature_take_indices
 from torch import nn
 
+from attnzero.attention import ATTENTIONS, TokenMask
+
 from ._base import BackboneBase, create_model, default_cfg
-from .layers import (Mlp, PatchEmbed, SimpleFeaturePyramid, TransformerBlock, build_token_reduction,
-                     drop_path_rates, make_attention, resolve_stage_attn, tokens_to_nchw)
+from .layers import (DynamicTokenPruner, Mlp, PatchEmbed, SimpleFeaturePyramid, TransformerBlock,
+                     attention_takes_token_mask, build_token_reduction, drop_path_rates,
+                     make_attention, resolve_stage_attn, tokens_to_nchw)
 
 __all__ = ['DeiT', 'DEIT_ARCHS']
 
@@ -42,9 +45,12 @@ class DeiT(BackboneBase):
         attn_kwargs: extra kernel kwargs (e.g. ``agent_num``).
         features_only: dense mode: ``forward`` returns the pyramid maps at ``out_indices``.
         token_reduction: ``dict(type='patchmerger', num_tokens=M, after=K)`` merges the patch
-            tokens into ``M`` (a square) after block ``K`` (default ``depth // 2``; PatchMerger,
-            :mod:`attnzero.models.layers.token_reduction`). Classification only (not with
-            ``features_only``); intermediates after the merge are available as ``'NLC'``.
+            tokens into ``M`` (a square) after block ``K`` (default ``depth // 2``; PatchMerger);
+            ``dict(type='dynamicvit', keep=rho, locations=None)`` prunes them to ``rho``,
+            ``rho^2``, ``rho^3`` (DynamicViT: masks in training, top-k at inference; use
+            :meth:`forward_train` for its losses). See
+            :mod:`attnzero.models.layers.token_reduction`. Classification only (not with
+            ``features_only``); intermediates after a reduction are available as ``'NLC'``.
     """
 
     num_prefix_tokens = 1
@@ -63,12 +69,23 @@ class DeiT(BackboneBase):
         if token_reduction is not None and features_only:
             raise ValueError('token_reduction is for classification: a merged token set has no dense '
                              'feature pyramid (features_only=True)')
-        self.merger, self.merge_after = build_token_reduction(token_reduction, embed_dim, depth)
+        reduction, self.merge_after = build_token_reduction(token_reduction, embed_dim, depth)
+        self.pruner = reduction if isinstance(reduction, DynamicTokenPruner) else None
+        self.merger = None if self.pruner is not None else reduction
+        if self.pruner is not None and global_pool != 'token':
+            raise ValueError(f"token_reduction 'dynamicvit' classifies from the cls token: global_pool "
+                             f"must be 'token', got {global_pool!r}")
         self.img_size = to_2tuple(img_size)
         self.patch_size = patch_size
         self.embed_dim = embed_dim
         attns, genomes = resolve_stage_attn(attn, genome, depth, 'deit')
         self.attn_names = attns
+        if self.pruner is not None:
+            bad = sorted({a for a in attns[self.pruner.locations[0]:] if not attention_takes_token_mask(a)})
+            if bad:
+                raise ValueError(f"token_reduction 'dynamicvit' needs attentions that take token masks "
+                                 f"after block {self.pruner.locations[0]}; {bad} do not (supported: "
+                                 f"{', '.join(n for n in ATTENTIONS if attention_takes_token_mask(n))})")
         self.patch_embed = PatchEmbed(in_chans, embed_dim, patch_size, norm_layer=None)
         self.grid = (self.img_size[0] // patch_size, self.img_size[1] // patch_size)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
@@ -108,6 +125,9 @@ class DeiT(BackboneBase):
         groups += [[b] for b in self.blocks]
         if self.merger is not None:  # the merge belongs to the block it follows
             groups[self.merge_after].append(self.merger)
+        if self.pruner is not None:  # a prediction module belongs to the block it precedes
+            for loc, pred in zip(self.pruner.locations, self.pruner.predictors):
+                groups[loc + 1].append(pred)
         groups[-1].append(self.norm)
         return groups
 
@@ -124,16 +144,50 @@ class DeiT(BackboneBase):
         side = math.isqrt(self.merger.num_tokens)
         return torch.cat([x[:, :1], self.merger(x[:, 1:])], dim=1), (side, side)
 
-    def _tokens(self, x: torch.Tensor) -> Tuple[torch.Tensor, Tuple[int, int]]:
-        x, hw = self._embed(x)
-        for i, blk in enumerate(self.blocks):
+    def _iter_blocks(self, x: torch.Tensor, hw: Tuple[int, int], blocks, prune: bool = True,
+                     decisions: Optional[List[torch.Tensor]] = None):
+        """Run ``blocks`` on embedded tokens, yielding ``(i, x, hw)`` after each; token reduction
+        on the way (PatchMerger; DynamicViT with ``prune``: masks in training, with each stage's
+        patch decisions appended to ``decisions``, hard pruning in eval)."""
+        pruner = self.pruner if prune else None
+        weight = index = mask = None
+        n_patches = x.shape[1] - 1
+        for i, blk in enumerate(blocks):
             if i == self.merge_after:
                 x, hw = self._merge(x)
-            x = self._run(blk, x, hw)
+            stage = pruner.stage_at(i) if pruner is not None else None
+            if stage is not None:
+                if self.training:
+                    weight = pruner.soft_step(stage, x, weight if weight is not None else x.new_ones(x.shape[:2]))
+                    if decisions is not None:
+                        decisions.append(weight[:, 1:])
+                    mask = TokenMask(weight=weight)
+                else:
+                    if index is None:
+                        index = torch.arange(x.shape[1], device=x.device).expand(x.shape[0], -1)
+                    x, index = pruner.hard_step(stage, x, index, n_patches)
+                    mask = TokenMask(index=index)
+            x = self._run(blk, x, hw) if mask is None else self._run(blk, x, hw, None, mask)
+            yield i, x, hw
+
+    def _tokens(self, x: torch.Tensor, prune: bool = True,
+                decisions: Optional[List[torch.Tensor]] = None) -> Tuple[torch.Tensor, Tuple[int, int]]:
+        x, hw = self._embed(x)
+        for _, x, hw in self._iter_blocks(x, hw, self.blocks, prune, decisions):
+            pass
         return self.norm(x), hw
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self._tokens(x)[0]
+
+    def forward_train(self, x: torch.Tensor, prune: bool = True) -> Dict[str, Any]:
+        """DynamicViT training outputs: ``logits``, the final normalised patch ``tokens``
+        ``(B, N, C)`` (all of them in training mode), and ``decisions`` (one ``(B, N)`` 0/1
+        tensor per pruning stage; straight-through gradients). ``prune=False``: the unpruned
+        model (DynamicViT's teacher), no decisions."""
+        decisions: List[torch.Tensor] = []
+        tokens, _ = self._tokens(x, prune, decisions)
+        return dict(logits=self.forward_head(tokens), tokens=tokens[:, 1:], decisions=decisions)
 
     def forward_pyramid(self, x: torch.Tensor) -> List[torch.Tensor]:
         img_hw = (x.shape[-2], x.shape[-1])
@@ -154,18 +208,16 @@ class DeiT(BackboneBase):
         if output_fmt not in ('NCHW', 'NLC'):
             raise ValueError(f"output_fmt={output_fmt!r}; expected 'NCHW' or 'NLC'")
         take, max_index = feature_take_indices(len(self.blocks), indices)
-        if (self.merger is not None and output_fmt == 'NCHW'
-                and any(i >= self.merge_after for i in take)):
-            raise ValueError(f'blocks from {self.merge_after} on see merged tokens (token_reduction), '
+        first = (self.merge_after if self.merger is not None
+                 else self.pruner.locations[0] if self.pruner is not None else None)
+        if first is not None and output_fmt == 'NCHW' and any(i >= first for i in take):
+            raise ValueError(f'blocks from {first} on see reduced tokens (token_reduction), '
                              "which are no image grid: ask for output_fmt='NLC' or earlier indices")
         x, hw = self._embed(x)
         grid = hw
         blocks = self.blocks[:max_index + 1] if stop_early else self.blocks
         inters = []
-        for i, blk in enumerate(blocks):
-            if i == self.merge_after:
-                x, hw = self._merge(x)
-            x = self._run(blk, x, hw)
+        for i, x, hw in self._iter_blocks(x, hw, blocks):
             if i in take:
                 inters.append(self.norm(x) if norm else x)
         prefix = [y[:, :1] for y in inters]

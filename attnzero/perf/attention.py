@@ -57,7 +57,7 @@ from .timing import (cache_flusher, fit_exponent, fmt, interleaved, loadavg, mac
                      median, peak_memory_mib, set_mem_limit, setup_malloc)
 
 DTYPES = {'fp32': torch.float32, 'fp16': torch.float16, 'bf16': torch.bfloat16, 'fp64': torch.float64}
-ZOO = ('softmax', 'linear', 'relu_linear', 'focused', 'hydra', 'agent', 'attnzero')
+ZOO = ('softmax', 'linear', 'relu_linear', 'focused', 'hydra', 'agent', 'attnzero', 'lsh', 'sepvit')
 LINEAR_FLOOR = {'linear': 'floor_dd', 'relu_linear': 'floor_dd', 'focused': 'floor_dd',
                 'attnzero': 'floor_dd', 'attnzero_fn': 'floor_dd', 'hydra': 'floor_hydra',
                 'agent': 'floor_agent'}
@@ -109,7 +109,7 @@ def build_variants(names: Sequence[str], genomes: Sequence[str], h: int, d: int,
             continue
         kern = build_kernel(n, d, h).to(device=device, dtype=dtype).eval()
         fns[n] = (lambda kern: lambda q, k, v: kern(q, k, v, hw))(kern)
-        linear[n] = n not in QUADRATIC
+        linear[n] = bool(kern.linear) and n not in QUADRATIC  # sub-quadratic lsh/sepvit: predicted as N^2
     for text in genomes:
         g = Genome.parse(text)
         label = f'genome:{g.hash[:8]}'

@@ -23,7 +23,8 @@ torch's CPU SDPA picks a memory-efficient flash kernel, so its memory stays O(N)
 ``pvt_tiny:softmax_math`` (the same with SDPA forced to the explicit math path, which materialises
 the N x N attention matrix: 16 GiB per head at 1024^2 in stage 1).
 ``MODEL:ATTN`` in general (``ATTN`` = a kernel name, ``softmax_sr`` = softmax with the model's
-spatial reduction).
+spatial reduction; ``MODEL`` any ``attnzero_*`` model without the prefix, e.g.
+``efficientformer_l1:attnzero``).
 """
 from __future__ import annotations
 
@@ -47,7 +48,8 @@ import attnzero.models  # noqa: F401  (registers the backbones with timm)
 from .timing import (interleaved, loadavg, machine_info, md_table, median, peak_memory_mib,
                      set_mem_limit, setup_malloc)
 
-TP_MODELS = ('deit_tiny', 'pvt_tiny', 'pvt_v2_b0', 'swin_tiny', 'cswin_tiny')
+TP_MODELS = ('deit_tiny', 'pvt_tiny', 'pvt_v2_b0', 'swin_tiny', 'cswin_tiny', 'efficientformer_l1',
+             'efficientformer_l3')
 HR_CONFIGS = ('pvt_tiny:attnzero', 'pvt_tiny:softmax_sr', 'pvt_tiny:softmax')
 SIZES = ('512x512', '800x1333', '1024x1024')
 

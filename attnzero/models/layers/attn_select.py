@@ -56,6 +56,12 @@ def attention_needs_full_kv(name: str) -> bool:
     return bool(getattr(_kernel_class(name), 'full_kv', False))
 
 
+def attention_takes_token_mask(name: str) -> bool:
+    """True if the registered kernel ``name`` takes token masks (``supports_token_mask``; token
+    pruning such as DynamicViT)."""
+    return bool(getattr(_kernel_class(name), 'supports_token_mask', False))
+
+
 def attention_makes_windows(name: str) -> bool:
     """True if the registered kernel ``name`` cuts the grid into windows itself (``sepvit``): Swin
     stages then hand it the whole grid instead of their own shifted windows."""

@@ -1,7 +1,7 @@
 """Pre-norm transformer block around any token mixer that takes ``(x, hw, attn_bias)``."""
 from __future__ import annotations
 
-from typing import Callable, Iterable, Optional, Tuple, Type
+from typing import Any, Callable, Iterable, Optional, Tuple, Type
 
 import torch
 from timm.layers import DropPath
@@ -29,9 +29,14 @@ class TransformerBlock(nn.Module):
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor, hw: Tuple[int, int],
-                attn_bias: Optional[torch.Tensor] = None) -> torch.Tensor:
-        y = self.norm1(x)
-        y = self.attn(y, hw) if attn_bias is None else self.attn(y, hw, attn_bias=attn_bias)
+                attn_bias: Optional[torch.Tensor] = None, mask: Optional[Any] = None) -> torch.Tensor:
+        """``mask``: a :class:`attnzero.attention.TokenMask` for the attention (token pruning)."""
+        kw = {}
+        if attn_bias is not None:
+            kw['attn_bias'] = attn_bias
+        if mask is not None:
+            kw['mask'] = mask
+        y = self.attn(self.norm1(x), hw, **kw)
         x = x + self.drop_path(y)
         x = x + self.drop_path(self.mlp(self.norm2(x), hw))
         return x

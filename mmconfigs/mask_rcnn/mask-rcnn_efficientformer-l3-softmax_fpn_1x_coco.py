@@ -1,0 +1,7 @@
+# COCO Mask R-CNN 1x: EfficientFormer-L3, softmax baseline (the AttnZero config with
+# attn='softmax').
+_base_ = './mask-rcnn_efficientformer-l3-attnzero_fpn_1x_coco.py'
+
+# backbone weights: what mmconfigs/imagenet/efficientformer-l3-softmax_8xb128-300e_in1k.py writes
+pretrained = 'work_dirs/efficientformer-l3-softmax_8xb128-300e_in1k/epoch_300.pth'
+model = dict(backbone=dict(attn='softmax', init_cfg=dict(checkpoint=pretrained)))

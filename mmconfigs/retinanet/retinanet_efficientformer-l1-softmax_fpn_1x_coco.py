@@ -1,0 +1,6 @@
+# COCO RetinaNet 1x: EfficientFormer-L1, softmax baseline (the AttnZero config with attn='softmax').
+_base_ = './retinanet_efficientformer-l1-attnzero_fpn_1x_coco.py'
+
+# backbone weights: what mmconfigs/imagenet/efficientformer-l1-softmax_8xb128-300e_in1k.py writes
+pretrained = 'work_dirs/efficientformer-l1-softmax_8xb128-300e_in1k/epoch_300.pth'
+model = dict(backbone=dict(attn='softmax', init_cfg=dict(checkpoint=pretrained)))

@@ -1,0 +1,10 @@
+# ADE20K UperNet 160k: EfficientFormer-L3 (AttnZero in its four attention blocks), the
+# EfficientFormer-L1 config with the 'l3' arch.
+_base_ = './upernet_efficientformer-l1-attnzero_8xb2-160k_ade20k-512x512.py'
+
+# backbone weights: what mmconfigs/imagenet/efficientformer-l3-attnzero_8xb128-300e_in1k.py writes
+pretrained = 'work_dirs/efficientformer-l3-attnzero_8xb128-300e_in1k/epoch_300.pth'
+model = dict(
+    backbone=dict(arch='l3', init_cfg=dict(checkpoint=pretrained)),
+    decode_head=dict(in_channels=[64, 128, 320, 512]),
+    auxiliary_head=dict(in_channels=320))
