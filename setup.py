@@ -74,6 +74,7 @@ setup(
         'attnzero-export=attnzero.models.export:main',
         'attnzero-search=attnzero.search.cli:search_main',
         'attnzero-proxy-fidelity=attnzero.search.cli:proxy_fidelity_main',
+        'attnzero-search-efficiency=attnzero.search.cli:search_efficiency_main',
         'attnzero-build-bench=attnzero.bench.cli:build_main',
         'attnzero-analyze-bench=attnzero.bench.cli:analyze_main',
         'attnzero-benchmark-attention=attnzero.perf.attention:main',

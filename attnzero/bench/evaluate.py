@@ -40,7 +40,11 @@ __all__ = ['BenchSettings', 'NON_TRAINING_FIELDS', 'evaluate_task', 'baseline_ev
 NON_TRAINING_FIELDS = ('seed', 'pop_size', 'generations', 'n_offsprings', 'crossover_prob',
                        'mutation_prob', 'space', 'init_genomes', 'acc_objective', 'baseline',
                        'min_acc_ratio', 'workers', 'dask_scheduler', 'eval_timeout_s', 'retries',
-                       'fault_injection', 'epochs')
+                       'fault_injection', 'epochs', 'cache')
+#: SearchConfig fields added after benches were first built, with their defaults: left out of
+#: :meth:`BenchSettings.public` (and so of the settings id) at that value, so that a bench built
+#: before they existed keeps its id
+LATER_FIELDS = {'program_check': True, 'rejection': True}
 
 
 #: named zoo attentions trained as baselines (``baselines.jsonl``)
@@ -95,7 +99,8 @@ class BenchSettings:
     def public(self) -> Dict[str, Any]:
         """The settings as stored in records and the manifest (training-relevant fields only)."""
         # epochs is replaced by the budgets
-        search = {k: v for k, v in sorted(self.search.items()) if k not in NON_TRAINING_FIELDS}
+        search = {k: v for k, v in sorted(self.search.items()) if k not in NON_TRAINING_FIELDS
+                  and not (k in LATER_FIELDS and v == LATER_FIELDS[k])}
         return dict(search=search, seeds=list(self.seeds), budgets=list(self.budgets),
                     ref_tokens=self.ref_tokens, ref_head_dim=self.ref_head_dim)
 

@@ -2,10 +2,12 @@
 
 * :func:`search_main` -- ``tools/search.py`` / ``attnzero-search``;
 * :func:`proxy_fidelity_main` -- ``tools/proxy_fidelity.py`` / ``attnzero-proxy-fidelity``;
+* :func:`search_efficiency_main` -- ``tools/search_efficiency.py`` / ``attnzero-search-efficiency``;
 
 and the options that build a :class:`~attnzero.search.config.SearchConfig` from a command line,
 which both share. Argument parsing and printing only: the work is :class:`~attnzero.search.Search`
-and :mod:`attnzero.search.fidelity`. The usage texts below are the tools' ``--help``.
+, :mod:`attnzero.search.fidelity` and :mod:`attnzero.search.efficiency`. The usage texts below are
+the tools' ``--help``.
 """
 from __future__ import annotations
 
@@ -18,6 +20,8 @@ import time
 from typing import Any, Dict, Optional, Sequence
 
 from .config import PRESETS, ConfigError, SearchConfig, preset
+from . import efficiency
+from .efficiency import EfficiencyError
 from .fidelity import FidelityError, run_fidelity, summarise, write_comparison, write_report
 from .proxies import ProxyError
 from .report import format_front, format_summary, pareto_records
@@ -25,7 +29,7 @@ from .runner import Search
 from .state import RunDirError
 
 __all__ = ['add_config_args', 'config_overrides', 'config_from_args', 'search_main',
-           'proxy_fidelity_main']
+           'proxy_fidelity_main', 'search_efficiency_main']
 
 SEARCH_DOC = """Multi-objective evolutionary search of linear attention (pymoo NSGA-II).
 
@@ -61,6 +65,25 @@ Examples::
     python tools/proxy_fidelity.py --preset tiny --seeds 2 --genomes 3 --out /tmp/fid   # seconds
     python tools/proxy_fidelity.py --compare docs/fidelity/relational docs/fidelity/scenes \\
         --out docs/fidelity                                                      # side by side
+"""
+
+EFFICIENCY_DOC = """Search efficiency: compute to reach the naive search's hypervolume.
+
+For each of --seeds seeds (--seed, --seed+1, ...) runs the naive search (no program check, no
+evaluation cache, no rejection protocol: every candidate trained for the full budget), the full
+search, and one ablation per accelerator (the full search with only that one off), all with the
+same configuration otherwise; each in OUT/seed-<seed>/<variant>/. Then reports the hypervolume
+(accuracy x cost, the search's own objectives) against compute (CPU-seconds of evaluation and
+GFLOPs), the ratio of compute the full search needs to reach the naive search's final hypervolume
+(per seed and median), and the ablation table: OUT/efficiency.md / .csv / .json / .png and
+curves.csv. Re-running the same command continues an interrupted measurement (finished runs are
+reused, an unfinished one is resumed).
+
+Examples::
+
+    python tools/search_efficiency.py --out docs/efficiency/search --workers 2     # default proxy (hours)
+    python tools/search_efficiency.py --preset tiny --seeds 2 --out /tmp/eff       # seconds
+    python tools/search_efficiency.py --out docs/efficiency/search --report-only   # report what is there
 """
 
 # (argparse dest, SearchConfig field) of the plain options
@@ -220,6 +243,42 @@ def proxy_fidelity_main(argv: Optional[Sequence[str]] = None) -> int:
         paths = write_report(summary, args.out, command, args.label)
     except (ConfigError, ProxyError, FidelityError) as e:
         print(f'proxy_fidelity.py: error: {e}', file=sys.stderr)
+        return 2
+    with open(paths['md'], encoding='utf-8') as f:
+        print(f.read())
+    return 0
+
+
+# ----------------------------------------------------------------------------- search efficiency
+def search_efficiency_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=EFFICIENCY_DOC, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--out', required=True, help='output folder (its runs are reused / resumed)')
+    add_config_args(p)
+    p.add_argument('--seeds', type=int, default=3, help='number of seeds, from --seed on (3)')
+    p.add_argument('--report-only', action='store_true',
+                   help='run nothing: report the runs already in OUT (finished or not)')
+    p.add_argument('--no-progress', action='store_true', help='no progress bars')
+    return p
+
+
+def search_efficiency_main(argv: Optional[Sequence[str]] = None) -> int:
+    """``tools/search_efficiency.py`` (console script ``attnzero-search-efficiency``)."""
+    args = search_efficiency_parser().parse_args(argv)
+    command = 'python tools/search_efficiency.py ' + ' '.join(
+        shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    try:
+        cfg = config_from_args(args)
+        if args.seeds < 1:
+            raise EfficiencyError(f'--seeds {args.seeds}: must be >= 1')
+        if os.path.exists(args.out) and not os.path.isdir(args.out):
+            raise EfficiencyError(f'--out {args.out!r} exists and is not a directory')
+        if not args.report_only:
+            efficiency.run_measurement(cfg, args.out, seeds=args.seeds, progress=not args.no_progress,
+                            command=command, log=lambda m: print(m, file=sys.stderr, flush=True))
+        result = efficiency.analyse(args.out, seeds=[cfg.seed + i for i in range(args.seeds)])
+        paths = efficiency.write_report(result, args.out, command, load_now=efficiency.loadavg())
+    except (ConfigError, ProxyError, RunDirError, EfficiencyError, ConnectionError) as e:
+        print(f'search_efficiency.py: error: {e}', file=sys.stderr)
         return 2
     with open(paths['md'], encoding='utf-8') as f:
         print(f.read())

@@ -15,10 +15,12 @@ from attnzero.space import Genome
 from .archs import ARCHS
 from .proxies import parse_proxy_spec
 
-__all__ = ['SearchConfig', 'ConfigError', 'PRESETS', 'preset']
+__all__ = ['SearchConfig', 'ConfigError', 'PRESETS', 'preset', 'ACCELERATOR_FIELDS', 'with_defaults']
 
 ACC_MODES = ('mean', 'per_arch')
 COST_MODES = ('flops', 'latency')
+#: the on/off switches of the search's accelerators (see :class:`SearchConfig`)
+ACCELERATOR_FIELDS = ('program_check', 'cache', 'rejection')
 
 
 class ConfigError(ValueError):
@@ -41,6 +43,21 @@ class SearchConfig:
         init_genomes: canonical genomes put into the initial population (e.g. Trial-105).
         allow_quadratic: let quadratic genomes through the static check (baselines, ablations).
 
+Accelerators (each ``True`` by default; all ``False`` is the *naive* search that
+``tools/search_efficiency.py`` measures the search against -- :mod:`attnzero.search.efficiency`):
+        program_check: run the static linear-cost check and the program check
+            (:func:`attnzero.search.evaluate.precheck`) before training and reject what fails
+            (``stage='check'``). ``False``: the genome is only parsed and its cost computed; every
+            candidate is trained, and one that cannot run is a ``crash`` of its training.
+        cache: answer a candidate seen before (same canonical hash, or the same function by the
+            functional-equivalence fingerprint) from the cache, and let NSGA-II drop offspring that
+            compute the same function as another individual. ``False``: no evaluation cache (a
+            duplicate proposed again is trained again) and NSGA-II drops only offspring with the
+            same genome text (what an off-the-shelf NSGA-II does).
+        rejection: the rejection protocol below. ``False``: every candidate trains the full
+            budget: no early stop, no checkpoint evaluation, and no baseline trainings (the
+            protocol is their only use). A training that raises is still recorded as ``crash``.
+
     Objectives:
         archs: proxy architectures (:data:`attnzero.search.archs.ARCHS`).
         acc_objective: ``'mean'`` (one accuracy objective, the mean over ``archs``) or
@@ -59,7 +76,7 @@ class SearchConfig:
             symmetry of near-uniform attention within the few hundred steps of a proxy run;
             ``'model'`` keeps the backbone's own initialisation.
 
-    Rejection protocol:
+    Rejection protocol (only with ``rejection=True``):
         reject_nonfinite: stop at the first non-finite loss.
         loss_check_frac, min_loss_drop: after ``loss_check_frac`` of the training steps the mean
             loss of the latest window must be below ``(1 - min_loss_drop)`` times the mean of the
@@ -87,6 +104,10 @@ class SearchConfig:
     space: str = 'default'
     init_genomes: List[str] = field(default_factory=list)
     allow_quadratic: bool = False
+    # accelerators (all False: the naive search)
+    program_check: bool = True
+    cache: bool = True
+    rejection: bool = True
     # objectives
     archs: List[str] = field(default_factory=lambda: ['deit', 'pvt'])
     acc_objective: str = 'mean'
@@ -152,6 +173,8 @@ class SearchConfig:
         need(0.0 <= self.crossover_prob <= 1.0, 'crossover_prob', 'must be in [0, 1]')
         need(0.0 <= self.mutation_prob <= 1.0, 'mutation_prob', 'must be in [0, 1]')
         need(self.space in ('default', 'original'), 'space', "must be 'default' or 'original'")
+        for name in ACCELERATOR_FIELDS:
+            need(isinstance(getattr(self, name), bool), name, 'must be true or false')
         need(isinstance(self.archs, (list, tuple)) and len(self.archs) > 0, 'archs',
              'must name at least one architecture')
         for a in self.archs:
@@ -195,6 +218,14 @@ class SearchConfig:
         acc = ([f'neg_acc_{a}' for a in self.archs] if self.acc_objective == 'per_arch'
                else ['neg_acc_mean'])
         return acc + [f'cost_{self.cost}']
+
+
+def with_defaults(data: Dict[str, Any]) -> Dict[str, Any]:
+    """``data`` (a config dict, e.g. a ``config.json`` written before a field existed) with every
+    missing field at its default -- what :meth:`SearchConfig.from_dict` would make of it."""
+    out = SearchConfig().to_dict()
+    out.update(data)
+    return out
 
 
 def _parse_genome(text: str, where: str):

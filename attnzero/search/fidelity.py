@@ -32,7 +32,7 @@ from attnzero.io import append_line, data_path, read_jsonl
 from attnzero.space import (DEFAULT_DISTRIBUTION, ORIGINAL_DISTRIBUTION, TRIAL_105, TRIAL_140, Genome,
                             sample)
 
-from .config import SearchConfig
+from .config import SearchConfig, with_defaults
 from .evaluate import _load, derive_seed, precheck
 from .executor import make_executor
 from .operators import fec_key
@@ -119,11 +119,12 @@ def stability_genomes(n: int, seed: int, cfg: SearchConfig) -> List[str]:
 _NOT_TRAINED = ('pop_size', 'generations', 'n_offsprings', 'crossover_prob', 'mutation_prob',
                 'init_genomes', 'acc_objective', 'cost', 'cost_tokens', 'cost_head_dim', 'baseline',
                 'min_acc_ratio', 'workers', 'dask_scheduler', 'eval_timeout_s', 'retries',
-                'fault_injection')
+                'fault_injection', 'cache')
 
 
 def _trained_fields(cfg: Dict[str, Any]) -> Dict[str, Any]:
-    return {k: v for k, v in cfg.items() if k not in _NOT_TRAINED}
+    # a folder written before a config field existed holds runs made with its default
+    return {k: v for k, v in with_defaults(cfg).items() if k not in _NOT_TRAINED}
 
 
 @dataclass

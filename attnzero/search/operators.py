@@ -4,7 +4,8 @@ Individuals carry one variable: the genome's canonical text (pymoo ``X`` of dtyp
 shape ``(n, 1)``). The operators call the search space's own sampling, mutation and crossover
 (:mod:`attnzero.space.variation`) with pymoo's ``random_state`` (a ``numpy.random.Generator``), so
 the whole search is reproducible from the run seed. Duplicates are eliminated by functional
-equivalence (:func:`attnzero.space.fingerprint`), not only by text.
+equivalence (:func:`attnzero.space.fingerprint`), not only by text (by text only without the
+search's cache, ``SearchConfig.cache=False``).
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from attnzero.space import (DEFAULT_DISTRIBUTION, ORIGINAL_DISTRIBUTION, Genome,
                             crossover, fingerprint, mutate, sample)
 
 __all__ = ['GenomeProblem', 'GenomeSampling', 'GenomeCrossover', 'GenomeMutation',
-           'FECDuplicateElimination', 'fec_key', 'build_algorithm', 'space_distribution']
+           'FECDuplicateElimination', 'TextDuplicateElimination', 'fec_key', 'build_algorithm', 'space_distribution']
 
 
 def space_distribution(name: str):
@@ -109,17 +110,30 @@ class GenomeMutation(Mutation):
 class FECDuplicateElimination(DuplicateElimination):
     """Two individuals are duplicates if their genomes compute the same function."""
 
+    @staticmethod
+    def key(text: str) -> str:
+        return fec_key(text)
+
     def _do(self, pop, other, is_duplicate):
         seen = set()
         if other is not None:
-            seen.update(fec_key(x[0]) for x in other.get('X'))
+            seen.update(self.key(x[0]) for x in other.get('X'))
         for i, x in enumerate(pop.get('X')):
-            key = fec_key(x[0])
+            key = self.key(x[0])
             if key in seen:
                 is_duplicate[i] = True
             else:
                 seen.add(key)
         return is_duplicate
+
+
+class TextDuplicateElimination(FECDuplicateElimination):
+    """Two individuals are duplicates only if their genome texts are equal (pymoo's own notion of
+    a duplicate: equal ``X``); the search without its cache (``SearchConfig.cache=False``)."""
+
+    @staticmethod
+    def key(text: str) -> str:
+        return text
 
 
 def build_algorithm(cfg):
@@ -133,5 +147,5 @@ def build_algorithm(cfg):
         sampling=GenomeSampling(dist, cfg.init_genomes, cfg.allow_quadratic),
         crossover=GenomeCrossover(dist, cfg.crossover_prob, cfg.allow_quadratic),
         mutation=GenomeMutation(dist, cfg.mutation_prob, cfg.allow_quadratic),
-        eliminate_duplicates=FECDuplicateElimination(),
+        eliminate_duplicates=FECDuplicateElimination() if cfg.cache else TextDuplicateElimination(),
     )

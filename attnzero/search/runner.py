@@ -165,6 +165,8 @@ class Search:
 
     # ---- baselines -------------------------------------------------------------------------
     def _run_baselines(self, executor) -> None:
+        if not self.cfg.rejection:
+            return  # the baselines only set the rejection protocol's threshold
         todo = [a for a in self.cfg.archs if a not in self.state.baselines]
         if not todo:
             return
@@ -191,7 +193,8 @@ class Search:
     def _record(self, idx: int, gen: int, text: str) -> Dict[str, Any]:
         return dict(idx=idx, gen=gen, genome=text, hash=None, fec=None, status='rejected',
                     reason='', message='', stage='', accs={}, acc_mean=None, cost=None, F=None,
-                    G=None, per_arch=[], seconds=0.0, check_seconds=0.0, gflops=0.0, samples=0,
+                    G=None, per_arch=[], seconds=0.0, check_seconds=0.0, cpu_seconds=0.0,
+                    check_cpu_seconds=0.0, gflops=0.0, samples=0,
                     attempts=0, cached_from=None)
 
     def _finish_trained(self, rec: Dict[str, Any], res: Dict[str, Any]) -> None:
@@ -202,6 +205,7 @@ class Search:
         rec['attempts'] = res.get('attempts', 1)
         rec['per_arch'] = res.get('per_arch', [])
         rec['seconds'] = float(res.get('seconds', 0.0))
+        rec['cpu_seconds'] = float(res.get('cpu_seconds', 0.0))
         gflops = res.get('gflops', 0.0)
         rec['gflops'] = None if gflops is None else float(gflops)  # None: FLOPs could not be counted
         rec['samples'] = int(res.get('samples', 0))
@@ -228,6 +232,7 @@ class Search:
             pre = precheck(text, self.cfg)
             rec['genome'], rec['hash'], rec['cost'] = pre['canonical'], pre['hash'], pre['cost']
             rec['check_seconds'] = float(pre['seconds'])
+            rec['check_cpu_seconds'] = float(pre.get('cpu_seconds', 0.0))
             rec['fec'] = fec_key(rec['genome'])
             if not pre['ok']:
                 rec.update(status='rejected', reason=pre['reason'], message=pre['message'], stage='check')
@@ -235,18 +240,19 @@ class Search:
                 self._commit(rec)
                 out[idx] = rec
                 continue
-            src = self._by_hash.get(rec['hash'])
-            if src is None:
-                src = self._by_fec.get(rec['fec'])
-            if src is not None and src in self.state.records:
-                self._fill_cached(rec, self.state.records[src])
-                self._commit(rec)
-                out[idx] = rec
-                continue
-            pending = [p for p in jobs if p[2]['hash'] == rec['hash'] or p[2]['fec'] == rec['fec']]
-            if pending:  # same function already queued in this generation: wait for its result
-                waiting.append((rec, pending[0][2]['idx']))
-                continue
+            if self.cfg.cache:
+                src = self._by_hash.get(rec['hash'])
+                if src is None:
+                    src = self._by_fec.get(rec['fec'])
+                if src is not None and src in self.state.records:
+                    self._fill_cached(rec, self.state.records[src])
+                    self._commit(rec)
+                    out[idx] = rec
+                    continue
+                pending = [p for p in jobs if p[2]['hash'] == rec['hash'] or p[2]['fec'] == rec['fec']]
+                if pending:  # same function already queued in this generation: wait for its result
+                    waiting.append((rec, pending[0][2]['idx']))
+                    continue
             payload = dict(idx=idx, genome=rec['genome'], hash=rec['hash'], fec=rec['fec'],
                            config=self._payload_cfg(), baselines=self.baseline_ckpt(),
                            fault=fault.get(rec['genome']))

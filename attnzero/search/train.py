@@ -11,7 +11,9 @@ Rejection protocol (thresholds in :class:`attnzero.search.config.SearchConfig`):
 * ``below_baseline`` -- after epoch ``checkpoint_epoch`` the validation accuracy is below
   ``chance + min_acc_ratio * (baseline_acc_at_that_epoch - chance)``.
 
-A rejected run reports the compute it used; a completed run reports the full budget.
+A rejected run reports the compute it used; a completed run reports the full budget. With
+``cfg.rejection`` off nothing is rejected and there is no checkpoint evaluation (its only use is the
+``below_baseline`` test); a training that raises is still a ``crash``.
 
 Every accuracy here is on the proxy's **validation** split (carved from its training data). A
 completed run also records the model's predictions on the test images (``test_pred``, encoded
@@ -120,9 +122,11 @@ def train_proxy(arch: str, attn: str, genome: Optional[str], cfg: SearchConfig, 
     ``steps``, ``samples`` (training images seen), ``eval_samples``, ``seconds``,
     ``flops_per_image``, ``gflops`` (3 x forward per training image + forward per test image;
     both ``None`` when the model's FLOPs could not be counted),
-    ``loss_first``, ``loss_last``.
+    ``loss_first``, ``loss_last``, ``cpu_seconds`` (CPU time of the process over the run: unlike
+    ``seconds``, it does not grow when other work shares the cores).
     """
     t0 = time.perf_counter()
+    c0 = time.process_time()
     n = len(data.train_x)
     spe = steps_per_epoch(n, cfg.batch_size)
     total = cfg.epochs * spe
@@ -137,6 +141,7 @@ def train_proxy(arch: str, attn: str, genome: Optional[str], cfg: SearchConfig, 
     def finish(status: str, reason: str = '', message: str = '') -> Dict[str, Any]:
         res.update(status=status, reason=reason, message=message)
         res['seconds'] = time.perf_counter() - t0
+        res['cpu_seconds'] = time.process_time() - c0
         fpi = res['flops_per_image']
         res['gflops'] = None if fpi is None else (3 * res['samples'] + res['eval_samples']) * fpi / 1e9
         if losses:
@@ -188,7 +193,7 @@ def train_proxy(arch: str, attn: str, genome: Optional[str], cfg: SearchConfig, 
                             return finish('rejected', 'loss_not_decreasing',
                                           f'mean loss {last:.4f} over steps {step - window + 1}-{step} '
                                           f'vs {first:.4f} over the first {window}')
-                if epoch == cfg.checkpoint_epoch:
+                if epoch == cfg.checkpoint_epoch and cfg.rejection:
                     acc = _accuracy(model, data.val_x, data.val_y)
                     res['eval_samples'] += len(data.val_x)
                     res['ckpt_acc'] = acc
