@@ -500,6 +500,15 @@ def _ratio_text(entry: Dict[str, Any], kind: str) -> str:
     return _f(entry[kind], '.2f') + 'x' if entry[kind] is not None else 'n/a'
 
 
+def _runs_in_order(seeds: Dict[Any, Dict[str, Any]], names: Sequence[str]):
+    """``(seed, variant, run)`` of every run present, seed by seed in ``names`` order."""
+    for seed, s in seeds.items():
+        for name in names:
+            r = s['runs'].get(name)
+            if r is not None:
+                yield seed, name, r
+
+
 def write_report(result: Dict[str, Any], out_dir: str, command: str = '',
                  load_now: Optional[str] = None) -> Dict[str, str]:
     """``efficiency.md`` / ``.csv`` / ``.json`` / ``.png`` and ``curves.csv`` in ``out_dir``
@@ -517,23 +526,19 @@ def write_report(result: Dict[str, Any], out_dir: str, command: str = '',
                 'target_hv', 'cpu_s', 'gflops', 'cpu_measure', 'reached', 'reached_at_idx',
                 'cpu_s_to_reach', 'gflops_to_reach', 'ratio_to_reach_cpu', 'ratio_total_cpu',
                 'ratio_to_reach_gflops', 'ratio_total_gflops', 'wall_s'])
-    for seed, s in seeds.items():
-        for name in names:
-            r = s['runs'].get(name)
-            if r is None:
-                continue
-            c = r['counts']
-            rc, rg = (r.get('reach') or {}).get('cpu_s'), (r.get('reach') or {}).get('gflops')
-            w.writerow([seed, name, r['status'], c['evaluations'], c['trained'], c['check'], c['protocol'],
-                        c['crash'], c['cached'], c['lost'], r['curve']['excluded'], f'{r["final_hv"]:.6f}',
-                        _f(s.get('target_hv'), '.6f'), f'{r["total_cpu_s"]:.3f}', _f(r['total_gflops'], '.3f'),
-                        r['cpu_measure'], '' if rc is None else int(rc['reached']),
-                        '' if rc is None else _f(rc['at_idx'], 'd'),
-                        '' if rc is None else _f(rc['compute'], '.3f'), '' if rg is None else _f(rg['compute'], '.3f'),
-                        '' if rc is None else _f(rc['ratio_to_reach'], '.4f'),
-                        '' if rc is None else _f(rc['ratio_total'], '.4f'),
-                        '' if rg is None else _f(rg['ratio_to_reach'], '.4f'),
-                        '' if rg is None else _f(rg['ratio_total'], '.4f'), f'{r["wall_seconds"]:.1f}'])
+    for seed, name, r in _runs_in_order(seeds, names):
+        c = r['counts']
+        rc, rg = (r.get('reach') or {}).get('cpu_s'), (r.get('reach') or {}).get('gflops')
+        w.writerow([seed, name, r['status'], c['evaluations'], c['trained'], c['check'], c['protocol'],
+                    c['crash'], c['cached'], c['lost'], r['curve']['excluded'], f'{r["final_hv"]:.6f}',
+                    _f(seeds[seed].get('target_hv'), '.6f'), f'{r["total_cpu_s"]:.3f}', _f(r['total_gflops'], '.3f'),
+                    r['cpu_measure'], '' if rc is None else int(rc['reached']),
+                    '' if rc is None else _f(rc['at_idx'], 'd'),
+                    '' if rc is None else _f(rc['compute'], '.3f'), '' if rg is None else _f(rg['compute'], '.3f'),
+                    '' if rc is None else _f(rc['ratio_to_reach'], '.4f'),
+                    '' if rc is None else _f(rc['ratio_total'], '.4f'),
+                    '' if rg is None else _f(rg['ratio_to_reach'], '.4f'),
+                    '' if rg is None else _f(rg['ratio_total'], '.4f'), f'{r["wall_seconds"]:.1f}'])
     atomic_write_text(paths['csv'], buf.getvalue())
     buf = io.StringIO()
     w = csv.writer(buf)
@@ -649,15 +654,11 @@ def _markdown(result: Dict[str, Any], command: str, load_now: Optional[str]) -> 
           '| seed | variant | status | evaluations | trained | rejected: check | rejected: protocol | crash '
           '| cached | lost | excluded (inadmissible) | same-candidates speedup | wall s |',
           '|---|---|---|---|---|---|---|---|---|---|---|---|---|']
-    for seed, s in seeds.items():
-        for name in names:
-            r = s['runs'].get(name)
-            if r is None:
-                continue
-            c = r['counts']
-            L.append(f'| {seed} | {name} | {r["status"]} | {c["evaluations"]} | {c["trained"]} | {c["check"]} | '
-                     f'{c["protocol"]} | {c["crash"]} | {c["cached"]} | {c["lost"]} | {r["curve"]["excluded"]} | '
-                     f'{_ratio(r["same_candidates_speedup"])} | {r["wall_seconds"]:.1f} |')
+    for seed, name, r in _runs_in_order(seeds, names):
+        c = r['counts']
+        L.append(f'| {seed} | {name} | {r["status"]} | {c["evaluations"]} | {c["trained"]} | {c["check"]} | '
+                 f'{c["protocol"]} | {c["crash"]} | {c["cached"]} | {c["lost"]} | {r["curve"]["excluded"]} | '
+                 f'{_ratio(r["same_candidates_speedup"])} | {r["wall_seconds"]:.1f} |')
     L += ['', 'The *same-candidates speedup* is the figure each search prints (`summary.json`): the compute '
           'a naive search would spend on **the candidates this search proposed**, estimated from the mean '
           'full-budget training time, over the compute spent. It does not ask whether a naive search '

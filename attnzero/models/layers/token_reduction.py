@@ -62,6 +62,11 @@ class PatchMerger(nn.Module):
         return f'num_tokens={self.num_tokens}'
 
 
+def default_locations(depth: int) -> List[int]:
+    """DynamicViT's pruning locations for ``depth`` blocks: before the blocks at 1/4, 1/2, 3/4."""
+    return [depth // 4, depth // 2, 3 * depth // 4]
+
+
 class TokenPredictor(nn.Module):
     """DynamicViT's prediction module: ``(B, N, C)`` patch tokens -> ``(B, N, 2)`` log-probabilities
     of (keep, drop). A LayerNorm-Linear-GELU projection, split into a per-token half and a global
@@ -104,7 +109,7 @@ class DynamicTokenPruner(nn.Module):
                  tau: float = 1.0, num_prefix_tokens: int = 1) -> None:
         super().__init__()
         self.keep, self.tau, self.num_prefix_tokens = float(keep), float(tau), num_prefix_tokens
-        self.locations = tuple(locations) if locations is not None else (depth // 4, depth // 2, 3 * depth // 4)
+        self.locations = tuple(locations if locations is not None else default_locations(depth))
         self.predictors = nn.ModuleList([TokenPredictor(dim) for _ in self.locations])
 
     @property
@@ -190,7 +195,7 @@ def build_token_reduction(cfg: Optional[Dict[str, Any]], dim: int, depth: int
             raise ValueError(f'token_reduction {kind!r}: unknown option(s) {sorted(cfg)}')
         if not isinstance(keep, (int, float)) or not 0 < keep < 1:
             raise ValueError(f'token_reduction {kind!r}: keep must be in (0, 1), got {keep!r}')
-        locs = list(locations) if locations is not None else [depth // 4, depth // 2, 3 * depth // 4]
+        locs = list(locations) if locations is not None else default_locations(depth)
         if (not locs or any(not isinstance(i, int) or not 1 <= i < depth for i in locs)
                 or locs != sorted(set(locs))):
             raise ValueError(f'token_reduction {kind!r}: locations must be increasing block indices '
