@@ -17,9 +17,11 @@ from attnzero.models.layers import dynamicvit_loss
 
 from conftest import MaxNumel, has_mm_stack
 
-MASKED = ('softmax', 'linear', 'relu_linear', 'focused', 'hydra', 'agent', 'identity')
+MASKED = ('softmax', 'linear', 'relu_linear', 'focused', 'hydra', 'agent', 'identity', 'attnzero')
 KW = dict(agent=dict(agent_num=4))
 H, W, P = 6, 6, 1  # grid and prefix tokens of the kernel tests
+#: a linear genome with an intermediate of N + 1 tokens-and-a-channel (ones_aug along tokens)
+NO_MASKED_FORM = 'i3n303:elu;-;-;-;-;transpose,ones_aug:einsum1,matmul,first'
 
 
 def _qkv(B=2, h=2, d=8, seed=0):
@@ -80,7 +82,7 @@ def test_masked_softmax_against_a_slow_reference_and_its_gradients():
     assert torch.isfinite(w.grad).all() and (w.grad[:, 1] != 0).any()  # a dropped key gets a gradient
 
 
-@pytest.mark.parametrize('name', ['linear', 'focused', 'hydra'])
+@pytest.mark.parametrize('name', ['linear', 'focused', 'hydra', 'attnzero'])
 def test_linear_kernels_form_no_token_by_token_matrix_under_a_mask(name):
     n = 1 + 32 * 32
     q, k, v = (torch.randn(1, 1, n, 8) for _ in range(3))
@@ -99,7 +101,7 @@ def _model(attn='softmax', keep=0.7, small=False, **kw):
                              attn_kwargs=KW.get(attn), **size)
 
 
-@pytest.mark.parametrize('attn', ['softmax', 'focused', 'agent'])
+@pytest.mark.parametrize('attn', ['softmax', 'focused', 'agent', 'attnzero'])
 def test_hard_pruned_inference_equals_the_masked_computation(attn):
     """Eval forward (top-k pruning) against the same blocks on all 64 patch tokens with the 0/1
     weights of the kept set: the kept tokens' final features are equal."""
@@ -143,9 +145,10 @@ def test_keep_ratios_token_counts_and_flops():
     assert 0.45 * f_full < f_pruned < 0.75 * f_full
 
 
-def test_training_decisions_losses_and_gradients():
+@pytest.mark.parametrize('attn', ['softmax', 'attnzero'])
+def test_training_decisions_losses_and_gradients(attn):
     torch.manual_seed(0)
-    m = _model().train()
+    m = _model(attn).train()
     x, y = torch.randn(4, 3, 64, 64), torch.randint(0, 10, (4,))
     out = m.forward_train(x)
     assert out['tokens'].shape == (4, 64, 192) and len(out['decisions']) == 3
@@ -171,13 +174,15 @@ def test_bad_options_and_kernels_without_masks():
     with pytest.raises(ValueError, match='locations'):
         timm.create_model('attnzero_deit_tiny', attn='softmax',
                           token_reduction=dict(type='dynamicvit', locations=(6, 3)))
-    with pytest.raises(ValueError, match=r"\['attnzero'\] do not"):
-        timm.create_model('attnzero_deit_tiny', token_reduction=dict(type='dynamicvit'))
+    with pytest.raises(ValueError, match=r"\['lsh'\] do not"):
+        timm.create_model('attnzero_deit_tiny', attn='lsh', token_reduction=dict(type='dynamicvit'))
+    with pytest.raises(ValueError, match=r"attnzero \(i3n303.*do not"):   # a genome with no masked form
+        timm.create_model('attnzero_deit_tiny', genome=NO_MASKED_FORM, token_reduction=dict(type='dynamicvit'))
     with pytest.raises(ValueError, match="global_pool"):
         timm.create_model('attnzero_deit_tiny', attn='softmax', global_pool='avg',
                           token_reduction=dict(type='dynamicvit'))
-    # AttnZero before the first location and a mask-aware kernel after it is fine
-    attns = ['attnzero'] * 3 + ['focused'] * 9
+    # a kernel without masks before the first location and a mask-aware kernel after it is fine
+    attns = ['lsh'] * 3 + ['focused'] * 9
     m = timm.create_model('attnzero_deit_tiny', attn=attns, num_classes=10, img_size=64, patch_size=8,
                           token_reduction=dict(type='dynamicvit'))
     assert m.eval()(torch.randn(1, 3, 64, 64)).shape == (1, 10)
@@ -199,7 +204,7 @@ MM = has_mm_stack('mmpretrain')
 @pytest.mark.skipif(not MM, reason='OpenMMLab stack not importable')
 @pytest.mark.mm
 def test_toy_dynamicvit_config_trains_through_tools_train(tmp_path, monkeypatch):
-    """mmconfigs/toy/deit-t-softmax-dynamicvit_toy-in1k.py through what tools/train.py runs: the
+    """mmconfigs/toy/deit-t-attnzero-dynamicvit_toy-in1k.py through what tools/train.py runs: the
     DynamicViT losses are logged, evaluation runs on the pruned model, the teacher is no part of
     the checkpoint."""
     import json
@@ -214,7 +219,7 @@ def test_toy_dynamicvit_config_trains_through_tools_train(tmp_path, monkeypatch)
     monkeypatch.setenv('ATTNZERO_TOY_ROOT', root)
     u = uuid.uuid4().hex[:8]
     cfg = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                       'mmconfigs/toy/deit-t-softmax-dynamicvit_toy-in1k.py')
+                       'mmconfigs/toy/deit-t-attnzero-dynamicvit_toy-in1k.py')
     runner = train.train([cfg, '--work-dir', str(tmp_path / 'wd'), '--cfg-options', f'experiment_name=dvit-{u}',
                           f'visualizer.name=vis-dvit-{u}', 'train_cfg.max_epochs=1', 'train_cfg.val_interval=1',
                           'train_dataloader.batch_size=4', 'train_dataloader.dataset.indices=8',
@@ -227,8 +232,9 @@ def test_toy_dynamicvit_config_trains_through_tools_train(tmp_path, monkeypatch)
     assert any('pruner.predictors' in k for k in sd) and not any('teacher' in k for k in sd)
 
 
-def test_pruned_model_exports():
-    m = _model('focused').eval()
+@pytest.mark.parametrize('attn', ['focused', 'attnzero'])
+def test_pruned_model_exports(attn):
+    m = _model(attn).eval()
     x = torch.randn(2, 3, 64, 64)
     ep = torch.export.export(m, (x,))
     with torch.no_grad():

@@ -78,7 +78,8 @@ TASKS = {
 
 #: configs beside the backbone x attention matrix: token reduction of the compact-ViT survey (each
 #: inherits the config of the model it fine-tunes)
-TOKEN_REDUCTION = {'mmconfigs/imagenet/deit-t-softmax-dynamicvit_8xb128-30e_in1k.py'}
+TOKEN_REDUCTION = {'mmconfigs/imagenet/deit-t-attnzero-dynamicvit_8xb128-30e_in1k.py',
+                   'mmconfigs/imagenet/deit-t-softmax-dynamicvit_8xb128-30e_in1k.py'}
 
 
 def config_path(task: str, bb: str, attn: str) -> str:

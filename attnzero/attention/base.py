@@ -360,7 +360,9 @@ class Attention(nn.Module):
         kw = {}
         if mask is not None:
             if not self.kernel.supports_token_mask:
-                raise ValueError(f'attention {self.attn!r} does not support token masks (token pruning)')
+                why = getattr(self.kernel, 'token_mask_problem', None)
+                raise ValueError(f'attention {self.attn!r} does not support token masks (token pruning)'
+                                 + (f': {why}' if why else ''))
             if self.sr_ratio > 1:
                 raise ValueError('token masks need keys/values at the query tokens (sr_ratio 1)')
             kw['mask'] = mask

@@ -23,9 +23,9 @@ from typing import Optional
 
 import torch
 
-from attnzero.space import TRIAL_105, GenomeLike, as_genome
+from attnzero.space import TRIAL_105, GenomeLike, as_genome, mask_problem, run_masked
 
-from .base import HW, AttentionKernel, VBranch, add_branch, register_attention
+from .base import HW, AttentionKernel, TokenMask, VBranch, acc_dtype, add_branch, register_attention
 
 __all__ = ['AttnZeroAttention']
 
@@ -49,11 +49,12 @@ class AttnZeroAttention(AttentionKernel):
     """
 
     linear = True
-    #: No token masks (DynamicViT pruning): a genome may take statistics over tokens and the batch
-    #: (Trial-105 min-max normalises V over the whole tensor), which weights on the token rows
-    #: cannot restrict to the kept tokens, so the masked training computation would not equal the
-    #: pruned inference one.
-    supports_token_mask = False
+    #: Token masks (DynamicViT pruning): a weighted mask runs the genome's token-masked form
+    #: (:func:`attnzero.space.run_masked`: contractions, reductions and statistics over tokens --
+    #: Trial-105's min-max of V over the whole tensor -- see only the kept tokens), whose result on
+    #: the kept tokens equals the compiled program run on them alone (hard pruning). Set per
+    #: instance: ``False`` for a genome with no masked form (``token_mask_problem`` says why).
+    supports_token_mask = True
 
     def __init__(self, head_dim: int, num_heads: int, num_prefix_tokens: int = 0,
                  v_branch: bool = True, attn_drop: float = 0.0,
@@ -65,12 +66,18 @@ class AttnZeroAttention(AttentionKernel):
         self.fn = self.genome.compile(backend=backend)
         self._fn_kv = None  # compiled on first use with M != N (keys/values spatially reduced)
         self.linear = self.genome.complexity().kind == 'linear'
+        #: why this genome cannot take token masks (``None``: it can)
+        self.token_mask_problem = mask_problem(self.genome)
+        self.supports_token_mask = self.token_mask_problem is None
         self.dwc = (VBranch(head_dim, num_heads, kernel_size, dwc_shared_heads, num_prefix_tokens)
                     if v_branch else None)
 
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, hw: Optional[HW] = None,
-                attn_bias: Optional[torch.Tensor] = None, kv_hw: Optional[HW] = None) -> torch.Tensor:
+                attn_bias: Optional[torch.Tensor] = None, kv_hw: Optional[HW] = None,
+                mask: Optional[TokenMask] = None) -> torch.Tensor:
         self._check_bias(attn_bias)
+        if mask is not None:
+            return self._forward_masked(q, k, v, hw, kv_hw, mask)
         fn = self.fn
         if k.shape[-2] != q.shape[-2]:
             if self._fn_kv is None:
@@ -86,6 +93,21 @@ class AttnZeroAttention(AttentionKernel):
         out = fn(q, k, v)
         if self.dwc is not None:
             out = add_branch(out, self.dwc(v, hw, q.shape[-2], kv_hw), q, k, v)
+        return out
+
+    def _forward_masked(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, hw: Optional[HW],
+                        kv_hw: Optional[HW], mask: TokenMask) -> torch.Tensor:
+        if not self.supports_token_mask:
+            raise ValueError(f'genome {self.genome.to_string()!r} cannot take token masks: '
+                             f'{self.token_mask_problem}')
+        if mask.weight is None:
+            # hard pruning: the present tokens are the program's tokens
+            out = self.fn(q, k, v)
+        else:
+            dt = acc_dtype(q.dtype)   # the masked form runs out-of-place, in float32 for half inputs
+            out = run_masked(self.genome, q.to(dt), k.to(dt), v.to(dt), mask.weight).to(q.dtype)
+        if self.dwc is not None:
+            out = add_branch(out, self._spatial(self.dwc, v, hw, q.shape[-2], kv_hw, mask), q, k, v)
         return out
 
     def extra_repr(self) -> str:

@@ -81,11 +81,15 @@ class DeiT(BackboneBase):
         attns, genomes = resolve_stage_attn(attn, genome, depth, 'deit')
         self.attn_names = attns
         if self.pruner is not None:
-            bad = sorted({a for a in attns[self.pruner.locations[0]:] if not attention_takes_token_mask(a)})
+            first = self.pruner.locations[0]
+            bad = sorted({a if a != 'attnzero' or genomes[i] is None else f'attnzero ({genomes[i]})'
+                          for i, a in enumerate(attns) if i >= first
+                          and not attention_takes_token_mask(a, genomes[i])})
             if bad:
                 raise ValueError(f"token_reduction 'dynamicvit' needs attentions that take token masks "
-                                 f"after block {self.pruner.locations[0]}; {bad} do not (supported: "
-                                 f"{', '.join(n for n in ATTENTIONS if attention_takes_token_mask(n))})")
+                                 f"after block {first}; {bad} do not (supported: "
+                                 f"{', '.join(n for n in ATTENTIONS if attention_takes_token_mask(n))}; "
+                                 f"attnzero with genomes that have a masked form)")
         self.patch_embed = PatchEmbed(in_chans, embed_dim, patch_size, norm_layer=None)
         self.grid = (self.img_size[0] // patch_size, self.img_size[1] // patch_size)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))

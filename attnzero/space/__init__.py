@@ -7,7 +7,8 @@
 
 Sub-modules, lowest first (each imports only modules before it): :mod:`.symbolic` (symbolic
 shapes), :mod:`.ops` (operators), :mod:`.graphs` (the 8 DAGs), :mod:`.cost` (static analysis),
-:mod:`.simplify` (algebraic rewrites) and :mod:`.fast` (fast executor), :mod:`.genome`
+:mod:`.simplify` (algebraic rewrites), :mod:`.fast` (fast executor) and :mod:`.masked`
+(token-masked evaluation, DynamicViT), :mod:`.genome`
 (``Genome``, text/config formats, ``as_genome``, compiler, published genomes), :mod:`.fec`
 (functional-equivalence fingerprint), :mod:`.check` (program check), :mod:`.variation`
 (sampling, mutation, crossover).
@@ -19,6 +20,7 @@ from .genome import (ELU_LINEAR, REFERENCE_GENOMES, RELU_LINEAR, SOFTMAX, TRIAL_
                      CompiledProgram, Genome, GenomeError, GenomeLike, InvalidGenomeError, as_genome,
                      genome_problem)
 from .graphs import GRAPH_NAMES, GRAPHS, Graph
+from .masked import MaskUnsupportedError, mask_problem, run_masked
 from .ops import (BINARY_BY_NAME, BINARY_OPS, NUM_ORIGINAL_BINARY, NUM_ORIGINAL_UNARY,
                   UNARY_BY_NAME, UNARY_OPS, BinaryOp, UnaryOp)
 from .variation import (DEFAULT_DISTRIBUTION, MUTATIONS, ORIGINAL_DISTRIBUTION, SpaceDistribution,
@@ -31,6 +33,8 @@ __all__ = [
     # analysis and checks
     'Complexity', 'analyse', 'Reason', 'CheckResult', 'check_program', 'static_check',
     'fingerprint', 'probe_inputs', 'same_function', 'equivalent',
+    # token masks (DynamicViT)
+    'mask_problem', 'run_masked', 'MaskUnsupportedError',
     # variation
     'SpaceDistribution', 'DEFAULT_DISTRIBUTION', 'ORIGINAL_DISTRIBUTION', 'VariationError',
     'MUTATIONS', 'sample', 'sample_raw', 'mutate', 'crossover', 'is_valid',

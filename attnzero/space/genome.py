@@ -11,9 +11,10 @@ with operator *names*, ``-`` for an empty unary list and no ``no_op`` (dropped o
 accepts any of the three forms.
 
 Place in the space's module graph (one-way): ``symbolic`` < ``ops`` < ``graphs`` < ``cost`` <
-``simplify``, ``fast`` < ``genome`` < ``fec`` < ``check`` < ``variation``. ``Genome.complexity`` and
-``Genome.compile`` call down into ``cost``, ``simplify`` and ``fast``, which take any
-:class:`~attnzero.space.graphs.GenomeProtocol` and never import this module.
+``simplify``, ``fast``, ``masked`` < ``genome`` < ``fec`` < ``check`` < ``variation``.
+``Genome.complexity`` and ``Genome.compile`` call down into ``cost``, ``simplify`` and ``fast``,
+which take any :class:`~attnzero.space.graphs.GenomeProtocol` and never import this module (nor
+does ``masked``, the token-masked evaluator the ``attnzero`` kernel calls for DynamicViT).
 """
 from __future__ import annotations
 

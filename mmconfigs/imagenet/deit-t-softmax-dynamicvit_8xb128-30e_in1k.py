@@ -1,20 +1,6 @@
-# ImageNet-1k: DynamicViT token pruning (Rao et al., NeurIPS 2021) on DeiT-T with softmax attention.
-# Prediction modules before blocks 3, 6 and 9 keep 70%, 49% and 34.3% of the patch tokens; training
-# adds the keep-ratio loss (weight 2.0) and distillation to the unpruned model (weight 0.5) to the
-# classification loss (DynamicViTClassifier). As DynamicViT, it fine-tunes a trained model for 30
-# epochs: the DeiT-T softmax checkpoint of deit-t-softmax_8xb128-300e_in1k.py. Any attention with
-# token-mask support works (attn='focused', 'linear', 'agent' ...; not the attnzero genome kernel).
-_base_ = './deit-t-softmax_8xb128-300e_in1k.py'
+# ImageNet-1k: DynamicViT token pruning on DeiT-T with softmax attention; the recipe of its AttnZero
+# sibling, fine-tuning the checkpoint of deit-t-softmax_8xb128-300e_in1k.py.
+_base_ = './deit-t-attnzero-dynamicvit_8xb128-30e_in1k.py'
 
-model = dict(
-    type='DynamicViTClassifier',
-    token_reduction=dict(type='dynamicvit', keep=0.7),
-    ratio_weight=2.0,
-    distill_weight=0.5)
+model = dict(attn='softmax')
 load_from = 'work_dirs/deit-t-softmax_8xb128-300e_in1k/epoch_300.pth'
-
-train_cfg = dict(max_epochs=30)
-param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-3, by_epoch=True, end=5, convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', eta_min=1e-5, by_epoch=True, begin=5, end=30),
-]

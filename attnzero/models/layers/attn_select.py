@@ -11,7 +11,7 @@ from typing import Any, Dict, Optional, Sequence, Tuple, Union
 from torch import nn
 
 from attnzero.attention import ATTENTIONS, Attention, build_kernel
-from attnzero.space import TRIAL_140, as_genome
+from attnzero.space import TRIAL_105, TRIAL_140, as_genome, mask_problem
 
 AttnSpec = Union[str, Sequence[str]]
 GenomeSpec = Union[None, str, Any, Sequence[Any]]
@@ -56,10 +56,19 @@ def attention_needs_full_kv(name: str) -> bool:
     return bool(getattr(_kernel_class(name), 'full_kv', False))
 
 
-def attention_takes_token_mask(name: str) -> bool:
+def attention_takes_token_mask(name: str, genome: Any = None) -> bool:
     """True if the registered kernel ``name`` takes token masks (``supports_token_mask``; token
-    pruning such as DynamicViT)."""
-    return bool(getattr(_kernel_class(name), 'supports_token_mask', False))
+    pruning such as DynamicViT). For ``attnzero`` it depends on the genome (default Trial-105):
+    :func:`attnzero.space.mask_problem`; a malformed genome gives ``False`` here and fails where
+    the kernel is built."""
+    if not getattr(_kernel_class(name), 'supports_token_mask', False):
+        return False
+    if name == 'attnzero':
+        try:
+            return mask_problem(as_genome(genome, default=TRIAL_105)) is None
+        except (TypeError, ValueError):
+            return False
+    return True
 
 
 def attention_makes_windows(name: str) -> bool:
