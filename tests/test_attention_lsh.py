@@ -9,15 +9,19 @@ import pytest
 import torch
 from conftest import MaxNumel
 
-from attnzero.attention import build_kernel
+from attnzero.attention import TokenMask, build_kernel
 
 
-def reference(kern, q, v):
+def reference(kern, q, v, kept=None):
     """LSH attention as the Reformer paper describes it, token by token: shared keys ``q/||q||``;
     per round, buckets from the kernel's rotations (``argmax [xR, -xR]`` per factor), tokens
     sorted by (bucket, position) and cut into chunks; a token attends to the keys of its own bucket
     in its chunk and the previous one (the first chunk's previous is the last), itself only if no
-    other; rounds combined with weights softmax(log-normaliser)."""
+    other; rounds combined with weights softmax(log-normaliser).
+
+    ``kept`` (a set of token indices per sample; DynamicViT): dropped tokens take the padding
+    bucket (after every real one), so they are no key of a kept token and the kept tokens' buckets
+    and chunks do not depend on them."""
     B, h, N, d = q.shape
     c, H = kern.bucket_size, kern.n_hashes
     want = math.ceil(N / c)
@@ -32,6 +36,7 @@ def reference(kern, q, v):
                 p1 = x @ kern.rotations[0, r, :, : b1 // 2].double()
                 p2 = x @ kern.rotations[1, r, :, : b2 // 2].double()
                 bucket = (torch.cat([p1, -p1], -1).argmax(-1) * b2 + torch.cat([p2, -p2], -1).argmax(-1)).tolist()
+                bucket = [bk if kept is None or i in kept[b] else b1 * b2 for i, bk in enumerate(bucket)]
                 order = sorted(range(N), key=lambda i: (bucket[i], i))
                 chunks = [order[i:i + c] for i in range(0, N, c)]
                 o_r, l_r = torch.zeros(N, d, dtype=q.dtype), torch.zeros(N, dtype=q.dtype)
@@ -59,6 +64,24 @@ def test_matches_the_slow_reference_in_float64(N, c, H):
     g = torch.Generator().manual_seed(N)
     q, k, v = (torch.randn(2, 2, N, 8, generator=g, dtype=torch.float64) for _ in range(3))
     torch.testing.assert_close(kern(q, k, v), reference(kern, q, v), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize('hw, c, H', [((6, 6), 4, 2), ((5, 8), 8, 3)])
+def test_token_mask_matches_the_reference_on_the_kept_tokens(hw, c, H):
+    """DynamicViT masks: 0/1 weights against the slow reference with the dropped tokens in the
+    padding bucket; hard pruning (the kept tokens only) gives the same rows."""
+    kern = build_kernel('lsh', head_dim=8, num_heads=2, bucket_size=c, n_hashes=H, seed=1).double()
+    N = hw[0] * hw[1]
+    g = torch.Generator().manual_seed(N)
+    q, k, v = (torch.randn(2, 2, N, 8, generator=g, dtype=torch.float64) for _ in range(3))
+    index = torch.stack([torch.randperm(N, generator=g)[:N // 2].sort().values for _ in range(2)])
+    weight = torch.zeros(2, N, dtype=torch.float64).scatter(1, index, 1.0)
+    out = kern(q, k, v, hw, mask=TokenMask(weight=weight))
+    ref = reference(kern, q, v, [set(i.tolist()) for i in index])
+    take = lambda t: t.gather(2, index[:, None, :, None].expand(-1, 2, -1, 8))  # noqa: E731
+    torch.testing.assert_close(take(out), take(ref), rtol=1e-10, atol=1e-10)
+    pruned = kern(take(q), take(k), take(v), hw, mask=TokenMask(index=index))
+    torch.testing.assert_close(pruned, take(out), rtol=1e-10, atol=1e-10)
 
 
 

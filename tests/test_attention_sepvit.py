@@ -10,15 +10,18 @@ import torch
 import torch.nn.functional as F
 from conftest import MaxNumel
 
-from attnzero.attention import build_kernel
+from attnzero.attention import TokenMask, build_kernel
 
 
-def reference(kern, q, k, v, hw):
+def reference(kern, q, k, v, hw, kept=None):
     """DSA then PSA as the SepViT paper describes them, one window at a time: a window holds the grid
     tokens of its ws x ws cell (fewer at the right/bottom edges) plus the window token; softmax
     attention inside; the window tokens (LayerNorm, GELU, a linear map to query/key) attend across
     windows, and each token position of a window receives the map-weighted sum of the other
-    windows' DSA outputs at that position (0 where that position is outside the grid)."""
+    windows' DSA outputs at that position (0 where that position is outside the grid).
+
+    ``kept`` (a set of token indices per sample; DynamicViT): only kept tokens are keys, in their
+    window and for the prefix tokens, and a dropped position adds nothing to the mixing."""
     B, h, N, d = q.shape
     p = kern.num_prefix_tokens
     H, W = hw
@@ -33,7 +36,7 @@ def reference(kern, q, k, v, hw):
             for ci, (i, j) in enumerate(cells):
                 idx = {(r, c): p + r * W + c for r in range(i * ws, min((i + 1) * ws, H))
                        for c in range(j * ws, min((j + 1) * ws, W))}
-                keys = list(idx.values())
+                keys = [t for t in idx.values() if kept is None or t in kept[b]]
                 K = torch.stack([tk[hh]] + [k[b, hh, t] for t in keys])
                 V = torch.stack([tv[hh]] + [v[b, hh, t] for t in keys])
                 for pos, qv in [(None, tq[hh])] + [((r - i * ws, c - j * ws), q[b, hh, t]) for (r, c), t in idx.items()]:
@@ -50,10 +53,13 @@ def reference(kern, q, k, v, hw):
                 for r in range(i * ws, min((i + 1) * ws, H)):
                     for c in range(j * ws, min((j + 1) * ws, W)):
                         pos = (r - i * ws, c - j * ws)
-                        out[b, hh, p + r * W + c] = sum(A[ci, cj] * dsa[(cj, pos)] for cj in range(len(cells))
-                                                        if (cj, pos) in dsa)
+                        out[b, hh, p + r * W + c] = sum(
+                            A[ci, cj] * dsa[(cj, pos)] for cj in range(len(cells)) if (cj, pos) in dsa
+                            and (kept is None or p + (cells[cj][0] * ws + pos[0]) * W + cells[cj][1] * ws + pos[1]
+                                 in kept[b]))
+            keys = [t for t in range(N) if kept is None or t in kept[b]]
             for t in range(p):
-                out[b, hh, t] = torch.softmax(k[b, hh] @ q[b, hh, t] / math.sqrt(d), 0) @ v[b, hh]
+                out[b, hh, t] = torch.softmax(k[b, hh, keys] @ q[b, hh, t] / math.sqrt(d), 0) @ v[b, hh, keys]
     return out
 
 
@@ -67,6 +73,26 @@ def test_matches_the_window_by_window_reference(hw, ws, prefix):
     N = prefix + hw[0] * hw[1]
     q, k, v = (torch.randn(2, 2, N, 8, generator=g, dtype=torch.float64) for _ in range(3))
     torch.testing.assert_close(kern(q, k, v, hw), reference(kern, q, k, v, hw), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize('hw, ws, prefix', [((6, 6), 3, 1), ((7, 9), 4, 2)])
+def test_token_mask_matches_the_reference_on_the_kept_tokens(hw, ws, prefix):
+    """DynamicViT masks: 0/1 weights against the window-by-window reference restricted to the kept
+    tokens (including a window whose tokens are all dropped)."""
+    kern = build_kernel('sepvit', head_dim=8, num_heads=2, window_size=ws, num_prefix_tokens=prefix).double()
+    g = torch.Generator().manual_seed(5)
+    N = prefix + hw[0] * hw[1]
+    q, k, v = (torch.randn(2, 2, N, 8, generator=g, dtype=torch.float64) for _ in range(3))
+    weight = (torch.rand(2, N, generator=g) > 0.4).double()
+    weight[:, :prefix] = 1
+    weight[0, prefix:prefix + ws] = 0              # the first window's top row
+    weight[1, [prefix + r * hw[1] + c for r in range(ws) for c in range(ws)]] = 0   # window 0 of sample 1
+    kept = [set(weight[b].nonzero().flatten().tolist()) for b in range(2)]
+    out = kern(q, k, v, hw, mask=TokenMask(weight=weight))
+    ref = reference(kern, q, k, v, hw, kept)
+    for b in range(2):
+        rows = sorted(kept[b])
+        torch.testing.assert_close(out[b, :, rows], ref[b, :, rows], rtol=1e-10, atol=1e-10)
 
 
 

@@ -17,8 +17,9 @@ from attnzero.models.layers import dynamicvit_loss
 
 from conftest import MaxNumel, has_mm_stack
 
-MASKED = ('softmax', 'linear', 'relu_linear', 'focused', 'hydra', 'agent', 'identity', 'attnzero')
-KW = dict(agent=dict(agent_num=4))
+MASKED = ('softmax', 'linear', 'relu_linear', 'focused', 'hydra', 'agent', 'identity', 'attnzero', 'lsh',
+          'sepvit')
+KW = dict(agent=dict(agent_num=4), lsh=dict(bucket_size=8), sepvit=dict(window_size=4))
 H, W, P = 6, 6, 1  # grid and prefix tokens of the kernel tests
 #: a linear genome with an intermediate of N + 1 tokens-and-a-channel (ones_aug along tokens)
 NO_MASKED_FORM = 'i3n303:elu;-;-;-;-;transpose,ones_aug:einsum1,matmul,first'
@@ -101,7 +102,7 @@ def _model(attn='softmax', keep=0.7, small=False, **kw):
                              attn_kwargs=KW.get(attn), **size)
 
 
-@pytest.mark.parametrize('attn', ['softmax', 'focused', 'agent', 'attnzero'])
+@pytest.mark.parametrize('attn', ['softmax', 'focused', 'agent', 'attnzero', 'lsh', 'sepvit'])
 def test_hard_pruned_inference_equals_the_masked_computation(attn):
     """Eval forward (top-k pruning) against the same blocks on all 64 patch tokens with the 0/1
     weights of the kept set: the kept tokens' final features are equal."""
@@ -174,17 +175,15 @@ def test_bad_options_and_kernels_without_masks():
     with pytest.raises(ValueError, match='locations'):
         timm.create_model('attnzero_deit_tiny', attn='softmax',
                           token_reduction=dict(type='dynamicvit', locations=(6, 3)))
-    with pytest.raises(ValueError, match=r"\['lsh'\] do not"):
-        timm.create_model('attnzero_deit_tiny', attn='lsh', token_reduction=dict(type='dynamicvit'))
     with pytest.raises(ValueError, match=r"attnzero \(i3n303.*do not"):   # a genome with no masked form
         timm.create_model('attnzero_deit_tiny', genome=NO_MASKED_FORM, token_reduction=dict(type='dynamicvit'))
     with pytest.raises(ValueError, match="global_pool"):
         timm.create_model('attnzero_deit_tiny', attn='softmax', global_pool='avg',
                           token_reduction=dict(type='dynamicvit'))
-    # a kernel without masks before the first location and a mask-aware kernel after it is fine
-    attns = ['lsh'] * 3 + ['focused'] * 9
-    m = timm.create_model('attnzero_deit_tiny', attn=attns, num_classes=10, img_size=64, patch_size=8,
-                          token_reduction=dict(type='dynamicvit'))
+    # a genome without a masked form before the first location and a mask-aware kernel after it
+    attns = ['attnzero'] * 3 + ['focused'] * 9
+    m = timm.create_model('attnzero_deit_tiny', attn=attns, genome=NO_MASKED_FORM, num_classes=10, img_size=64,
+                          patch_size=8, token_reduction=dict(type='dynamicvit'))
     assert m.eval()(torch.randn(1, 3, 64, 64)).shape == (1, 10)
 
 

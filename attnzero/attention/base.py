@@ -131,6 +131,14 @@ class TokenMask:
         idx = self.index[:, None, :, None].expand(B, h, -1, d)
         return x.new_zeros(B, h, n_full, d).scatter(2, idx, x)
 
+    def dense_weight(self, n_full: int, dtype: torch.dtype) -> torch.Tensor:
+        """The weights ``(B, n_full)`` of the full layout: ``weight``, or 1 at the present tokens
+        and 0 elsewhere for the ``index`` form."""
+        if self.index is None:
+            return self.weight.to(dtype)
+        B = self.index.shape[0]
+        return torch.zeros(B, n_full, dtype=dtype, device=self.index.device).scatter(1, self.index, 1.0)
+
     def gather(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, h, n_full, d)`` -> the rows of the present tokens ``(B, h, n, d)``."""
         if self.index is None:
@@ -140,14 +148,16 @@ class TokenMask:
 
 
 def masked_softmax(logits: torch.Tensor, weight: Optional[torch.Tensor]) -> torch.Tensor:
-    """Softmax over the last (key) dim with key weights ``(B, M)`` in ``[0, 1]``:
+    """Softmax over the last (key) dim with key weights in ``[0, 1]``, ``(B, M)`` for
+    ``(B, heads, N, M)`` logits or any shape that broadcasts to ``logits``:
     ``w_j e^{l_j} / sum_m w_m e^{l_m}`` (DynamicViT's attention masking). Exact for 0/1 weights
     (the max is taken over the kept keys; a dropped key's exponential is clamped before it is
     weighted, so it cannot overflow), with gradients to every weight. At least one key per row
     must have a positive weight (the cls token is never dropped)."""
     if weight is None:
         return logits.softmax(dim=-1)
-    w = weight.to(logits.dtype)[:, None, None, :]
+    w = weight.to(logits.dtype)
+    w = w[:, None, None, :] if w.dim() == 2 else w
     m = logits.masked_fill(w <= 0, float('-inf')).amax(dim=-1, keepdim=True).detach()
     e = torch.exp((logits - m).clamp_max(0)) * w
     return e / e.sum(dim=-1, keepdim=True)
@@ -264,6 +274,20 @@ class AttentionKernel(nn.Module):
             raise ValueError(f'attention {self.name!r} needs hw=(H, W) for its spatial branch')
         n_full = self.num_prefix_tokens + hw[0] * hw[1]
         return mask.gather(branch(mask.scatter(x, n_full), hw, n_full, hw))
+
+    def _on_full_layout(self, fn: Callable[..., torch.Tensor], q: torch.Tensor, k: torch.Tensor,
+                        v: torch.Tensor, hw: HW, mask: TokenMask) -> torch.Tensor:
+        """``fn(q, k, v, weight)`` on the full ``p + H*W`` layout with dense token weights ``(B,
+        p + H*W)``: hard-pruned tokens (``mask.index``) are scattered back as zeros with weight 0
+        and the result is gathered at the present tokens. For kernels whose structure is fixed by
+        the full grid (windows, hash buckets): pruning then gives exactly the masked result but
+        saves none of their work."""
+        n_full = self.num_prefix_tokens + hw[0] * hw[1]
+        weight = mask.dense_weight(n_full, acc_dtype(q.dtype))
+        if mask.index is None:
+            return fn(q, k, v, weight)
+        full = [TokenMask(index=mask.index).scatter(t, n_full) for t in (q, k, v)]
+        return mask.gather(fn(*full, weight))
 
     def _check_bias(self, attn_bias: Optional[torch.Tensor]) -> None:
         if attn_bias is not None and not self.supports_attn_bias:

@@ -32,7 +32,7 @@ from typing import Optional, Tuple
 import torch
 import torch.nn.functional as F
 
-from .base import HW, AttentionKernel, acc_dtype, register_attention
+from .base import HW, AttentionKernel, TokenMask, acc_dtype, register_attention
 
 SELF_LOGIT = -1e5     # a token attends to itself only when nothing else is in reach
 MASKED_LOGIT = -1e9   # other buckets and padding: never (exp underflows to 0)
@@ -62,6 +62,12 @@ class LSHAttention(AttentionKernel):
 
     linear = False  # O(N log N) (sorting) and sub-quadratic hashing; not linear
     full_kv = True  # shared QK: PVT stages run it without spatial reduction
+    #: token masks (DynamicViT): a dropped token is hashed to the padding bucket (sorted after the
+    #: kept ones, never a key of a kept token), so the kept tokens' buckets and chunks do not depend
+    #: on it; the kept keys' weights scale their exponentials (gradients to the decisions). The
+    #: bucket count follows the full layout, so hard-pruned tokens are put back on it as zeros with
+    #: weight 0 (exact, but saves no work here). A dropped token's own output row is zero.
+    supports_token_mask = True
 
     def __init__(self, head_dim: int, num_heads: int, num_prefix_tokens: int = 0,
                  v_branch: bool = True, attn_drop: float = 0.0, n_hashes: int = 2,
@@ -97,8 +103,18 @@ class LSHAttention(AttentionKernel):
         return parts[0] * b2 + parts[1]
 
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, hw: Optional[HW] = None,
-                attn_bias: Optional[torch.Tensor] = None, kv_hw: Optional[HW] = None) -> torch.Tensor:
+                attn_bias: Optional[torch.Tensor] = None, kv_hw: Optional[HW] = None,
+                mask: Optional[TokenMask] = None) -> torch.Tensor:
         self._check_bias(attn_bias)
+        if mask is not None:
+            if hw is None:
+                raise ValueError('LSH attention needs the token grid hw=(H, W) with a token mask')
+            return self._on_full_layout(self._attend, q, k, v, hw, mask)
+        return self._attend(q, k, v, None)
+
+    def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                weight: Optional[torch.Tensor]) -> torch.Tensor:
+        """The LSH attention; ``weight`` ``(B, N)``: token weights (``None``: all 1)."""
         B, h, N, d = q.shape
         if k.shape[-2] != N or v.shape[-2] != N:
             raise ValueError(f'LSH attention shares queries and keys: it needs as many key/value tokens '
@@ -111,6 +127,8 @@ class LSHAttention(AttentionKernel):
         kn = F.normalize(qf, dim=-1)
         b1, b2 = self.buckets(N)
         buckets = self._hash(kn, b1, b2)                             # (B, h, H, N)
+        if weight is not None:   # dropped tokens: the padding bucket
+            buckets = buckets.masked_fill((weight <= 0)[:, None, None, :], b1 * b2)
         pos = torch.arange(Np, device=q.device)
         if Np > N:  # padding tokens: a bucket of their own after every real one (sorted last)
             pad = (0, 0, 0, Np - N)
@@ -135,8 +153,17 @@ class LSHAttention(AttentionKernel):
         other = (sb.unsqueeze(-1) != kb.unsqueeze(-2)) | (kp.unsqueeze(-2) >= N)
         logits = logits.masked_fill(other, MASKED_LOGIT)
         logits = logits.masked_fill(sp.unsqueeze(-1) == kp.unsqueeze(-2), SELF_LOGIT)
-        lse = torch.logsumexp(logits, dim=-1, keepdim=True)           # (B, h, H, nc, c, 1)
-        probs = torch.exp(logits - lse)
+        if weight is None:
+            lse = torch.logsumexp(logits, dim=-1, keepdim=True)       # (B, h, H, nc, c, 1)
+            probs = torch.exp(logits - lse)
+        else:                    # the keys' weights scale their exponentials
+            wk = F.pad(weight.to(dt), (0, Np - N)).view(B, 1, 1, Np).expand(B, h, H, Np).gather(3, order)
+            wk = wk.view(B, h, H, nc, c)
+            wk = torch.cat([wk, wk.roll(1, dims=3)], dim=4) if nc > 1 else wk
+            m = logits.amax(dim=-1, keepdim=True).detach()
+            e = torch.exp(logits - m) * wk.unsqueeze(-2)
+            s = e.sum(dim=-1, keepdim=True).clamp_min(torch.finfo(dt).tiny)   # 0: a dropped row
+            lse, probs = m + torch.log(s), e / s
         if self.training and self.attn_drop > 0:
             probs = F.dropout(probs, self.attn_drop)
         so = torch.einsum('bhrcij,bhrcjd->bhrcid', probs, sv).reshape(B, h, H, Np, d)

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import HW, AttentionKernel, acc_dtype, register_attention
+from .base import HW, AttentionKernel, TokenMask, acc_dtype, masked_softmax, register_attention
 
 
 @register_attention('sepvit')
@@ -45,6 +45,10 @@ class SepViTAttention(AttentionKernel):
     linear = False
     full_kv = True
     own_windows = True
+    #: token masks (DynamicViT): a dropped token is no key of its window, adds nothing to the
+    #: pointwise mixing and no key of the prefix tokens; the windows are fixed by the grid, so
+    #: hard-pruned tokens are put back on it as zeros with weight 0 (exact, but saves no work here)
+    supports_token_mask = True
 
     def __init__(self, head_dim: int, num_heads: int, num_prefix_tokens: int = 0,
                  v_branch: bool = True, attn_drop: float = 0.0, window_size: int = 7) -> None:
@@ -74,12 +78,20 @@ class SepViTAttention(AttentionKernel):
         return g.reshape(B, h, (Hp // ws) * (Wp // ws), ws * ws, d)
 
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, hw: Optional[HW] = None,
-                attn_bias: Optional[torch.Tensor] = None, kv_hw: Optional[HW] = None) -> torch.Tensor:
+                attn_bias: Optional[torch.Tensor] = None, kv_hw: Optional[HW] = None,
+                mask: Optional[TokenMask] = None) -> torch.Tensor:
         self._check_bias(attn_bias)
-        B, h, N, d = q.shape
-        p = self.num_prefix_tokens
         if hw is None:
             raise ValueError('SepViT attention needs the token grid hw=(H, W)')
+        if mask is not None:
+            return self._on_full_layout(lambda *a: self._attend(*a, hw), q, k, v, hw, mask)
+        return self._attend(q, k, v, None, hw)
+
+    def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                weight: Optional[torch.Tensor], hw: HW) -> torch.Tensor:
+        """DSA + PSA; ``weight`` ``(B, p + H*W)``: token weights (``None``: all 1)."""
+        B, h, N, d = q.shape
+        p = self.num_prefix_tokens
         H, W = hw
         if k.shape[-2] != N or v.shape[-2] != N or N - p != H * W:
             raise ValueError(f'SepViT attention needs keys/values at the query resolution and '
@@ -102,13 +114,21 @@ class SepViTAttention(AttentionKernel):
             valid = valid.reshape(Hp // ws, ws, Wp // ws, ws).permute(0, 2, 1, 3).reshape(nW, L)
             valid = torch.cat([valid.new_ones(nW, 1), valid], dim=1)
             logits = logits.masked_fill(~valid[:, None, :], float('-inf'))
-        attn = logits.softmax(dim=-1)
+        kw = None
+        if weight is not None:   # token weights of the windows' keys (the window token: 1)
+            kw = self._windows(weight[:, None, p:, None].to(dt), hw, (Hp, Wp))[:, :, :, :, 0]
+            kw = torch.cat([kw.new_ones(B, 1, nW, 1), kw], dim=-1)                # (B, 1, nW, 1+L)
+            attn = masked_softmax(logits, kw.unsqueeze(-2))
+        else:
+            attn = logits.softmax(dim=-1)
         if self.training and self.attn_drop > 0:
             attn = F.dropout(attn, self.attn_drop)
         dsa = torch.einsum('bhwij,bhwjd->bhwid', attn, wv)                     # (B, h, nW, 1+L, d)
         pix = dsa[:, :, :, 1:]
         if valid is not None:  # padded positions contribute nothing to the mixing (zero padding)
             pix = pix * valid[:, 1:, None].to(dt)
+        if kw is not None:     # nor do dropped tokens
+            pix = pix * kw[..., 1:, None]
         # PSA: window tokens -> queries/keys of an attention across windows, applied to DSA outputs
         z = F.gelu(self.psa_norm(dsa[:, :, :, 0].to(self.psa_norm.weight.dtype)))
         pq, pk = self.psa_qk(z).to(dt).chunk(2, dim=-1)                          # (B, h, nW, d)
@@ -117,7 +137,11 @@ class SepViTAttention(AttentionKernel):
         out = out.reshape(B, h, Hp // ws, Wp // ws, ws, ws, d).permute(0, 1, 2, 4, 3, 5, 6)
         out = out.reshape(B, h, Hp, Wp, d)[:, :, :H, :W].reshape(B, h, H * W, d)
         if p:
-            pre = F.scaled_dot_product_attention(qf[:, :, :p], kf, vf)
+            if weight is None:
+                pre = F.scaled_dot_product_attention(qf[:, :, :p], kf, vf)
+            else:
+                pl = torch.einsum('bhid,bhjd->bhij', qf[:, :, :p], kf) * scale
+                pre = masked_softmax(pl, weight[:, None, None, :].to(dt)) @ vf
             out = torch.cat([pre, out], dim=2)
         return out.to(q.dtype)
 

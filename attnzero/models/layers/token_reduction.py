@@ -27,10 +27,10 @@ Token Sparsification", NeurIPS 2021: prediction modules before the blocks at ``l
   them (spatial branches see the pruned tokens as zeros on the grid, as in training).
 
 Option: ``token_reduction=dict(type='dynamicvit', keep=0.7, locations=None, tau=1.0)``. Needs
-kernels with ``supports_token_mask``: the zoo's softmax, linear, relu_linear, focused, hydra, agent
-and identity, and ``attnzero`` with any genome that has a token-masked form
-(:func:`attnzero.space.mask_problem`; Trial-105 and Trial-140 do). Not lsh and sepvit, whose
-buckets and windows are fixed by the full token layout.
+kernels with ``supports_token_mask``: every kernel of the zoo, and ``attnzero`` with any genome that
+has a token-masked form (:func:`attnzero.space.mask_problem`; Trial-105 and Trial-140 do). lsh and
+sepvit, whose hash buckets and windows are laid out on the full token grid, run hard-pruned blocks
+on that grid with the pruned tokens at weight 0: the same result, but no saving in those blocks.
 """
 from __future__ import annotations
 
