@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional, Sequence
 
 from attnzero.search.archs import PROXY_ARCHS, build_proxy_model
-from attnzero.search.config import SearchConfig
+from attnzero.search.config import SEARCH_ONLY_FIELDS, SearchConfig
 from attnzero.search.evaluate import baseline_task, derive_seed, precheck, training_task
 from attnzero.search.proxies import load_proxy
 from attnzero.space import Genome, fingerprint
@@ -37,10 +37,7 @@ __all__ = ['BenchSettings', 'NON_TRAINING_FIELDS', 'evaluate_task', 'baseline_ev
 
 #: SearchConfig fields that only drive the search or its execution (everything else changes what a
 #: proxy training computes and is copied into every record)
-NON_TRAINING_FIELDS = ('seed', 'pop_size', 'generations', 'n_offsprings', 'crossover_prob',
-                       'mutation_prob', 'space', 'init_genomes', 'acc_objective', 'baseline',
-                       'min_acc_ratio', 'workers', 'dask_scheduler', 'eval_timeout_s', 'retries',
-                       'fault_injection', 'epochs', 'cache')
+NON_TRAINING_FIELDS = ('seed', 'space', 'epochs') + SEARCH_ONLY_FIELDS
 #: SearchConfig fields added after benches were first built, with their defaults: left out of
 #: :meth:`BenchSettings.public` (and so of the settings id) at that value, so that a bench built
 #: before they existed keeps its id

@@ -15,12 +15,20 @@ from attnzero.space import Genome
 from .archs import ARCHS
 from .proxies import parse_proxy_spec
 
-__all__ = ['SearchConfig', 'ConfigError', 'PRESETS', 'preset', 'ACCELERATOR_FIELDS', 'with_defaults']
+__all__ = ['SearchConfig', 'ConfigError', 'PRESETS', 'preset', 'ACCELERATOR_FIELDS', 'SEARCH_ONLY_FIELDS',
+           'with_defaults']
 
 ACC_MODES = ('mean', 'per_arch')
 COST_MODES = ('flops', 'latency')
 #: the on/off switches of the search's accelerators (see :class:`SearchConfig`)
 ACCELERATOR_FIELDS = ('program_check', 'cache', 'rejection')
+#: fields that only steer the search and its execution, never what a candidate's proxy training
+#: computes: the one list behind the identities of trained results (the fidelity tool's run keys,
+#: the bench's settings id), which each add the fields they vary or report themselves. A new field
+#: of this kind goes here, or those identities change.
+SEARCH_ONLY_FIELDS = ('pop_size', 'generations', 'n_offsprings', 'crossover_prob', 'mutation_prob',
+                      'init_genomes', 'acc_objective', 'baseline', 'min_acc_ratio', 'workers',
+                      'dask_scheduler', 'eval_timeout_s', 'retries', 'fault_injection', 'cache')
 
 
 class ConfigError(ValueError):

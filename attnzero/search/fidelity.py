@@ -32,7 +32,7 @@ from attnzero.io import append_line, data_path, read_jsonl
 from attnzero.space import (DEFAULT_DISTRIBUTION, ORIGINAL_DISTRIBUTION, TRIAL_105, TRIAL_140, Genome,
                             sample)
 
-from .config import SearchConfig, with_defaults
+from .config import SEARCH_ONLY_FIELDS, SearchConfig, with_defaults
 from .evaluate import _load, derive_seed, precheck
 from .executor import make_executor
 from .operators import fec_key
@@ -116,10 +116,7 @@ def stability_genomes(n: int, seed: int, cfg: SearchConfig) -> List[str]:
 
 #: SearchConfig fields that change nothing the fidelity tool trains or samples (a run folder stays
 #: valid when they change)
-_NOT_TRAINED = ('pop_size', 'generations', 'n_offsprings', 'crossover_prob', 'mutation_prob',
-                'init_genomes', 'acc_objective', 'cost', 'cost_tokens', 'cost_head_dim', 'baseline',
-                'min_acc_ratio', 'workers', 'dask_scheduler', 'eval_timeout_s', 'retries',
-                'fault_injection', 'cache')
+_NOT_TRAINED = frozenset(SEARCH_ONLY_FIELDS + ('cost', 'cost_tokens', 'cost_head_dim'))
 
 
 def _trained_fields(cfg: Dict[str, Any]) -> Dict[str, Any]:
