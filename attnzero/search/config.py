@@ -28,7 +28,8 @@ ACCELERATOR_FIELDS = ('program_check', 'cache', 'rejection')
 #: of this kind goes here, or those identities change.
 SEARCH_ONLY_FIELDS = ('pop_size', 'generations', 'n_offsprings', 'crossover_prob', 'mutation_prob',
                       'init_genomes', 'acc_objective', 'baseline', 'min_acc_ratio', 'workers',
-                      'dask_scheduler', 'eval_timeout_s', 'retries', 'fault_injection', 'cache')
+                      'dask_scheduler', 'eval_timeout_s', 'retries', 'fault_injection', 'cache',
+                      'rungs', 'eta')
 
 
 class ConfigError(ValueError):
@@ -65,6 +66,17 @@ Accelerators (each ``True`` by default; all ``False`` is the *naive* search that
         rejection: the rejection protocol below. ``False``: every candidate trains the full
             budget: no early stop, no checkpoint evaluation, and no baseline trainings (the
             protocol is their only use). A training that raises is still recorded as ``crash``.
+        rungs: successive-halving rungs over the training budget (``1``: off, the default). With
+            ``k`` rungs the candidates of a generation that go to training first train
+            ``epochs / eta^(k-1)`` epochs (rounded up), the best ``1/eta`` of them (by mean proxy
+            accuracy; the rejected never) train ``eta`` times longer, and so on up to ``epochs``.
+            Every rung trains from scratch with the candidate's own seed (a rung is a shorter run
+            of the same training, so the last rung's result is exactly the one-rung result). A
+            candidate that is not promoted keeps the result of its last rung, recorded with its
+            budget (``fidelity_epochs``) and ``stage='rung<r>'``: deferred, not dropped. Results of
+            every rung are checkpointed, so a kill loses none and a resume makes the same
+            promotions.
+        eta: the promotion factor of the rungs (``>= 2``).
 
     Objectives:
         archs: proxy architectures (:data:`attnzero.search.archs.ARCHS`).
@@ -116,6 +128,8 @@ Accelerators (each ``True`` by default; all ``False`` is the *naive* search that
     program_check: bool = True
     cache: bool = True
     rejection: bool = True
+    rungs: int = 1
+    eta: int = 3
     # objectives
     archs: List[str] = field(default_factory=lambda: ['deit', 'pvt'])
     acc_objective: str = 'mean'
@@ -183,6 +197,8 @@ Accelerators (each ``True`` by default; all ``False`` is the *naive* search that
         need(self.space in ('default', 'original'), 'space', "must be 'default' or 'original'")
         for name in ACCELERATOR_FIELDS:
             need(isinstance(getattr(self, name), bool), name, 'must be true or false')
+        need(isinstance(self.rungs, int) and 1 <= self.rungs <= 4, 'rungs', 'must be an integer in 1..4')
+        need(isinstance(self.eta, int) and self.eta >= 2, 'eta', 'must be an integer >= 2')
         need(isinstance(self.archs, (list, tuple)) and len(self.archs) > 0, 'archs',
              'must name at least one architecture')
         for a in self.archs:
@@ -197,6 +213,9 @@ Accelerators (each ``True`` by default; all ``False`` is the *naive* search that
         need(self.cost_tokens >= 1 and self.cost_head_dim >= 1, 'cost_tokens', 'sizes must be >= 1')
         parse_proxy_spec(self.proxy)  # raises ProxyError naming the bad spec
         need(self.epochs >= 1, 'epochs', 'must be >= 1')
+        budgets = self.rung_epochs
+        need(all(a < b for a, b in zip(budgets, budgets[1:])), 'rungs',
+             f'needs distinct budgets, but {self.epochs} epochs with eta={self.eta} give {budgets}')
         need(self.batch_size >= 1, 'batch_size', 'must be >= 1')
         need(self.lr > 0, 'lr', 'must be > 0')
         need(0.0 <= self.warmup_frac < 1.0, 'warmup_frac', 'must be in [0, 1)')
@@ -216,6 +235,11 @@ Accelerators (each ``True`` by default; all ``False`` is the *naive* search that
         for text in self.init_genomes:
             _parse_genome(text, 'init_genomes')
         return self
+
+    @property
+    def rung_epochs(self) -> List[int]:
+        """The training budget (epochs) of each rung, ascending; the last is ``epochs``."""
+        return [max(1, -(-self.epochs // self.eta ** (self.rungs - 1 - r))) for r in range(self.rungs)]
 
     @property
     def n_objectives(self) -> int:

@@ -13,7 +13,7 @@ import json
 import logging
 import os
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 from pymoo.core.evaluator import Evaluator
@@ -212,6 +212,13 @@ class Search:
         rec['accs'] = {r['arch']: r['acc'] for r in rec['per_arch'] if r.get('acc') is not None}
         if rec['status'] == 'ok':
             rec['acc_mean'] = sum(rec['accs'][a] for a in self.cfg.archs) / len(self.cfg.archs)
+        if 'rung' in res:   # successive halving: which budget this result is of, and the rungs run
+            rec.update(rung=res['rung'], fidelity_epochs=res['fidelity_epochs'], rungs=res['rungs'])
+            if not res['promoted']:
+                rec['stage'] = f'rung{res["rung"]}'
+                rec['message'] = (rec['message'] + '; ' if rec['message'] else '') + (
+                    f'not promoted after rung {res["rung"]} ({res["fidelity_epochs"]} of '
+                    f'{self.cfg.epochs} epochs)')
         rec['F'], rec['G'] = objectives(self.cfg, rec['status'], rec['accs'], rec['cost'])
 
     def _evaluate_generation(self, gen: int, first_idx: int, texts: List[str], executor
@@ -260,7 +267,9 @@ class Search:
             out[idx] = rec
         for _, _, payload in jobs:
             log.info('dispatch idx=%d genome=%s', payload['idx'], payload['genome'])
-        for key, res in executor.run(jobs):
+        results = (self._successive_halving(jobs, executor, range(first_idx, first_idx + len(texts)))
+                   if self.cfg.rungs > 1 else executor.run(jobs))
+        for key, res in results:
             idx = int(key.split('-', 1)[1])
             rec = out[idx]
             self._finish_trained(rec, res)
@@ -270,6 +279,68 @@ class Search:
             self._commit(rec)
             out[rec['idx']] = rec
         return [out[first_idx + j] for j in range(len(texts))]
+
+    def _successive_halving(self, jobs: List[Tuple[str, Any, Dict[str, Any]]], executor,
+                            generation: range) -> Iterator[Tuple[str, Dict[str, Any]]]:
+        """``executor.run(jobs)`` with the rungs of ``cfg.rungs``: yields ``(key, result)`` for
+        every job once its last rung is known (not promoted, or the full budget).
+
+        The candidates of a rung are all the generation's trained candidates that reached it:
+        those of ``jobs`` and, after a resume, those already final whose rung results are in
+        ``state.rungs``; so the promotions after a kill are the ones the first session made."""
+        cfg = self.cfg
+        budgets = cfg.rung_epochs
+        pending = {p['idx']: (key, fn, p) for key, fn, p in jobs}
+        alive = sorted(set(pending) | {i for i in generation if i in self.state.rungs})
+        for r, epochs in enumerate(budgets):
+            last = r == len(budgets) - 1
+            results: Dict[int, Dict[str, Any]] = {}
+            todo = []
+            for i in alive:
+                done = self.state.rungs.get(i, [])
+                if not last and len(done) > r:
+                    results[i] = done[r]
+                elif i in pending:
+                    key, fn, p = pending[i]
+                    # a shorter run of the same training; the checkpoint rejection (set against the
+                    # baseline's full-budget run) only where this run passes that epoch
+                    ckpt = cfg.checkpoint_epoch if cfg.checkpoint_epoch < epochs or last else 0
+                    todo.append((key, fn, dict(p, config=dict(p['config'], epochs=epochs,
+                                                              checkpoint_epoch=ckpt))))
+            for key, res in executor.run(todo):
+                i = int(key.split('-', 1)[1])
+                res = dict(res, epochs=epochs)
+                if last:
+                    yield key, self._rung_result(i, res, r, len(budgets))
+                    continue
+                self.state.rungs.setdefault(i, []).append(res)
+                self.state.save()
+                results[i] = res
+                log.info('rung %d (%d epochs) idx=%d status=%s', r, epochs, i, res.get('status'))
+            if last:
+                return
+            ok = [i for i in alive if results[i].get('status') == 'ok']
+            ok.sort(key=lambda i: (-_mean_acc(results[i]), i))
+            promoted = set(ok[:-(-len(alive) // cfg.eta)])
+            for i in alive:
+                if i not in promoted and i in pending:
+                    yield pending[i][0], self._rung_result(i, results[i], r, len(budgets))
+            alive = [i for i in alive if i in promoted]
+
+    def _rung_result(self, idx: int, res: Dict[str, Any], rung: int, n_rungs: int) -> Dict[str, Any]:
+        """The result of rung ``rung`` as the candidate's result: its compute summed over every
+        rung it trained, and the history of those rungs."""
+        runs = list(self.state.rungs.get(idx, [])[:rung]) + [res]
+        out = dict(res, rung=rung, promoted=rung == n_rungs - 1, fidelity_epochs=res['epochs'])
+        out['rungs'] = [dict(epochs=x['epochs'], status=x.get('status'), reason=x.get('reason', ''),
+                             accs={a['arch']: a.get('acc') for a in x.get('per_arch', [])},
+                             seconds=x.get('seconds', 0.0), cpu_seconds=x.get('cpu_seconds', 0.0),
+                             gflops=x.get('gflops'), samples=x.get('samples', 0)) for x in runs]
+        for k in ('seconds', 'cpu_seconds', 'samples'):
+            out[k] = sum(x.get(k, 0) or 0 for x in runs)
+        g = [x.get('gflops') for x in runs]
+        out['gflops'] = None if any(v is None for v in g) else float(sum(g))
+        return out
 
     def _fill_cached(self, rec: Dict[str, Any], src: Dict[str, Any]) -> None:
         rec.update(status='cached', stage='cache', cached_from=src['idx'],
@@ -347,6 +418,11 @@ class Search:
                 self._bar.close()
             executor.close()
         return report.write_outputs(self.cfg, self.state)
+
+
+def _mean_acc(res: Dict[str, Any]) -> float:
+    accs = [a.get('acc') for a in res.get('per_arch', [])]
+    return sum(accs) / len(accs) if accs and all(a is not None for a in accs) else float('-inf')
 
 
 def _jsonable_rng(rs: Optional[np.random.Generator]) -> Optional[Dict[str, Any]]:

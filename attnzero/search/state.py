@@ -42,6 +42,9 @@ class RunState:
     def __init__(self, run_dir: str) -> None:
         self.run_dir = run_dir
         self.records: Dict[int, Dict[str, Any]] = {}
+        #: successive-halving results per evaluation index, one per rung below the last, kept
+        #: after the candidate is final (a resume recomputes the same promotions from them)
+        self.rungs: Dict[int, List[Dict[str, Any]]] = {}
         self.baselines: Dict[str, Dict[str, Any]] = {}
         self.generation = 0
         self.population: List[Dict[str, Any]] = []
@@ -58,7 +61,7 @@ class RunState:
     # ---- persistence ----------------------------------------------------------------------
     def to_dict(self) -> Dict[str, Any]:
         return dict(version=STATE_VERSION, records=[self.records[k] for k in sorted(self.records)],
-                    baselines=self.baselines, generation=self.generation,
+                    rungs={str(k): self.rungs[k] for k in sorted(self.rungs)}, baselines=self.baselines, generation=self.generation,
                     population=self.population, rng_state=self.rng_state,
                     rng_history=self.rng_history, done=self.done,
                     wall_seconds=self.wall_seconds, sessions=self.sessions)
@@ -90,6 +93,7 @@ class RunState:
         if data.get('version') != STATE_VERSION:
             raise RunDirError(f'{p}: state version {data.get("version")!r}, expected {STATE_VERSION}')
         st.records = {int(r['idx']): r for r in data.get('records', [])}
+        st.rungs = {int(k): v for k, v in data.get('rungs', {}).items()}
         st.baselines = data.get('baselines', {})
         st.generation = int(data.get('generation', 0))
         st.population = data.get('population', [])

@@ -1,0 +1,115 @@
+"""Successive-halving rungs in the search (``SearchConfig.rungs``, issue 17): promotion of the best
+``1/eta``, non-promoted candidates kept with their rung's result, the last rung equal to a one-rung
+training, compute summed over the rungs, and SIGKILL in the middle of a rung: no rung training
+lost or repeated, the same final population."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from attnzero.search import Search, preset
+from attnzero.search.config import ConfigError, SearchConfig
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _cfg(**kw):
+    return preset('tiny').replace(epochs=3, checkpoint_epoch=1, rungs=2, eta=2, seed=3, **kw)
+
+
+def test_rung_budgets_and_bad_values():
+    assert SearchConfig(epochs=7, rungs=3).rung_epochs == [1, 3, 7]
+    assert SearchConfig(epochs=7, rungs=2, eta=2).rung_epochs == [4, 7]
+    assert SearchConfig().rung_epochs == [SearchConfig().epochs]   # off by default
+    with pytest.raises(ConfigError, match=r'rungs=3: needs distinct budgets.*\[1, 1, 2\]'):
+        SearchConfig(epochs=2, rungs=3).validate()
+    with pytest.raises(ConfigError, match='eta=1'):
+        SearchConfig(eta=1).validate()
+    with pytest.raises(ConfigError, match='rungs=0'):
+        SearchConfig(rungs=0).validate()
+
+
+def test_rungs_promote_the_best_and_keep_the_others(tmp_path):
+    cfg = _cfg(generations=1, pop_size=6)
+    assert cfg.rung_epochs == [2, 3]
+    s = Search(cfg, str(tmp_path / 'rungs'), progress=False)
+    s.run()
+    one = Search(cfg.replace(rungs=1), str(tmp_path / 'one'), progress=False)
+    one.run()
+    trained = [r for r in s.state.records.values() if 'rung' in r]
+    assert trained, 'no candidate went to training'
+    promoted = [r for r in trained if r['rung'] == 1]
+    ok0 = [r for r in trained if r['rungs'][0]['status'] == 'ok']
+    assert len(promoted) == min(len(ok0), math.ceil(len(trained) / cfg.eta))
+    mean0 = lambda r: sum(r['rungs'][0]['accs'].values()) / len(r['rungs'][0]['accs'])  # noqa: E731
+    if promoted and len(ok0) > len(promoted):   # the promoted are the best of rung 0
+        assert min(mean0(r) for r in promoted) >= max(mean0(r) for r in ok0 if r['rung'] == 0)
+    for r in trained:
+        if r['rung'] == 0:   # deferred, not dropped: its rung-0 result, its budget, the reason
+            assert r['stage'] == 'rung0' and r['fidelity_epochs'] == 2 and len(r['rungs']) == 1
+            assert 'not promoted after rung 0' in r['message']
+        else:                # the full budget: exactly the one-rung search's result
+            assert r['fidelity_epochs'] == 3 and [x['epochs'] for x in r['rungs']] == [2, 3]
+            assert r['F'] == one.state.records[r['idx']]['F']
+            assert r['cpu_seconds'] == pytest.approx(sum(x['cpu_seconds'] for x in r['rungs']))
+    # the rung-0 results stay in the state (a resume recomputes the promotions from them)
+    assert set(s.state.rungs) == {r['idx'] for r in trained}
+
+
+def _state(run_dir: str):
+    try:
+        with open(os.path.join(run_dir, 'state.json')) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
+
+
+def test_kill_in_the_middle_of_a_rung_and_resume(tmp_path):
+    killed = str(tmp_path / 'killed')
+    cfg_file = tmp_path / 'cfg.json'
+    cfg_file.write_text(_cfg(generations=2, pop_size=6).to_json())
+    proc = subprocess.Popen(
+        [sys.executable, os.path.join(ROOT, 'tools', 'search.py'), '--preset', 'tiny', '--config', str(cfg_file),
+         '--run-dir', killed, '--no-progress'],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 200
+        while len(_state(killed).get('rungs', {})) < 2:
+            assert proc.poll() is None, 'the search ended before it could be killed'
+            assert time.monotonic() < deadline, 'no rung results within 200 s'
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    before = _state(killed)
+    assert not before['done'], 'killed too late: the run had finished'
+    had_rung0 = {int(i) for i in before['rungs']}
+    # killed inside the rungs: candidates with a rung result but no final record yet
+    assert had_rung0 - {r['idx'] for r in before['records']}
+
+    resumed = Search(None, killed, resume=True, progress=False)
+    resumed.run()
+    log = open(os.path.join(killed, 'search.log')).read()
+    session2 = log.split('session 2 in')[1]
+    rerun = {int(m) for m in re.findall(r'rung 0 \(\d+ epochs\) idx=(\d+)', session2)} & had_rung0
+    assert not rerun, f'rung-0 trainings {sorted(rerun)} were run twice'
+    for i in had_rung0:   # the saved rung results are the ones used
+        assert resumed.state.rungs[i][0]['per_arch'] == [
+            dict(x) for x in before['rungs'][str(i)][0]['per_arch']]
+
+    fresh = Search(SearchConfig.from_dict(json.loads(cfg_file.read_text())), str(tmp_path / 'fresh'),
+                   progress=False)
+    fresh.run()
+    assert resumed.state.population == fresh.state.population
+    assert {i: (r['F'], r.get('rung')) for i, r in resumed.state.records.items()} == \
+        {i: (r['F'], r.get('rung')) for i, r in fresh.state.records.items()}
