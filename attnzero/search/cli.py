@@ -255,6 +255,9 @@ def search_efficiency_parser() -> argparse.ArgumentParser:
     p.add_argument('--out', required=True, help='output folder (its runs are reused / resumed)')
     add_config_args(p)
     p.add_argument('--seeds', type=int, default=3, help='number of seeds, from --seed on (3)')
+    p.add_argument('--rungs', type=int, default=1,
+                   help='also measure successive-halving rungs: the full search uses this many rungs '
+                        '(eta from --set eta=...), the naive one none, plus a no_rungs ablation (1: off)')
     p.add_argument('--report-only', action='store_true',
                    help='run nothing: report the runs already in OUT (finished or not)')
     p.add_argument('--no-progress', action='store_true', help='no progress bars')
@@ -272,10 +275,16 @@ def search_efficiency_main(argv: Optional[Sequence[str]] = None) -> int:
             raise EfficiencyError(f'--seeds {args.seeds}: must be >= 1')
         if os.path.exists(args.out) and not os.path.isdir(args.out):
             raise EfficiencyError(f'--out {args.out!r} exists and is not a directory')
+        accelerators = efficiency.ACCELERATORS
+        if args.rungs != 1:
+            accelerators = accelerators + (efficiency.rungs_accelerator(args.rungs),)
+            cfg = cfg.replace(rungs=args.rungs)
         if not args.report_only:
             efficiency.run_measurement(cfg, args.out, seeds=args.seeds, progress=not args.no_progress,
-                            command=command, log=lambda m: print(m, file=sys.stderr, flush=True))
-        result = efficiency.analyse(args.out, seeds=[cfg.seed + i for i in range(args.seeds)])
+                                       command=command, accelerators=accelerators,
+                                       log=lambda m: print(m, file=sys.stderr, flush=True))
+        result = efficiency.analyse(args.out, seeds=[cfg.seed + i for i in range(args.seeds)],
+                                    accelerators=accelerators)
         paths = efficiency.write_report(result, args.out, command, load_now=efficiency.loadavg())
     except (ConfigError, ProxyError, RunDirError, EfficiencyError, ConnectionError) as e:
         print(f'search_efficiency.py: error: {e}', file=sys.stderr)

@@ -80,7 +80,7 @@ from .state import RunState, atomic_write_json
 
 __all__ = ['Accelerator', 'ACCELERATORS', 'EfficiencyError', 'variants', 'variant_config',
            'run_measurement', 'curve', 'hv_normaliser', 'reach', 'median_ratio', 'analyse',
-           'write_report', 'loadavg', 'has_cpu_seconds', 'SESSIONS_FILE']
+           'write_report', 'loadavg', 'has_cpu_seconds', 'SESSIONS_FILE', 'rungs_accelerator']
 
 SESSIONS_FILE = 'sessions.jsonl'
 #: reasons of the rejection protocol (``crash`` is a failure, not a rejection)
@@ -114,6 +114,16 @@ ACCELERATORS: Tuple[Accelerator, ...] = (
                 'rejection protocol: non-finite loss, loss not decreasing, below the baseline'),
 )
 assert {f for a in ACCELERATORS for f in a.on} <= set(ACCELERATOR_FIELDS)
+
+
+def rungs_accelerator(rungs: int) -> Accelerator:
+    """The successive-halving rungs (``SearchConfig.rungs``, opt-in) as an accelerator of the
+    measurement: ``rungs`` in the full search, 1 (none) in the naive one; ``tools/search_efficiency.py
+    --rungs N`` adds it to :data:`ACCELERATORS`."""
+    if not isinstance(rungs, int) or rungs < 2:
+        raise EfficiencyError(f'rungs={rungs!r}: the rungs accelerator needs >= 2 rungs')
+    return Accelerator('rungs', dict(rungs=rungs), dict(rungs=1),
+                       f'successive-halving rungs ({rungs} budgets, the best 1/eta promoted)')
 
 
 def variants(accelerators: Sequence[Accelerator] = ACCELERATORS) -> Dict[str, Dict[str, Any]]:
@@ -239,6 +249,9 @@ def _check_base(base: SearchConfig, accelerators: Sequence[Accelerator]) -> None
             if getattr(base, k) != v:
                 raise EfficiencyError(f'{k}={getattr(base, k)!r}: the measurement switches the '
                                       f'accelerators itself; leave {k} at {v!r}')
+    if base.rungs != 1 and not any('rungs' in a.on for a in accelerators):
+        raise EfficiencyError(f'rungs={base.rungs!r}: the naive search would have rungs too; measure '
+                              f'them as an accelerator (--rungs {base.rungs})')
 
 
 # ---- curves ----------------------------------------------------------------------------------
