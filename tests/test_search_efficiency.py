@@ -346,23 +346,31 @@ def test_cli_bad_inputs_name_the_value(measured, tmp_path, capsys):
     assert not os.path.exists(tmp_path / 'a')
 
 
-def test_rungs_measured_as_an_accelerator(tmp_path, capsys):
-    """``--rungs N``: the full search with N rungs, the naive one with none, a ``no_rungs``
-    ablation; rungs set on the base config instead would give the naive search rungs: refused."""
+def test_rungs_and_prescreen_measured_as_accelerators(tmp_path, capsys):
+    """``--rungs N`` / ``--prescreen SCORE``: on in the full search, off in the naive one, one
+    ablation each; set on the base config instead, the naive search would get them: refused."""
     tool = _tool()
     out = str(tmp_path / 'r')
     argv = ['--preset', 'tiny', '--epochs', '3', '--set', 'checkpoint_epoch=1', '--set', 'generations=1',
-            '--seeds', '1', '--rungs', '2', '--out', out, '--no-progress']
+            '--seeds', '1', '--rungs', '2', '--prescreen', 'attn_rank', '--out', out, '--no-progress']
     assert tool.main(argv) == 0
     rows = list(csv.DictReader(open(os.path.join(out, 'efficiency.csv'))))
-    assert [r['variant'] for r in rows] == list(efficiency.variants(
-        efficiency.ACCELERATORS + (efficiency.rungs_accelerator(2),)))
-    assert 'no_rungs' in [r['variant'] for r in rows]
-    assert _cfg(out, 'full').rungs == 2 and _cfg(out, 'naive').rungs == 1 and _cfg(out, 'no_rungs').rungs == 1
-    trained = [r for r in _state(out, 'full').records.values() if 'rung' in r]
-    assert trained and all(r['fidelity_epochs'] in _cfg(out, 'full').rung_epochs for r in trained)
+    extra = (efficiency.rungs_accelerator(2), efficiency.prescreen_accelerator('attn_rank'))
+    assert [r['variant'] for r in rows] == list(efficiency.variants(efficiency.ACCELERATORS + extra))
+    full, naive = _cfg(out, 'full'), _cfg(out, 'naive')
+    assert (full.rungs, full.prescreen) == (2, 'attn_rank') and (naive.rungs, naive.prescreen) == (1, '')
+    assert _cfg(out, 'no_rungs').rungs == 1 and _cfg(out, 'no_prescreen').prescreen == ''
+    assert _cfg(out, 'no_rungs').prescreen == 'attn_rank'
+    recs = _state(out, 'full').records.values()
+    trained = [r for r in recs if 'rung' in r]
+    assert trained and all(r['fidelity_epochs'] in full.rung_epochs for r in trained)
+    assert any(r['reason'] == 'deferred' for r in recs)
     capsys.readouterr()
     assert tool.main(['--preset', 'tiny', '--epochs', '3', '--set', 'rungs=2', '--out', str(tmp_path / 'b')]) == 2
     assert '--rungs 2' in capsys.readouterr().err
+    assert tool.main(['--preset', 'tiny', '--set', 'prescreen=snip', '--out', str(tmp_path / 'b')]) == 2
+    assert '--prescreen snip' in capsys.readouterr().err
     assert tool.main(['--preset', 'tiny', '--rungs', '2', '--out', str(tmp_path / 'c')]) == 2
     assert 'distinct budgets' in capsys.readouterr().err
+    assert tool.main(['--preset', 'tiny', '--prescreen', 'bogus', '--out', str(tmp_path / 'c')]) == 2
+    assert "'bogus'" in capsys.readouterr().err

@@ -113,3 +113,60 @@ def test_kill_in_the_middle_of_a_rung_and_resume(tmp_path):
     assert resumed.state.population == fresh.state.population
     assert {i: (r['F'], r.get('rung')) for i, r in resumed.state.records.items()} == \
         {i: (r['F'], r.get('rung')) for i, r in fresh.state.records.items()}
+
+
+# ---- pre-screen deferral ------------------------------------------------------------------------
+def test_prescreen_defers_the_lowest_scored_and_records_them(tmp_path):
+    cfg = preset('tiny').replace(generations=1, pop_size=6, seed=5, prescreen='attn_rank', prescreen_keep=0.5)
+    s = Search(cfg, str(tmp_path / 'p'), progress=False)
+    s.run()
+    scored = [r for r in s.state.records.values() if 'prescreen' in r]
+    assert scored and set(s.state.prescreen) == {r['idx'] for r in scored}
+    deferred = [r for r in scored if r['stage'] == 'prescreen']
+    kept = [r for r in scored if r['prescreen']['kept']]
+    assert len(kept) == math.ceil(0.5 * len(scored)) and len(deferred) == len(scored) - len(kept)
+    assert max(r['prescreen']['rank'] for r in kept) < min(r['prescreen']['rank'] for r in deferred)
+    for r in deferred:   # deferred, not dropped: reason, rank, score, the compute it cost
+        assert r['status'] == 'rejected' and r['reason'] == 'deferred' and r['G'] == [1.0]
+        assert 'pre-screen attn_rank: rank' in r['message'] and r['check_cpu_seconds'] > 0
+        assert set(r['prescreen']['scores']) == set(cfg.archs)
+    for r in kept:
+        assert r['stage'] != 'prescreen' and r['check_cpu_seconds'] >= s.state.prescreen[r['idx']]['cpu_seconds']
+    # a deferral is no verdict: the same genome proposed again is not answered from the cache
+    assert all(r['hash'] not in s._by_hash for r in deferred)
+    with pytest.raises(ConfigError, match="prescreen='bogus'"):
+        SearchConfig(prescreen='bogus').validate()
+    with pytest.raises(ConfigError, match='prescreen_keep=0'):
+        SearchConfig(prescreen_keep=0).validate()
+
+
+def test_prescreen_scores_survive_a_kill(tmp_path):
+    """Killed after some candidates were scored: the resumed run scores no candidate twice and
+    ends with the population of an uninterrupted run."""
+    cfg = preset('tiny').replace(generations=2, pop_size=6, seed=5, prescreen='attn_rank', prescreen_keep=0.5)
+
+    class _Killed(BaseException):
+        pass
+
+    run = str(tmp_path / 'killed')
+    dying = Search(cfg, run, progress=False)
+    save = dying.state.save
+
+    def save_then_die():   # killed right after the second score is checkpointed (mid-scoring)
+        save()
+        if len(dying.state.prescreen) >= 2:
+            raise _Killed()
+    dying.state.save = save_then_die
+    with pytest.raises(_Killed):
+        dying.run()
+    with open(os.path.join(run, 'state.json')) as f:
+        before = {int(k): v for k, v in json.load(f)['prescreen'].items()}
+    assert len(before) == 2
+    resumed = Search(None, run, resume=True, progress=False)
+    resumed.run()
+    for i, v in before.items():
+        assert resumed.state.prescreen[i] == v
+    fresh = Search(cfg, str(tmp_path / 'fresh'), progress=False)
+    fresh.run()
+    assert resumed.state.population == fresh.state.population
+    assert {i: r['F'] for i, r in resumed.state.records.items()} == {i: r['F'] for i, r in fresh.state.records.items()}

@@ -258,6 +258,10 @@ def search_efficiency_parser() -> argparse.ArgumentParser:
     p.add_argument('--rungs', type=int, default=1,
                    help='also measure successive-halving rungs: the full search uses this many rungs '
                         '(eta from --set eta=...), the naive one none, plus a no_rungs ablation (1: off)')
+    p.add_argument('--prescreen', metavar='SCORE', default='',
+                   help='also measure the pre-screen deferral by SCORE (e.g. early_loss; the kept '
+                        'fraction from --set prescreen_keep=...): on in the full search, off in the '
+                        'naive one, plus a no_prescreen ablation')
     p.add_argument('--report-only', action='store_true',
                    help='run nothing: report the runs already in OUT (finished or not)')
     p.add_argument('--no-progress', action='store_true', help='no progress bars')
@@ -279,6 +283,9 @@ def search_efficiency_main(argv: Optional[Sequence[str]] = None) -> int:
         if args.rungs != 1:
             accelerators = accelerators + (efficiency.rungs_accelerator(args.rungs),)
             cfg = cfg.replace(rungs=args.rungs)
+        if args.prescreen:
+            accelerators = accelerators + (efficiency.prescreen_accelerator(args.prescreen),)
+            cfg = cfg.replace(prescreen=args.prescreen)
         if not args.report_only:
             efficiency.run_measurement(cfg, args.out, seeds=args.seeds, progress=not args.no_progress,
                                        command=command, accelerators=accelerators,

@@ -16,7 +16,7 @@ from .archs import ARCHS
 from .proxies import parse_proxy_spec
 
 __all__ = ['SearchConfig', 'ConfigError', 'PRESETS', 'preset', 'ACCELERATOR_FIELDS', 'SEARCH_ONLY_FIELDS',
-           'with_defaults']
+           'PRESCREEN_SCORES', 'with_defaults']
 
 ACC_MODES = ('mean', 'per_arch')
 COST_MODES = ('flops', 'latency')
@@ -29,7 +29,9 @@ ACCELERATOR_FIELDS = ('program_check', 'cache', 'rejection')
 SEARCH_ONLY_FIELDS = ('pop_size', 'generations', 'n_offsprings', 'crossover_prob', 'mutation_prob',
                       'init_genomes', 'acc_objective', 'baseline', 'min_acc_ratio', 'workers',
                       'dask_scheduler', 'eval_timeout_s', 'retries', 'fault_injection', 'cache',
-                      'rungs', 'eta')
+                      'rungs', 'eta', 'prescreen', 'prescreen_keep')
+#: the pre-screen scores (:mod:`attnzero.search.prescreen`) a search can defer candidates by
+PRESCREEN_SCORES = ('grad_norm', 'snip', 'synflow', 'naswot', 'attn_rank', 'early_loss')
 
 
 class ConfigError(ValueError):
@@ -77,6 +79,15 @@ Accelerators (each ``True`` by default; all ``False`` is the *naive* search that
             every rung are checkpointed, so a kill loses none and a resume makes the same
             promotions.
         eta: the promotion factor of the rungs (``>= 2``).
+        prescreen: defer candidates by a pre-screen score (``''``: off, the default; one of
+            :data:`PRESCREEN_SCORES`, :mod:`attnzero.search.prescreen`): the candidates of a
+            generation that would train are scored in every proxy architecture at initialisation
+            (``early_loss``: after 16 steps), ranked by the mean of their per-architecture ranks,
+            and only the best ``prescreen_keep`` of them train. The others are recorded as
+            ``rejected`` with reason ``deferred`` (``stage='prescreen'``), their score and rank in
+            the message, and are no cache source: proposed again, they are scored again. Scores are
+            checkpointed; their CPU time counts in ``check_cpu_seconds``.
+        prescreen_keep: the fraction of a generation's scored candidates that train (``(0, 1]``).
 
     Objectives:
         archs: proxy architectures (:data:`attnzero.search.archs.ARCHS`).
@@ -130,6 +141,8 @@ Accelerators (each ``True`` by default; all ``False`` is the *naive* search that
     rejection: bool = True
     rungs: int = 1
     eta: int = 3
+    prescreen: str = ''
+    prescreen_keep: float = 0.5
     # objectives
     archs: List[str] = field(default_factory=lambda: ['deit', 'pvt'])
     acc_objective: str = 'mean'
@@ -199,6 +212,9 @@ Accelerators (each ``True`` by default; all ``False`` is the *naive* search that
             need(isinstance(getattr(self, name), bool), name, 'must be true or false')
         need(isinstance(self.rungs, int) and 1 <= self.rungs <= 4, 'rungs', 'must be an integer in 1..4')
         need(isinstance(self.eta, int) and self.eta >= 2, 'eta', 'must be an integer >= 2')
+        need(self.prescreen in ('',) + PRESCREEN_SCORES, 'prescreen',
+             f"must be '' (off) or one of {', '.join(PRESCREEN_SCORES)}")
+        need(0.0 < self.prescreen_keep <= 1.0, 'prescreen_keep', 'must be in (0, 1]')
         need(isinstance(self.archs, (list, tuple)) and len(self.archs) > 0, 'archs',
              'must name at least one architecture')
         for a in self.archs:

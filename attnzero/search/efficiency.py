@@ -73,14 +73,15 @@ from pymoo.indicators.hv import HV
 from attnzero.io import append_line, atomic_savefig, atomic_write_text, read_jsonl
 
 from . import report
-from .config import ACCELERATOR_FIELDS, SearchConfig, with_defaults
+from .config import ACCELERATOR_FIELDS, PRESCREEN_SCORES, SearchConfig, with_defaults
 from .evaluate import precheck
 from .runner import RESUMABLE_FIELDS, Search
 from .state import RunState, atomic_write_json
 
 __all__ = ['Accelerator', 'ACCELERATORS', 'EfficiencyError', 'variants', 'variant_config',
            'run_measurement', 'curve', 'hv_normaliser', 'reach', 'median_ratio', 'analyse',
-           'write_report', 'loadavg', 'has_cpu_seconds', 'SESSIONS_FILE', 'rungs_accelerator']
+           'write_report', 'loadavg', 'has_cpu_seconds', 'SESSIONS_FILE', 'rungs_accelerator',
+           'prescreen_accelerator']
 
 SESSIONS_FILE = 'sessions.jsonl'
 #: reasons of the rejection protocol (``crash`` is a failure, not a rejection)
@@ -124,6 +125,15 @@ def rungs_accelerator(rungs: int) -> Accelerator:
         raise EfficiencyError(f'rungs={rungs!r}: the rungs accelerator needs >= 2 rungs')
     return Accelerator('rungs', dict(rungs=rungs), dict(rungs=1),
                        f'successive-halving rungs ({rungs} budgets, the best 1/eta promoted)')
+
+
+def prescreen_accelerator(score: str) -> Accelerator:
+    """The pre-screen deferral (``SearchConfig.prescreen``, opt-in) as an accelerator:
+    ``tools/search_efficiency.py --prescreen SCORE``."""
+    if score not in PRESCREEN_SCORES:
+        raise EfficiencyError(f'--prescreen {score!r}: one of {", ".join(PRESCREEN_SCORES)}')
+    return Accelerator('prescreen', dict(prescreen=score), dict(prescreen=''),
+                       f'pre-screen deferral by {score} (the best prescreen_keep of a generation train)')
 
 
 def variants(accelerators: Sequence[Accelerator] = ACCELERATORS) -> Dict[str, Dict[str, Any]]:
@@ -252,6 +262,9 @@ def _check_base(base: SearchConfig, accelerators: Sequence[Accelerator]) -> None
     if base.rungs != 1 and not any('rungs' in a.on for a in accelerators):
         raise EfficiencyError(f'rungs={base.rungs!r}: the naive search would have rungs too; measure '
                               f'them as an accelerator (--rungs {base.rungs})')
+    if base.prescreen and not any('prescreen' in a.on for a in accelerators):
+        raise EfficiencyError(f'prescreen={base.prescreen!r}: the naive search would pre-screen too; '
+                              f'measure it as an accelerator (--prescreen {base.prescreen})')
 
 
 # ---- curves ----------------------------------------------------------------------------------

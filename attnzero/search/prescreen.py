@@ -44,14 +44,20 @@ from torch import nn
 from attnzero.attention import Attention
 from attnzero.io import append_line, atomic_savefig, atomic_write_text, read_jsonl
 
-from .config import SearchConfig
+from .config import PRESCREEN_SCORES, SearchConfig
+from .evaluate import _load, derive_seed
 from .fidelity import REFERENCES
 from .proxies import ProxyData, load_proxy
+from .archs import model_flops_per_image
 from .train import deterministic_torch, init_proxy_model, proxy_optimizer
 
-__all__ = ['SCORES', 'zero_cost_scores', 'study', 'main']
+__all__ = ['SCORES', 'zero_cost_scores', 'prescreen_task', 'study', 'main']
 
-SCORES = ('grad_norm', 'snip', 'synflow', 'naswot', 'attn_rank', 'early_loss')
+SCORES = PRESCREEN_SCORES
+#: steps of ``early_loss`` (the study's and the search's)
+EARLY_STEPS = 16
+#: images of the batch the training-free scores are computed on
+BATCH = 64
 
 
 def _grad_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Tuple[float, float]:
@@ -127,10 +133,13 @@ def _early_loss(model: nn.Module, data: ProxyData, cfg: SearchConfig, seed: int,
 
 
 def zero_cost_scores(arch: str, attn: str, genome: Optional[str], data: ProxyData, cfg: SearchConfig,
-                     seed: int = 0, batch: int = 64, early_steps: int = 16) -> Dict[str, float]:
+                     seed: int = 0, batch: int = BATCH, early_steps: int = EARLY_STEPS,
+                     which: Sequence[str] = SCORES) -> Dict[str, float]:
     """The :data:`SCORES` of one candidate in one proxy architecture (``nan`` where it fails) and
-    ``seconds`` (the training-free ones together, and ``early_loss_seconds``)."""
+    ``seconds`` (the training-free ones together, and ``early_loss_seconds``); ``which`` limits
+    the work to the scores named (the others are left out)."""
     out: Dict[str, float] = {}
+    groups = {'grad': ('grad_norm', 'snip'), 'codes': ('naswot', 'attn_rank'), 'synflow': ('synflow',)}
     with deterministic_torch(cfg.threads):
         t0 = time.perf_counter()
         g = torch.Generator().manual_seed(seed)
@@ -138,6 +147,8 @@ def zero_cost_scores(arch: str, attn: str, genome: Optional[str], data: ProxyDat
         x, y = data.train_x[idx], data.train_y[idx]
         for name, fn in (('grad', lambda m: _grad_scores(m, x, y)), ('codes', lambda m: _naswot_and_rank(m, x)),
                          ('synflow', lambda m: _synflow(m, x.shape))):
+            if not set(groups[name]) & set(which):
+                continue
             try:
                 model = init_proxy_model(arch, attn, genome, data, cfg, seed)
                 model.train()
@@ -151,13 +162,42 @@ def zero_cost_scores(arch: str, attn: str, genome: Optional[str], data: ProxyDat
             else:
                 out['synflow'] = r
         out['seconds'] = time.perf_counter() - t0
-        t1 = time.perf_counter()
-        try:
-            out['early_loss'] = _early_loss(init_proxy_model(arch, attn, genome, data, cfg, seed), data, cfg, seed, early_steps)
-        except Exception:  # noqa: BLE001
-            out['early_loss'] = float('nan')
-        out['early_loss_seconds'] = time.perf_counter() - t1
+        if 'early_loss' in which:
+            t1 = time.perf_counter()
+            try:
+                out['early_loss'] = _early_loss(init_proxy_model(arch, attn, genome, data, cfg, seed), data, cfg,
+                                                seed, early_steps)
+            except Exception:  # noqa: BLE001
+                out['early_loss'] = float('nan')
+            out['early_loss_seconds'] = time.perf_counter() - t1
     return {k: (v if isinstance(v, float) and math.isfinite(v) else float('nan')) for k, v in out.items()}
+
+
+def prescreen_task(payload: Dict[str, Any]) -> Dict[str, Any]:
+    """Worker entry point of the search's pre-screen (``SearchConfig.prescreen``): the score of
+    ``payload['genome']`` in every proxy architecture, seeded as its training would be.
+
+    Returns ``scores`` (``{arch: score}``, ``nan`` where it fails), ``seconds``, ``cpu_seconds``
+    and ``gflops`` (the forward/backward passes, 3 x forward per image of a backward pass: one
+    batch of :data:`BATCH` images for a training-free score, :data:`EARLY_STEPS` batches of the
+    proxy's batch size for ``early_loss``; ``None`` where the FLOPs are unknown)."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    cfg, data = _load(payload['config'])
+    name = cfg.prescreen
+    scores: Dict[str, float] = {}
+    gflops: Optional[float] = 0.0
+    for arch in cfg.archs:
+        seed = derive_seed(cfg.seed, payload['hash'], arch)
+        scores[arch] = zero_cost_scores(arch, 'attnzero', payload['genome'], data, cfg, seed, which=(name,))[name]
+        try:
+            fpi = model_flops_per_image(init_proxy_model(arch, 'attnzero', payload['genome'], data, cfg, seed),
+                                        data.img_size)
+        except Exception:  # noqa: BLE001 - a candidate that cannot be built has no FLOP count
+            fpi = None
+        images = EARLY_STEPS * cfg.batch_size if name == 'early_loss' else BATCH
+        gflops = None if gflops is None or fpi is None else gflops + 3 * images * fpi / 1e9
+    return dict(scores=scores, seconds=time.perf_counter() - t0, cpu_seconds=time.process_time() - c0,
+                gflops=gflops)
 
 
 # ------------------------------------------------------------------------------------ the study

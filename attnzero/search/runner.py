@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import time
 from typing import Any, Dict, Iterator, List, Optional, Tuple
@@ -24,6 +25,7 @@ from .config import ConfigError, SearchConfig
 from .evaluate import baseline_task, objectives, precheck, training_task
 from .executor import make_executor
 from .operators import GenomeProblem, build_algorithm, fec_key
+from .prescreen import prescreen_task
 from .proxies import load_proxy
 from .state import RunDirError, RunState, atomic_write_json
 
@@ -125,8 +127,8 @@ class Search:
 
     # ---- cache ---------------------------------------------------------------------------
     def _index(self, rec: Dict[str, Any]) -> None:
-        if rec['status'] == 'cached' or rec.get('lost'):
-            return  # only first-hand results are cache sources; a lost worker is not a verdict
+        if rec['status'] == 'cached' or rec.get('lost') or rec.get('stage') == 'prescreen':
+            return  # only first-hand results are cache sources; a lost worker or a deferral is no verdict
         if rec.get('hash'):
             self._by_hash.setdefault(rec['hash'], rec['idx'])
         if rec.get('fec') and rec.get('stage') != 'check':
@@ -207,6 +209,9 @@ class Search:
         rec['seconds'] = float(res.get('seconds', 0.0))
         rec['cpu_seconds'] = float(res.get('cpu_seconds', 0.0))
         gflops = res.get('gflops', 0.0)
+        if 'prescreen_gflops' in rec:   # the pre-screen's passes are part of this candidate's compute
+            pg = rec['prescreen_gflops']
+            gflops = None if gflops is None or pg is None else gflops + pg
         rec['gflops'] = None if gflops is None else float(gflops)  # None: FLOPs could not be counted
         rec['samples'] = int(res.get('samples', 0))
         rec['accs'] = {r['arch']: r['acc'] for r in rec['per_arch'] if r.get('acc') is not None}
@@ -265,9 +270,12 @@ class Search:
                            fault=fault.get(rec['genome']))
             jobs.append((f'cand-{idx}', training_task, payload))
             out[idx] = rec
+        generation = range(first_idx, first_idx + len(texts))
+        if self.cfg.prescreen and jobs:
+            jobs = self._prescreen(jobs, executor, generation, out)
         for _, _, payload in jobs:
             log.info('dispatch idx=%d genome=%s', payload['idx'], payload['genome'])
-        results = (self._successive_halving(jobs, executor, range(first_idx, first_idx + len(texts)))
+        results = (self._successive_halving(jobs, executor, generation)
                    if self.cfg.rungs > 1 else executor.run(jobs))
         for key, res in results:
             idx = int(key.split('-', 1)[1])
@@ -279,6 +287,53 @@ class Search:
             self._commit(rec)
             out[rec['idx']] = rec
         return [out[first_idx + j] for j in range(len(texts))]
+
+    def _prescreen(self, jobs: List[Tuple[str, Any, Dict[str, Any]]], executor, generation: range,
+                   out: Dict[int, Dict[str, Any]]) -> List[Tuple[str, Any, Dict[str, Any]]]:
+        """Score the generation's candidates that would train (``cfg.prescreen``), commit the
+        ones below the kept fraction as deferred, and return the jobs of the others.
+
+        The ranking is over every candidate of the generation that was scored: those of ``jobs``
+        and, after a resume, those already final whose scores are in ``state.prescreen``."""
+        cfg = self.cfg
+        pending = {p['idx']: (key, fn, p) for key, fn, p in jobs}
+        todo = [(f'pre-{i}', prescreen_task, dict(pending[i][2], config=self._payload_cfg()))
+                for i in sorted(pending) if i not in self.state.prescreen]
+        for key, res in executor.run(todo):
+            i = int(key.split('-', 1)[1])
+            if 'scores' not in res:   # the worker was lost: no score, ranked last
+                res = dict(scores={a: float('nan') for a in cfg.archs}, seconds=res.get('seconds', 0.0),
+                           cpu_seconds=res.get('cpu_seconds', 0.0), gflops=None, lost=True)
+            self.state.prescreen[i] = res
+            self.state.save()
+        scored = sorted(set(pending) | {i for i in generation if i in self.state.prescreen})
+        rank = {i: 0.0 for i in scored}
+        for a in cfg.archs:   # mean over the architectures of the per-architecture rank (1 = best)
+            vals = [self.state.prescreen[i]['scores'].get(a) for i in scored]
+            order = sorted(range(len(scored)), key=lambda j: (not _finite(vals[j]), -(vals[j] if _finite(vals[j]) else 0.0),
+                                                               scored[j]))
+            for r, j in enumerate(order):
+                rank[scored[j]] += (r + 1) / len(cfg.archs)
+        ranked = sorted(scored, key=lambda i: (rank[i], i))
+        n_keep = max(1, math.ceil(cfg.prescreen_keep * len(scored) - 1e-9))
+        kept = set(ranked[:n_keep])
+        for i in sorted(pending):
+            pre = self.state.prescreen[i]
+            rec = out[i]
+            rec['prescreen'] = dict(score=cfg.prescreen, scores=pre['scores'], rank=ranked.index(i) + 1,
+                                    of=len(scored), kept=i in kept)
+            rec['check_seconds'] += float(pre.get('seconds', 0.0))
+            rec['check_cpu_seconds'] += float(pre.get('cpu_seconds', 0.0))
+            if i in kept:
+                rec['prescreen_gflops'] = pre.get('gflops')
+                continue
+            rec.update(status='rejected', reason='deferred', stage='prescreen',
+                       message=(f'pre-screen {cfg.prescreen}: rank {ranked.index(i) + 1} of {len(scored)}, '
+                                f'below the best {cfg.prescreen_keep:g} that train'),
+                       gflops=pre.get('gflops'))
+            rec['F'], rec['G'] = objectives(cfg, 'rejected', {}, rec['cost'])
+            self._commit(rec)
+        return [pending[i] for i in sorted(pending) if i in kept]
 
     def _successive_halving(self, jobs: List[Tuple[str, Any, Dict[str, Any]]], executor,
                             generation: range) -> Iterator[Tuple[str, Dict[str, Any]]]:
@@ -418,6 +473,10 @@ class Search:
                 self._bar.close()
             executor.close()
         return report.write_outputs(self.cfg, self.state)
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x)
 
 
 def _mean_acc(res: Dict[str, Any]) -> float:

@@ -45,6 +45,8 @@ class RunState:
         #: successive-halving results per evaluation index, one per rung below the last, kept
         #: after the candidate is final (a resume recomputes the same promotions from them)
         self.rungs: Dict[int, List[Dict[str, Any]]] = {}
+        #: pre-screen results per evaluation index (``SearchConfig.prescreen``), kept likewise
+        self.prescreen: Dict[int, Dict[str, Any]] = {}
         self.baselines: Dict[str, Dict[str, Any]] = {}
         self.generation = 0
         self.population: List[Dict[str, Any]] = []
@@ -61,7 +63,9 @@ class RunState:
     # ---- persistence ----------------------------------------------------------------------
     def to_dict(self) -> Dict[str, Any]:
         return dict(version=STATE_VERSION, records=[self.records[k] for k in sorted(self.records)],
-                    rungs={str(k): self.rungs[k] for k in sorted(self.rungs)}, baselines=self.baselines, generation=self.generation,
+                    rungs={str(k): self.rungs[k] for k in sorted(self.rungs)},
+                    prescreen={str(k): self.prescreen[k] for k in sorted(self.prescreen)},
+                    baselines=self.baselines, generation=self.generation,
                     population=self.population, rng_state=self.rng_state,
                     rng_history=self.rng_history, done=self.done,
                     wall_seconds=self.wall_seconds, sessions=self.sessions)
@@ -94,6 +98,7 @@ class RunState:
             raise RunDirError(f'{p}: state version {data.get("version")!r}, expected {STATE_VERSION}')
         st.records = {int(r['idx']): r for r in data.get('records', [])}
         st.rungs = {int(k): v for k, v in data.get('rungs', {}).items()}
+        st.prescreen = {int(k): v for k, v in data.get('prescreen', {}).items()}
         st.baselines = data.get('baselines', {})
         st.generation = int(data.get('generation', 0))
         st.population = data.get('population', [])
