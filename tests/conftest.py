@@ -84,3 +84,43 @@ class MaxNumel(TorchDispatchMode):
             if isinstance(t, torch.Tensor):
                 self.max = max(self.max, t.numel())
         return out
+
+
+def kill_search_when(config_file: str, run_dir: str, ready, timeout_s: float = 150.0) -> dict:
+    """Run ``tools/search.py --preset tiny --config CONFIG_FILE`` in a subprocess and SIGKILL it as
+    soon as ``ready(state)`` holds for its ``state.json`` (a dict; ``{}`` before the first
+    checkpoint). Returns the state it left; fails if the search ends first or ``ready`` never
+    holds within ``timeout_s``."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    def state() -> dict:
+        try:
+            with open(os.path.join(run_dir, 'state.json')) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return {}
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.Popen(
+        [sys.executable, os.path.join(root, 'tools', 'search.py'), '--preset', 'tiny', '--config', config_file,
+         '--run-dir', run_dir, '--no-progress'],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=root)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not ready(state()):
+            assert proc.poll() is None, 'the search ended before it could be killed'
+            assert time.monotonic() < deadline, f'not ready to be killed within {timeout_s} s'
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    before = state()
+    assert before and not before['done'], 'killed too late: the run had finished'
+    return before

@@ -5,16 +5,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
-import subprocess
-import sys
-import time
 
 import pytest
 
 from attnzero.search import Search, preset
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from conftest import kill_search_when
 
 
 def _cfg():
@@ -22,36 +17,11 @@ def _cfg():
     return preset('tiny').replace(generations=3, seed=7)
 
 
-def _n_records(run_dir: str) -> int:
-    try:
-        with open(os.path.join(run_dir, 'state.json')) as f:
-            return len(json.load(f)['records'])
-    except (OSError, ValueError, KeyError):
-        return 0
-
-
 def test_kill_and_resume_same_final_population(tmp_path):
     killed = str(tmp_path / 'killed')
     cfg_file = tmp_path / 'cfg.json'
     cfg_file.write_text(_cfg().to_json())
-    proc = subprocess.Popen(
-        [sys.executable, os.path.join(ROOT, 'tools', 'search.py'), '--preset', 'tiny',
-         '--config', str(cfg_file), '--run-dir', killed, '--no-progress'],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
-    try:
-        deadline = time.monotonic() + 150
-        while _n_records(killed) < 4:
-            assert proc.poll() is None, 'the search ended before it could be killed'
-            assert time.monotonic() < deadline, 'no evaluations within 150 s'
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    with open(os.path.join(killed, 'state.json')) as f:
-        before = json.load(f)
-    assert not before['done'], 'killed too late: the run had finished'
+    before = kill_search_when(str(cfg_file), killed, lambda st: len(st.get('records', [])) >= 4)
     finished = {r['idx']: r for r in before['records']}
 
     resumed = Search(None, killed, resume=True, progress=False)

@@ -8,17 +8,12 @@ import json
 import math
 import os
 import re
-import signal
-import subprocess
-import sys
-import time
 
 import pytest
 
 from attnzero.search import Search, preset
 from attnzero.search.config import ConfigError, SearchConfig
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from conftest import kill_search_when
 
 
 def _cfg(**kw):
@@ -64,35 +59,11 @@ def test_rungs_promote_the_best_and_keep_the_others(tmp_path):
     assert set(s.state.rungs) == {r['idx'] for r in trained}
 
 
-def _state(run_dir: str):
-    try:
-        with open(os.path.join(run_dir, 'state.json')) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return {}
-
-
 def test_kill_in_the_middle_of_a_rung_and_resume(tmp_path):
     killed = str(tmp_path / 'killed')
     cfg_file = tmp_path / 'cfg.json'
     cfg_file.write_text(_cfg(generations=2, pop_size=6).to_json())
-    proc = subprocess.Popen(
-        [sys.executable, os.path.join(ROOT, 'tools', 'search.py'), '--preset', 'tiny', '--config', str(cfg_file),
-         '--run-dir', killed, '--no-progress'],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
-    try:
-        deadline = time.monotonic() + 200
-        while len(_state(killed).get('rungs', {})) < 2:
-            assert proc.poll() is None, 'the search ended before it could be killed'
-            assert time.monotonic() < deadline, 'no rung results within 200 s'
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    before = _state(killed)
-    assert not before['done'], 'killed too late: the run had finished'
+    before = kill_search_when(str(cfg_file), killed, lambda st: len(st.get('rungs', {})) >= 2, 200)
     had_rung0 = {int(i) for i in before['rungs']}
     # killed inside the rungs: candidates with a rung result but no final record yet
     assert had_rung0 - {r['idx'] for r in before['records']}
