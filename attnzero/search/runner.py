@@ -403,6 +403,8 @@ class Search:
                    accs=dict(src.get('accs', {})), acc_mean=src.get('acc_mean'))
         rec['message'] = ('same genome as' if src['hash'] == rec['hash'] else
                           'functionally equivalent to') + f' evaluation {src["idx"]}'
+        if 'fidelity_epochs' in src:   # a rung's result: say which budget the accuracy is of
+            rec['fidelity_epochs'] = src['fidelity_epochs']
         # accuracy from the source; cost is the candidate's own (equivalent functions can differ in cost)
         rec['F'], rec['G'] = objectives(self.cfg, src['status'], rec['accs'], rec['cost'])
 
