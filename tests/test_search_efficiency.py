@@ -346,9 +346,10 @@ def test_cli_bad_inputs_name_the_value(measured, tmp_path, capsys):
     assert not os.path.exists(tmp_path / 'a')
 
 
-def test_rungs_and_prescreen_measured_as_accelerators(tmp_path, capsys):
+@pytest.mark.slow
+def test_rungs_and_prescreen_measured_as_accelerators(tmp_path):
     """``--rungs N`` / ``--prescreen SCORE``: on in the full search, off in the naive one, one
-    ablation each; set on the base config instead, the naive search would get them: refused."""
+    ablation each (seven tiny searches: about 30 s)."""
     tool = _tool()
     out = str(tmp_path / 'r')
     argv = ['--preset', 'tiny', '--epochs', '3', '--set', 'checkpoint_epoch=1', '--set', 'generations=1',
@@ -365,7 +366,18 @@ def test_rungs_and_prescreen_measured_as_accelerators(tmp_path, capsys):
     trained = [r for r in recs if 'rung' in r]
     assert trained and all(r['fidelity_epochs'] in full.rung_epochs for r in trained)
     assert any(r['reason'] == 'deferred' for r in recs)
-    capsys.readouterr()
+
+
+def test_rungs_and_prescreen_accelerators_and_bad_values(tmp_path, capsys):
+    """The variants the two opt-in accelerators add, and the refusals (before anything runs):
+    set on the base config, the naive search would get them too."""
+    extra = (efficiency.rungs_accelerator(2), efficiency.prescreen_accelerator('early_loss'))
+    table = efficiency.variants(efficiency.ACCELERATORS + extra)
+    assert list(table)[-2:] == ['no_rungs', 'no_prescreen']
+    assert table['naive']['rungs'] == 1 and table['naive']['prescreen'] == ''
+    assert table['full']['rungs'] == 2 and table['full']['prescreen'] == 'early_loss'
+    assert table['no_rungs']['prescreen'] == 'early_loss' and table['no_prescreen']['rungs'] == 2
+    tool = _tool()
     assert tool.main(['--preset', 'tiny', '--epochs', '3', '--set', 'rungs=2', '--out', str(tmp_path / 'b')]) == 2
     assert '--rungs 2' in capsys.readouterr().err
     assert tool.main(['--preset', 'tiny', '--set', 'prescreen=snip', '--out', str(tmp_path / 'b')]) == 2
