@@ -61,7 +61,7 @@ __all__ = ['ProxyData', 'ProxyError', 'load_proxy', 'make_relational', 'parse_pr
 
 PROXY_KINDS = ('scenes', 'relational', 'imagefolder', 'cifar10', 'cifar100')
 #: the embedded default proxy of the search, the bench builder and the fidelity tool
-DEFAULT_PROXY = 'scenes'
+DEFAULT_PROXY = 'scenes?train=14000&val=4000'
 _EMBEDDED = ('scenes', 'relational')
 
 
