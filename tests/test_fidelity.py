@@ -13,7 +13,7 @@ import torch
 from attnzero.search import ProxyError, load_proxy, preset
 from attnzero.search.fidelity import (MIXING, REFERENCES, FidelityError, acceptance, published,
                                       run_fidelity, summarise, write_report)
-from attnzero.search.proxies import DEFAULT_PROXY, decode_predictions, encode_predictions
+from attnzero.search.proxies import DEFAULT_PROXY, decode_predictions, encode_predictions, parse_proxy_spec
 from attnzero.search.scenes import make_scenes
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -61,7 +61,8 @@ def test_validation_split_is_carved_from_training_data_and_disjoint_from_test():
         # the validation images are a fixed-seed part of the training stream: same spec, same split
         again = load_proxy(spec + '&seed=0')
         assert torch.equal(again.val_x, d.val_x) and torch.equal(again.train_y, d.train_y)
-    assert DEFAULT_PROXY == 'scenes' and preset('default').proxy.startswith('scenes')
+    assert DEFAULT_PROXY.startswith('scenes?') and preset('default').proxy == DEFAULT_PROXY
+    assert parse_proxy_spec(DEFAULT_PROXY)[2] == {'train': 14000, 'val': 4000}
     with pytest.raises(ProxyError, match='val=0'):
         load_proxy('scenes?train=10&val=0&test=5')
 
@@ -182,3 +183,16 @@ def test_scenes_proxy_sets_the_proxy_vits_patch_size():
     # an explicit override wins over the proxy's patch size
     m4 = build_proxy_model('deit', 'softmax', None, 16, 4, {'patch_size': 4}, 2)
     assert m4.patch_embed.proj.kernel_size == (4, 4)
+
+
+@pytest.mark.parametrize('folder, name', [('relational', 'relational'), ('scenes', 'scenes-v1'),
+                                          ('default', 'default')])
+def test_committed_fidelity_tables_are_made_by_their_presets(folder, name):
+    """Each committed table under ``docs/fidelity`` trains what its preset trains today, so its
+    command makes it again (the run folder's config against the preset's)."""
+    from attnzero.search.fidelity import _trained_fields
+
+    path = os.path.join(os.path.dirname(__file__), '..', 'docs', 'fidelity', folder, 'settings.json')
+    with open(path, encoding='utf-8') as f:
+        stored = json.load(f)['config']
+    assert _trained_fields(stored) == _trained_fields(preset(name).to_dict())

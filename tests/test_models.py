@@ -42,6 +42,8 @@ PUBLISHED = {
     'attnzero_cswin_small': (35.0, 0.05),
     # distillation head included, as published (see attnzero/models/efficientformer.py)
     'attnzero_efficientformer_l1': (12.3, 0.02), 'attnzero_efficientformer_l3': (31.4, 0.02),
+    # the joint search's ViT at its default shape, DeiT-T (AutoFormer-T: tests/test_shape_space.py)
+    'attnzero_vit': (5.7, 0.02),
 }
 
 
@@ -90,7 +92,7 @@ def _check_pyramid(model, outs, hw):
 def test_registered_in_timm():
     names = set(timm.list_models('attnzero_*'))
     assert set(MODEL_NAMES) <= names
-    assert len(MODEL_NAMES) == 13
+    assert len(MODEL_NAMES) == 14
     for n in MODEL_NAMES:
         assert timm.is_model(n)
         cfg = timm.models.get_pretrained_cfg(n)
@@ -139,7 +141,9 @@ def test_every_backbone_cls_softmax_and_dense_default(name):
 @pytest.mark.parametrize('hw', SIZES, ids=lambda s: f'{s[0]}x{s[1]}')
 @pytest.mark.parametrize('attn', ATTNS)
 @pytest.mark.parametrize('name', _models(slow=('attnzero_efficientformer_l1',
-                                                'attnzero_efficientformer_l3')))
+                                                'attnzero_efficientformer_l3',
+                                                # the DeiT class of attnzero_deit_tiny, at another shape
+                                                'attnzero_vit')))
 def test_full_matrix(name, attn, hw):
     """Every backbone x every attention x both sizes at full size."""
     m = timm.create_model(name, attn=attn)

@@ -169,7 +169,7 @@ def test_cli_bad_inputs(tmp_path, capsys):
 def test_objectives_and_costs():
     from attnzero.search.evaluate import genome_cost, objectives
 
-    cfg = preset('default')
+    cfg = preset('default').replace(archs=['deit', 'pvt'])
     F, G = objectives(cfg, 'ok', {'deit': 0.9, 'pvt': 0.5}, 100.0)
     assert F == pytest.approx([-0.7, 2.0]) and G == [0.0]
     per = cfg.replace(acc_objective='per_arch')

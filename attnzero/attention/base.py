@@ -335,6 +335,9 @@ class Attention(nn.Module):
             to kernels that take one (so a per-stage mix of kernels can share one ``genome``).
         qkv_fused: ``True`` -> one ``qkv`` Linear; ``False`` -> ``q`` and ``kv``; default ``None`` =
             fused iff ``sr_ratio == 1``.
+        head_dim: q/k/v channels per head; default ``None`` = ``dim // num_heads``. Otherwise the
+            kernel works at ``num_heads * head_dim`` channels, projected from and back to ``dim``
+            (AutoFormer's layout, where the number of heads sets the attention width).
         **kernel_kwargs: passed to the kernel constructor (e.g. ``scale``, ``agent_num``).
     """
 
@@ -342,22 +345,28 @@ class Attention(nn.Module):
                  attn_drop: float = 0.0, proj_drop: float = 0.0, num_prefix_tokens: int = 0,
                  sr_ratio: int = 1, v_branch: bool = True,
                  genome: Union[None, str, object] = None, qkv_fused: Optional[bool] = None,
-                 **kernel_kwargs) -> None:
+                 head_dim: Optional[int] = None, **kernel_kwargs) -> None:
         super().__init__()
-        if dim % num_heads:
-            raise ValueError(f'dim {dim} is not divisible by num_heads {num_heads}')
+        if head_dim is None:
+            if dim % num_heads:
+                raise ValueError(f'dim {dim} is not divisible by num_heads {num_heads}')
+            head_dim = dim // num_heads
+        elif head_dim < 1:
+            raise ValueError(f'head_dim must be >= 1, got {head_dim}')
         self.dim, self.num_heads = dim, num_heads
-        self.head_dim = dim // num_heads
+        self.head_dim = head_dim
+        #: the kernel's channels (``dim`` unless ``head_dim`` was given)
+        self.inner_dim = inner = num_heads * head_dim
         self.num_prefix_tokens = num_prefix_tokens
         self.sr_ratio = sr_ratio
         self.qkv_fused = (sr_ratio == 1) if qkv_fused is None else bool(qkv_fused)
         if self.qkv_fused and sr_ratio > 1:
             raise ValueError('a fused qkv projection cannot be used with sr_ratio > 1')
         if self.qkv_fused:
-            self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+            self.qkv = nn.Linear(dim, inner * 3, bias=qkv_bias)
         else:
-            self.q = nn.Linear(dim, dim, bias=qkv_bias)
-            self.kv = nn.Linear(dim, dim * 2, bias=qkv_bias)
+            self.q = nn.Linear(dim, inner, bias=qkv_bias)
+            self.kv = nn.Linear(dim, inner * 2, bias=qkv_bias)
         if sr_ratio > 1:
             self.sr = nn.Conv2d(dim, dim, kernel_size=sr_ratio, stride=sr_ratio)
             self.norm = nn.LayerNorm(dim)
@@ -370,7 +379,7 @@ class Attention(nn.Module):
                           num_prefix_tokens=num_prefix_tokens, v_branch=v_branch,
                           attn_drop=attn_drop, **kernel_kwargs)
         self.attn = attn
-        self.proj = nn.Linear(dim, dim)
+        self.proj = nn.Linear(inner, dim)
         self.proj_drop = nn.Dropout(proj_drop)
 
     def forward(self, x: torch.Tensor, hw: HW, attn_bias: Optional[torch.Tensor] = None,
@@ -406,8 +415,9 @@ class Attention(nn.Module):
             M = xkv.shape[1]
             k, v = self.kv(xkv).reshape(B, M, 2, h, d).permute(2, 0, 3, 1, 4).unbind(0)
         out = self.kernel(q, k, v, hw, attn_bias=attn_bias, kv_hw=kv_hw, **kw)
-        out = out.transpose(1, 2).reshape(B, N, C)
+        out = out.transpose(1, 2).reshape(B, N, h * d)
         return self.proj_drop(self.proj(out))
 
     def extra_repr(self) -> str:
-        return f'dim={self.dim}, num_heads={self.num_heads}, attn={self.attn!r}, sr_ratio={self.sr_ratio}'
+        inner = f', head_dim={self.head_dim}' if self.inner_dim != self.dim else ''
+        return f'dim={self.dim}, num_heads={self.num_heads}{inner}, attn={self.attn!r}, sr_ratio={self.sr_ratio}'

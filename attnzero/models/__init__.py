@@ -8,7 +8,7 @@ Importing this package registers in timm (``timm.create_model(name, attn=..., ge
 from ._base import BackboneBase
 from .checkpoint import adapt_state_dict, checkpoint_filter_fn, load_checkpoint_into
 from .cswin import CSWIN_ARCHS, CSwin, attnzero_cswin_small, attnzero_cswin_tiny
-from .deit import DEIT_ARCHS, DeiT, attnzero_deit_small, attnzero_deit_tiny
+from .deit import DEIT_ARCHS, VIT_SHAPES, DeiT, attnzero_deit_small, attnzero_deit_tiny, attnzero_vit
 from .efficientformer import (EFFICIENTFORMER_ARCHS, EfficientFormer, attnzero_efficientformer_l1,
                               attnzero_efficientformer_l3)
 from .pvt import PVT, PVT_ARCHS, attnzero_pvt_small, attnzero_pvt_tiny
@@ -23,6 +23,7 @@ MODEL_NAMES = (
     'attnzero_swin_tiny', 'attnzero_swin_small',
     'attnzero_cswin_tiny', 'attnzero_cswin_small',
     'attnzero_efficientformer_l1', 'attnzero_efficientformer_l3',
+    'attnzero_vit',
 )
 
 #: family -> (class, arch table)
@@ -37,6 +38,6 @@ FAMILIES = {
 
 __all__ = [
     'BackboneBase', 'CSwin', 'DeiT', 'EfficientFormer', 'PVT', 'PVTv2', 'Swin', 'CSWIN_ARCHS',
-    'DEIT_ARCHS', 'EFFICIENTFORMER_ARCHS', 'PVT_ARCHS', 'PVT_V2_ARCHS', 'SWIN_ARCHS', 'FAMILIES',
+    'DEIT_ARCHS', 'VIT_SHAPES', 'EFFICIENTFORMER_ARCHS', 'PVT_ARCHS', 'PVT_V2_ARCHS', 'SWIN_ARCHS', 'FAMILIES',
     'MODEL_NAMES', 'adapt_state_dict', 'checkpoint_filter_fn', 'load_checkpoint_into',
 ]

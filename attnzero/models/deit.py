@@ -18,13 +18,14 @@ from timm.models._features import feature_take_indices
 from torch import nn
 
 from attnzero.attention import ATTENTIONS, TokenMask
+from attnzero.space.shape import AUTOFORMER_T, DEIT_T, ViTShape
 
 from ._base import BackboneBase, create_model, default_cfg
 from .layers import (DynamicTokenPruner, Mlp, PatchEmbed, SimpleFeaturePyramid, TransformerBlock,
                      attention_takes_token_mask, build_token_reduction, drop_path_rates,
                      make_attention, resolve_stage_attn, tokens_to_nchw)
 
-__all__ = ['DeiT', 'DEIT_ARCHS']
+__all__ = ['DeiT', 'DEIT_ARCHS', 'VIT_SHAPES']
 
 DEIT_ARCHS: Dict[str, Dict[str, Any]] = {
     'tiny': dict(embed_dim=192, depth=12, num_heads=3),
@@ -32,12 +33,25 @@ DEIT_ARCHS: Dict[str, Dict[str, Any]] = {
 }
 
 
+def _per_block(value: Any, depth: int, name: str) -> Tuple[Any, ...]:
+    if isinstance(value, (list, tuple)):
+        if len(value) != depth:
+            raise ValueError(f'{name} has {len(value)} values for {depth} blocks')
+        return tuple(value)
+    return (value,) * depth
+
+
 class DeiT(BackboneBase):
     """Plain ViT with a cls token and absolute position embeddings (resampled to any grid).
 
     Args:
         img_size: size the position embedding is stored for (any input size works).
-        patch_size, in_chans, embed_dim, depth, num_heads, mlp_ratio, qkv_bias: the usual.
+        patch_size, in_chans, embed_dim, depth, num_heads, mlp_ratio, qkv_bias: the usual;
+            ``num_heads`` and ``mlp_ratio`` may also be one value per block (AutoFormer-style shapes).
+        head_dim: q/k/v channels per head (default ``embed_dim // num_heads``); with it a block's
+            attention works at ``num_heads * head_dim`` channels (AutoFormer: 64).
+        shape: a :class:`attnzero.space.shape.ViTShape` (or its text) setting ``embed_dim``,
+            ``depth``, ``num_heads``, ``mlp_ratio`` and ``head_dim`` at once.
         num_classes: classifier classes (0: no classifier).
         global_pool: ``'token'`` (cls token) or ``'avg'``.
         attn: kernel name for all blocks, or one per block.
@@ -63,8 +77,20 @@ class DeiT(BackboneBase):
                  drop_path_rate: float = 0.0, attn: Union[str, Sequence[str]] = 'attnzero',
                  genome: Any = None, attn_kwargs: Optional[Dict[str, Any]] = None,
                  features_only: bool = False, out_indices: Sequence[int] = (0, 1, 2, 3),
-                 token_reduction: Optional[Dict[str, Any]] = None) -> None:
+                 token_reduction: Optional[Dict[str, Any]] = None,
+                 head_dim: Optional[int] = None, shape: Any = None) -> None:
         super().__init__()
+        if shape is not None:
+            shape = ViTShape.parse(shape)
+            embed_dim, depth, head_dim = shape.embed_dim, shape.depth, shape.head_dim
+            num_heads, mlp_ratio = shape.num_heads, shape.mlp_ratio
+        heads = _per_block(num_heads, depth, 'num_heads')
+        ratios = _per_block(mlp_ratio, depth, 'mlp_ratio')
+        #: the model's shape as a :class:`ViTShape` (``None`` when its heads differ per block with
+        #: ``head_dim`` left to ``embed_dim // num_heads``, which a ViTShape cannot express)
+        self.vit_shape = (ViTShape(embed_dim, heads, ratios, head_dim) if head_dim is not None else
+                          ViTShape(embed_dim, heads, ratios, embed_dim // heads[0]) if len(set(heads)) == 1
+                          else None)
         norm_layer = partial(nn.LayerNorm, eps=1e-6)
         if token_reduction is not None and features_only:
             raise ValueError('token_reduction is for classification: a merged token set has no dense '
@@ -99,10 +125,10 @@ class DeiT(BackboneBase):
         self.blocks = nn.ModuleList([
             TransformerBlock(
                 embed_dim,
-                make_attention(embed_dim, num_heads, attns[i], genomes[i], qkv_bias=qkv_bias,
+                make_attention(embed_dim, heads[i], attns[i], genomes[i], qkv_bias=qkv_bias,
                                attn_drop=attn_drop_rate, proj_drop=drop_rate, num_prefix_tokens=1,
-                               attn_kwargs=attn_kwargs),
-                Mlp(embed_dim, int(embed_dim * mlp_ratio), drop=drop_rate),
+                               attn_kwargs=attn_kwargs, head_dim=head_dim),
+                Mlp(embed_dim, int(embed_dim * ratios[i]), drop=drop_rate),
                 drop_path=dpr[i], norm_layer=norm_layer)
             for i in range(depth)])
         self.norm = norm_layer(embed_dim)
@@ -250,7 +276,11 @@ class DeiT(BackboneBase):
 default_cfgs = {
     'attnzero_deit_tiny': default_cfg(crop_pct=0.875),
     'attnzero_deit_small': default_cfg(crop_pct=0.875),
+    'attnzero_vit': default_cfg(crop_pct=0.875),
 }
+
+#: named points of the joint shape space (:mod:`attnzero.space.shape`) for ``attnzero_vit(arch=...)``
+VIT_SHAPES: Dict[str, ViTShape] = {'deit_t': DEIT_T, 'autoformer_t': AUTOFORMER_T}
 
 
 @register_model
@@ -263,3 +293,19 @@ def attnzero_deit_tiny(pretrained: bool = False, **kwargs) -> DeiT:
 def attnzero_deit_small(pretrained: bool = False, **kwargs) -> DeiT:
     """DeiT-Small (22.1M params with softmax); default attention: AttnZero in all blocks."""
     return create_model(DeiT, 'attnzero_deit_small', DEIT_ARCHS['small'], pretrained, **kwargs)
+
+
+@register_model
+def attnzero_vit(pretrained: bool = False, arch: Any = 'deit_t', **kwargs) -> DeiT:
+    """A plain ViT of any shape of the joint attention + shape search: ``arch`` is a shape text
+    (``'e192:hd64:h3,...:r4,...'``, e.g. from a joint search's ``best_archs.json``), a
+    :class:`~attnzero.space.shape.ViTShape`, or a name (``'deit_t'``, ``'autoformer_t'``); per-block
+    heads and MLP ratios, q/k/v width ``heads * head_dim``. Default attention: AttnZero."""
+    if isinstance(arch, str) and arch in VIT_SHAPES:
+        arch = VIT_SHAPES[arch]
+    try:
+        shape = ViTShape.parse(arch)
+    except ValueError as e:
+        raise ValueError(f'attnzero_vit: arch {arch!r} is neither a named shape ({", ".join(VIT_SHAPES)}) '
+                         f'nor a shape text: {e}') from None
+    return create_model(DeiT, 'attnzero_vit', dict(shape=shape.to_string()), pretrained, **kwargs)

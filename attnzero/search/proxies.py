@@ -12,9 +12,11 @@ bench for its separate test column, never to select.
 
 Specs (``--proxy``):
 
-* ``scenes`` (default) -- procedural 16x16 cluttered scenes of shapes over textured backgrounds,
-  4 classes (:mod:`attnzero.search.scenes`); no download, no files. Options as
-  ``scenes?train=4000&val=1000&test=1000&classes=4&clutter=2&size=16&seed=0`` (the defaults).
+* ``scenes`` -- procedural 16x16 cluttered scenes of shapes over textured backgrounds, 4 classes
+  (:mod:`attnzero.search.scenes`); no download, no files. Options as
+  ``scenes?train=4000&val=1000&test=1000&classes=4&clutter=2&size=16&seed=0`` (the defaults). The
+  search's default, :data:`DEFAULT_PROXY`, is ``scenes?train=14000&val=4000`` (more images, and a
+  validation accuracy four times less noisy; ``docs/fidelity/DESIGN.md``).
 * ``relational`` -- the previous default, the 16x16 colour-sum task below.
   Options as ``relational?train=3000&val=500&test=500&classes=3&distractors=0&noise=0.2&seed=0``
   (the defaults; ``train`` counts the images left for training after the validation split).
@@ -60,7 +62,8 @@ __all__ = ['ProxyData', 'ProxyError', 'load_proxy', 'make_relational', 'parse_pr
            'PROXY_KINDS', 'DEFAULT_PROXY', 'encode_predictions', 'decode_predictions']
 
 PROXY_KINDS = ('scenes', 'relational', 'imagefolder', 'cifar10', 'cifar100')
-#: the embedded default proxy of the search, the bench builder and the fidelity tool
+#: the embedded default proxy of the search, the bench builder and the fidelity tool (measured by
+#: ``docs/fidelity/default``)
 DEFAULT_PROXY = 'scenes?train=14000&val=4000'
 _EMBEDDED = ('scenes', 'relational')
 

@@ -94,13 +94,14 @@ def _genome_kw(attn: str, genome: Any) -> Dict[str, Any]:
 def make_attention(dim: int, num_heads: int, attn: str = 'softmax', genome: Any = None,
                    qkv_bias: bool = True, attn_drop: float = 0.0, proj_drop: float = 0.0,
                    num_prefix_tokens: int = 0, sr_ratio: int = 1, v_branch: bool = True,
-                   attn_kwargs: Optional[Dict[str, Any]] = None) -> nn.Module:
-    """Build the shared :class:`attnzero.attention.Attention` module for one block."""
+                   attn_kwargs: Optional[Dict[str, Any]] = None, head_dim: Optional[int] = None) -> nn.Module:
+    """Build the shared :class:`attnzero.attention.Attention` module for one block (``head_dim``:
+    q/k/v channels per head when not ``dim // num_heads``)."""
     kw = dict(attn_kwargs or {})
     kw.update(_genome_kw(attn, genome))
     return Attention(dim, num_heads=num_heads, attn=attn, qkv_bias=qkv_bias, attn_drop=attn_drop,
                      proj_drop=proj_drop, num_prefix_tokens=num_prefix_tokens, sr_ratio=sr_ratio,
-                     v_branch=v_branch, **kw)
+                     v_branch=v_branch, head_dim=head_dim, **kw)
 
 
 def make_kernel(attn: str, head_dim: int, num_heads: int, genome: Any = None,
