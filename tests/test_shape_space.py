@@ -67,7 +67,9 @@ def test_proxy_space_holds_the_default_proxy_deit():
     model = timm.create_model('attnzero_vit', arch=shape.to_string(), img_size=16, patch_size=2,
                               num_classes=4, global_pool='avg', attn='attnzero')
     assert model(torch.randn(2, 3, 16, 16)).shape == (2, 4)
-    assert sum(p.numel() for p in model.parameters()) == space.params(shape, TRIAL_105)
+    assert sum(p.numel() for p in model.parameters()) == vit_params(shape, TRIAL_105, 16, 2, 4)
+    full = timm.create_model('attnzero_vit', arch=shape.to_string(), attn='attnzero')  # costs: full size
+    assert sum(p.numel() for p in full.parameters()) == space.params(shape, TRIAL_105)
 
 
 def test_variation_stays_in_the_space_and_is_reproducible():

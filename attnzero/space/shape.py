@@ -146,7 +146,8 @@ SHAPE_MUTATIONS = ('embed', 'depth', 'heads', 'ratio')
 
 @dataclass(frozen=True)
 class ShapeSpace:
-    """A named set of shape choices and the full-size setting its costs are computed at."""
+    """A named set of shape choices and the full-size setting its costs are computed at
+    (``img_size``, ``patch_size``, ``num_classes``: 224, 16, 1000)."""
 
     name: str
     embed_dims: Tuple[int, ...]
@@ -258,14 +259,13 @@ class ShapeSpace:
 
 #: the named shape spaces. ``autoformer_t``: AutoFormer's tiny space (embed {192, 216, 240}, depth
 #: {12, 13, 14}, heads {3, 4}, MLP ratio {3.5, 4} -- with 3.0 added so that the released
-#: AutoFormer-T is a point; head width 64) at 224 px, patch 16, 1000 classes; DeiT-T and
-#: AutoFormer-T are points of it. ``proxy``: the same structure scaled to the default search proxy
-#: (16 px scenes at patch 2, 4 classes; heads of 24 channels), whose default DeiT (width 48,
-#: 4 blocks of 2 heads, MLP ratio 2) is a point of it.
+#: AutoFormer-T is a point; head width 64); DeiT-T and AutoFormer-T are points of it. ``proxy``:
+#: the same structure scaled to the default search proxy's DeiT (width 48, 4 blocks of 2 heads of
+#: 24 channels, MLP ratio 2, a point of it), for search on CPU. Both compute parameters and MACs at
+#: full size (224 px, patch 16, 1000 classes), whatever size the proxy trains at.
 SHAPE_SPACES: Dict[str, ShapeSpace] = {
     'autoformer_t': ShapeSpace('autoformer_t', (192, 216, 240), (12, 13, 14), (3, 4), (3.0, 3.5, 4.0), 64),
-    'proxy': ShapeSpace('proxy', (32, 40, 48), (3, 4, 5), (1, 2), (1.5, 2.0), 24,
-                        img_size=16, patch_size=2, num_classes=4),
+    'proxy': ShapeSpace('proxy', (32, 40, 48), (3, 4, 5), (1, 2), (1.5, 2.0), 24),
 }
 
 
