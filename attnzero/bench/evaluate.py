@@ -14,7 +14,7 @@ Differences from a search evaluation, by design:
 * no ``below_baseline`` early stop (no baseline accuracies are passed): every run that is not
   rejected for a non-finite or non-decreasing loss gets its full-budget accuracy;
 * several seeds: seed index ``s`` runs the search config with ``seed=s`` (the per-run seed is then
-  ``derive_seed(s, genome hash, arch)``, as in the search);
+  :func:`attnzero.search.evaluate.candidate_seed` of that config, as in the search);
 * several epoch budgets: budget ``b`` is a separate training run with ``epochs=b`` (its own
   learning-rate schedule); each run also reports the accuracy at the config's checkpoint epoch.
 """
@@ -25,8 +25,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional, Sequence
 
 from attnzero.search.archs import PROXY_ARCHS, build_proxy_model
-from attnzero.search.config import SEARCH_ONLY_FIELDS, SearchConfig
-from attnzero.search.evaluate import baseline_task, derive_seed, precheck, training_task
+from attnzero.search.config import LEGACY_VALUES, SEARCH_ONLY_FIELDS, SearchConfig, with_defaults
+from attnzero.search.evaluate import baseline_seed, baseline_task, candidate_seed, precheck, training_task
 from attnzero.search.proxies import load_proxy
 from attnzero.space import Genome, fingerprint
 
@@ -38,10 +38,10 @@ __all__ = ['BenchSettings', 'NON_TRAINING_FIELDS', 'evaluate_task', 'baseline_ev
 #: SearchConfig fields that only drive the search or its execution (everything else changes what a
 #: proxy training computes and is copied into every record)
 NON_TRAINING_FIELDS = ('seed', 'space', 'epochs') + SEARCH_ONLY_FIELDS
-#: SearchConfig fields added after benches were first built, with their defaults: left out of
-#: :meth:`BenchSettings.public` (and so of the settings id) at that value, so that a bench built
-#: before they existed keeps its id
-LATER_FIELDS = {'program_check': True, 'rejection': True}
+#: SearchConfig fields added after benches were first built, with the value a bench built before
+#: they existed trained with: left out of :meth:`BenchSettings.public` (and so of the settings id)
+#: at that value, so that such a bench keeps its id
+LATER_FIELDS = {'program_check': True, 'rejection': True, **LEGACY_VALUES}
 
 
 #: named zoo attentions trained as baselines (``baselines.jsonl``)
@@ -84,7 +84,7 @@ class BenchSettings:
 
     def config(self, arch: Optional[str] = None, seed: int = 0, epochs: Optional[int] = None):
         """The search config of one run (validated by the search's own rules)."""
-        d = dict(self.search)
+        d = with_defaults(self.search)  # a field the settings predate: the value they trained with
         d.update(seed=int(seed), workers=0, dask_scheduler=None)
         if arch is not None:
             d['archs'] = [arch]
@@ -261,7 +261,7 @@ def evaluate_task(payload: Dict[str, Any]) -> Dict[str, Any]:
                 r = res['per_arch'][0] if res.get('per_arch') else dict(
                     status='rejected', reason=res.get('reason', 'crash'), message=res.get('message', ''))
                 run = dict(arch=arch, seed_index=s, epochs=b, ckpt_epoch=cfg.checkpoint_epoch)
-                run['seed'] = _derived_seed(s, rec['hash'], arch)
+                run['seed'] = candidate_seed(cfg, rec['hash'], arch)
                 run.update({k: r.get(k) for k in _RUN_KEYS})
                 run['status'] = 'ok' if r.get('status') == 'ok' else 'rejected'
                 run['test_acc'] = _test_acc(settings, r)
@@ -281,10 +281,6 @@ def _test_acc(settings: BenchSettings, run: Dict[str, Any]) -> Optional[float]:
     if run.get('test_pred') is None:
         return None
     return load_proxy(settings.search['proxy']).test_accuracy(run['test_pred'])
-
-
-def _derived_seed(seed_index: int, key: str, arch: str) -> int:
-    return int(derive_seed(seed_index, key, arch))
 
 
 def baseline_eval_task(payload: Dict[str, Any]) -> Dict[str, Any]:
@@ -307,7 +303,7 @@ def baseline_eval_task(payload: Dict[str, Any]) -> Dict[str, Any]:
                 cfg = settings.config(arch=arch, seed=s, epochs=b)
                 r = baseline_task(dict(attn=attn, arch=arch, config=cfg.to_dict()))
                 run = dict(arch=arch, seed_index=s, epochs=b, ckpt_epoch=cfg.checkpoint_epoch,
-                           seed=int(derive_seed(s, 'baseline', attn, arch)))
+                           seed=baseline_seed(cfg, attn, arch))
                 run.update({k: r.get(k) for k in _RUN_KEYS})
                 run['status'] = 'ok' if r.get('status') == 'ok' else 'rejected'
                 run['test_acc'] = _test_acc(settings, r)

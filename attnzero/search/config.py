@@ -16,7 +16,7 @@ from .archs import ARCHS
 from .proxies import DEFAULT_PROXY, parse_proxy_spec
 
 __all__ = ['SearchConfig', 'ConfigError', 'PRESETS', 'preset', 'ACCELERATOR_FIELDS', 'SEARCH_ONLY_FIELDS',
-           'PRESCREEN_SCORES', 'with_defaults']
+           'PRESCREEN_SCORES', 'with_defaults', 'LEGACY_VALUES']
 
 ACC_MODES = ('mean', 'per_arch')
 COST_MODES = ('flops', 'latency')
@@ -112,6 +112,12 @@ Accelerators (each ``True`` by default; all ``False`` is the *naive* search that
             (kaiming-uniform; larger than the backbones' trunc-normal(0.02)), which breaks the
             symmetry of near-uniform attention within the few hundred steps of a proxy run;
             ``'model'`` keeps the backbone's own initialisation.
+        common_seed: common random numbers. Every candidate of a run (and the baseline) trains
+            from one seed per architecture, with the same data order and the same initial weights
+            in every layer outside the attention kernel (those of a softmax model built from that
+            seed), so that two candidates' accuracies differ by their attention, not by the luck
+            of their draws. ``False``: one seed per candidate, drawn from its hash (the earlier
+            protocol; configs written before this field existed mean ``False``).
 
     Rejection protocol (only with ``rejection=True``):
         reject_nonfinite: stop at the first non-finite loss.
@@ -167,6 +173,7 @@ Accelerators (each ``True`` by default; all ``False`` is the *naive* search that
     grad_clip: float = 5.0
     threads: int = 1
     proxy_init: str = 'torch'
+    common_seed: bool = True
     # rejection protocol
     reject_nonfinite: bool = True
     loss_check_frac: float = 0.34
@@ -191,7 +198,8 @@ Accelerators (each ``True`` by default; all ``False`` is the *naive* search that
         bad = sorted(set(data) - known)
         if bad:
             raise ConfigError(f'unknown config keys {bad}; known: {sorted(known)}')
-        cfg = cls(**data)
+        # a stored config that predates a field trained with that field's earlier value
+        cfg = cls(**{**{k: v for k, v in LEGACY_VALUES.items() if k not in data}, **data})
         cfg.validate()
         return cfg
 
@@ -244,6 +252,7 @@ Accelerators (each ``True`` by default; all ``False`` is the *naive* search that
         need(0.0 <= self.warmup_frac < 1.0, 'warmup_frac', 'must be in [0, 1)')
         need(self.threads >= 1, 'threads', 'must be >= 1')
         need(self.proxy_init in ('torch', 'model'), 'proxy_init', "must be 'torch' or 'model'")
+        need(isinstance(self.common_seed, bool), 'common_seed', 'must be true or false')
         need(0.0 < self.loss_check_frac <= 1.0, 'loss_check_frac', 'must be in (0, 1]')
         need(0 <= self.checkpoint_epoch <= self.epochs, 'checkpoint_epoch', 'must be in 0..epochs')
         need(0.0 <= self.min_acc_ratio <= 1.0, 'min_acc_ratio', 'must be in [0, 1]')
@@ -275,10 +284,16 @@ Accelerators (each ``True`` by default; all ``False`` is the *naive* search that
         return acc + [f'cost_{self.cost}']
 
 
+#: what a config written before a field existed meant by leaving it out, where that differs from
+#: the field's default today
+LEGACY_VALUES: Dict[str, Any] = {'common_seed': False}
+
+
 def with_defaults(data: Dict[str, Any]) -> Dict[str, Any]:
     """``data`` (a config dict, e.g. a ``config.json`` written before a field existed) with every
-    missing field at its default -- what :meth:`SearchConfig.from_dict` would make of it."""
+    missing field at the value it had then (:data:`LEGACY_VALUES`, else the default)."""
     out = SearchConfig().to_dict()
+    out.update(LEGACY_VALUES)
     out.update(data)
     return out
 
@@ -298,11 +313,12 @@ def _parse_genome(text: str, where: str):
 #: (scenes with 4000 training images for 7 epochs in the 2-block DeiT and PVT proxies).
 PRESETS: Dict[str, Dict[str, Any]] = {
     'default': dict(workers=2),
-    'scenes-v1': dict(proxy='scenes', archs=['deit', 'pvt'], arch_overrides={}, epochs=7, checkpoint_epoch=2),
+    'scenes-v1': dict(proxy='scenes', archs=['deit', 'pvt'], arch_overrides={}, epochs=7, checkpoint_epoch=2,
+                      common_seed=False),
     'relational': dict(proxy='relational', archs=['deit', 'pvt'], arch_overrides={}, epochs=2, batch_size=32,
-                       lr=3e-3, checkpoint_epoch=1),
+                       lr=3e-3, checkpoint_epoch=1, common_seed=False),
     'tiny': dict(proxy='relational?train=192&val=64&test=96', epochs=1, batch_size=32, lr=3e-3, pop_size=4,
-                 generations=2, checkpoint_epoch=1, archs=['deit', 'pvt'],
+                 generations=2, checkpoint_epoch=1, archs=['deit', 'pvt'], common_seed=False,
                  arch_overrides={'deit': dict(embed_dim=32, depth=1),
                                  'pvt': dict(embed_dims=(16, 32))}),
 }

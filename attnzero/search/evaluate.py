@@ -45,6 +45,23 @@ def derive_seed(*parts: Any) -> int:
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], 'little') & 0x7FFFFFFF
 
 
+def candidate_seed(cfg: SearchConfig, key: str, arch: str, index: int = 0) -> int:
+    """The training seed of candidate ``key`` (a genome hash) in ``arch``: with
+    ``cfg.common_seed`` the run's one seed per architecture (``index``: the fidelity tool's seed
+    number; 0 is the search's), otherwise one per candidate."""
+    if cfg.common_seed:
+        return derive_seed(cfg.seed, 'common', arch, index)
+    return derive_seed(cfg.seed, key, arch)
+
+
+def baseline_seed(cfg: SearchConfig, attn: str, arch: str) -> int:
+    """The training seed of the named ``attn`` baseline in ``arch`` (the candidates' common seed
+    with ``cfg.common_seed``)."""
+    if cfg.common_seed:
+        return derive_seed(cfg.seed, 'common', arch, 0)
+    return derive_seed(cfg.seed, 'baseline', attn, arch)
+
+
 def genome_cost(genome, cfg: SearchConfig) -> float:
     """The cost objective's raw value: MFLOPs of the genome at ``cost_tokens`` x ``cost_head_dim``
     (one head, one image), or measured milliseconds of its compiled forward at that size."""
@@ -135,7 +152,7 @@ def training_task(payload: Dict[str, Any]) -> Dict[str, Any]:
     per_arch: List[Dict[str, Any]] = []
     status, reason, message = 'ok', '', ''
     for arch in cfg.archs:
-        seed = derive_seed(cfg.seed, payload['hash'], arch)
+        seed = candidate_seed(cfg, payload['hash'], arch)
         r = train_proxy(arch, 'attnzero', payload['genome'], cfg, data, seed,
                         baseline_ckpt_acc=(payload.get('baselines') or {}).get(arch),
                         reject=cfg.rejection, fault=payload.get('fault'))
@@ -159,7 +176,7 @@ def baseline_task(payload: Dict[str, Any]) -> Dict[str, Any]:
     """Worker entry point: full-budget training of a named attention (no rejection) in one
     architecture. ``payload``: ``attn``, ``arch``, ``config``."""
     cfg, data = _load(payload['config'])
-    seed = derive_seed(cfg.seed, 'baseline', payload['attn'], payload['arch'])
+    seed = baseline_seed(cfg, payload['attn'], payload['arch'])
     return train_proxy(payload['arch'], payload['attn'], None, cfg, data, seed, reject=False)
 
 

@@ -33,7 +33,7 @@ from attnzero.space import (DEFAULT_DISTRIBUTION, ORIGINAL_DISTRIBUTION, TRIAL_1
                             sample)
 
 from .config import SEARCH_ONLY_FIELDS, SearchConfig, with_defaults
-from .evaluate import _load, derive_seed, precheck
+from .evaluate import _load, candidate_seed, derive_seed, precheck
 from .executor import make_executor
 from .operators import fec_key
 from .state import atomic_write_json
@@ -140,13 +140,14 @@ def _jobs(cfg: SearchConfig, seeds: int, genomes: Sequence[str], factor: int,
     for name in references:
         for arch in cfg.archs:
             for s in range(seeds):
-                jobs.append(_Job(f'ref|{name}|{arch}|{s}', 'ref', name, arch,
-                                 derive_seed(cfg.seed, 'fidelity', name, arch, s), 1))
+                seed = (candidate_seed(cfg, name, arch, s) if cfg.common_seed
+                        else derive_seed(cfg.seed, 'fidelity', name, arch, s))
+                jobs.append(_Job(f'ref|{name}|{arch}|{s}', 'ref', name, arch, seed, 1))
     for text in genomes:
         for budget in (1, factor):
             for arch in cfg.archs:
                 # the search's own seed for this candidate (evaluate.training_task)
-                seed = derive_seed(cfg.seed, Genome.parse(text).hash, arch)
+                seed = candidate_seed(cfg, Genome.parse(text).hash, arch)
                 jobs.append(_Job(f'stab|{text}|{arch}|{budget}', 'stab', text, arch, seed, budget))
     return jobs
 

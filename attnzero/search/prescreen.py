@@ -45,7 +45,7 @@ from attnzero.attention import Attention
 from attnzero.io import append_line, atomic_savefig, atomic_write_text, read_jsonl
 
 from .config import PRESCREEN_SCORES, SearchConfig
-from .evaluate import _load, derive_seed
+from .evaluate import _load, candidate_seed
 from .fidelity import REFERENCES
 from .proxies import ProxyData, load_proxy
 from .archs import model_flops_per_image
@@ -187,7 +187,7 @@ def prescreen_task(payload: Dict[str, Any]) -> Dict[str, Any]:
     scores: Dict[str, float] = {}
     gflops: Optional[float] = 0.0
     for arch in cfg.archs:
-        seed = derive_seed(cfg.seed, payload['hash'], arch)
+        seed = candidate_seed(cfg, payload['hash'], arch)
         scores[arch] = zero_cost_scores(arch, 'attnzero', payload['genome'], data, cfg, seed, which=(name,))[name]
         try:
             fpi = model_flops_per_image(init_proxy_model(arch, 'attnzero', payload['genome'], data, cfg, seed),

@@ -87,10 +87,8 @@ def _lr_at(step: int, total: int, base: float, warmup_frac: float) -> float:
     return base * 0.5 * (1.0 + math.cos(math.pi * min(1.0, t)))
 
 
-def init_proxy_model(arch: str, attn: str, genome: Optional[str], data: ProxyData, cfg: SearchConfig,
-                     seed: int) -> torch.nn.Module:
-    """The proxy ViT of one run, built and initialised as :func:`train_proxy` does (seeded;
-    ``cfg.proxy_init == 'torch'`` re-initialises every Linear with PyTorch's default)."""
+def _seeded_model(arch: str, attn: str, genome: Optional[str], data: ProxyData, cfg: SearchConfig,
+                  seed: int) -> torch.nn.Module:
     torch.manual_seed(seed)
     model = build_proxy_model(arch, attn, genome, data.img_size, data.num_classes,
                               cfg.arch_overrides.get(arch), data.patch_size)
@@ -98,6 +96,27 @@ def init_proxy_model(arch: str, attn: str, genome: Optional[str], data: ProxyDat
         for mod in model.modules():
             if isinstance(mod, torch.nn.Linear):
                 mod.reset_parameters()
+    return model
+
+
+def _in_kernel(name: str) -> bool:
+    return '.kernel.' in name or name.startswith('kernel.')
+
+
+def init_proxy_model(arch: str, attn: str, genome: Optional[str], data: ProxyData, cfg: SearchConfig,
+                     seed: int) -> torch.nn.Module:
+    """The proxy ViT of one run, built and initialised as :func:`train_proxy` does (seeded;
+    ``cfg.proxy_init == 'torch'`` re-initialises every Linear with PyTorch's default). With
+    ``cfg.common_seed`` every parameter and buffer outside the attention kernels is that of the
+    softmax model built from the same seed, so that candidates sharing a seed start from the same
+    weights everywhere but in their attention."""
+    model = _seeded_model(arch, attn, genome, data, cfg, seed)
+    if cfg.common_seed and attn != 'softmax':
+        ref = _seeded_model(arch, 'softmax', None, data, cfg, seed).state_dict()
+        own = model.state_dict()
+        shared = {k: v for k, v in ref.items()
+                  if not _in_kernel(k) and k in own and own[k].shape == v.shape}
+        model.load_state_dict(shared, strict=False)
     return model
 
 
