@@ -23,6 +23,7 @@ import csv
 import json
 import math
 import os
+import re
 from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
@@ -375,8 +376,8 @@ def acceptance(summary: Dict[str, Any]) -> List[Dict[str, Any]]:
             f'gap {gap:+.3f}', gap > 0)
     st = summary['stability']
     if st.get('n'):
-        add(f'rank stability vs {st["factor"]}x budget >= 0.7 ({st["n"]} genomes)',
-            f'{st["kendall_tau_b"]:.3f}', st['kendall_tau_b'] >= 0.7)
+        add(f'rank stability vs {st["factor"]}x budget >= 0.7 ({st["n"]} genomes; at least 30 needed)',
+            f'{st["kendall_tau_b"]:.3f}', st['kendall_tau_b'] >= 0.7 and st['n'] >= 30)
         add('one candidate over all architectures <= 60 s (one thread)',
             f'mean {st["seconds_per_candidate"]:.1f} s, max {st["seconds_per_candidate_max"]:.1f} s',
             st['seconds_per_candidate'] <= 60.0)
@@ -438,7 +439,10 @@ def write_report(summary: Dict[str, Any], out_dir: str, command: str = '', label
         L.append(f'| {c["backbone"]} | {c["score"]} | {c["n"]} | {c["kendall_tau_b"]:.3f} | {c["spearman"]:.3f} |')
     if st.get('n'):
         L += ['', '## Rank stability and cost', '',
-              f'{st["n"]} genomes sampled from the space (program check passed, functionally distinct), '
+              (f'{st["n"]} genomes' if st.get('planned', st['n']) == st['n'] else
+               f'**{st["n"]} of the {st["planned"]} planned genomes** (the others have not finished: an '
+               f'interrupted run, resumed by its command without `--report-only`)') +
+              ' sampled from the space (program check passed, functionally distinct), '
               f'one seed each, the search objective at 1x and {st["factor"]}x the epochs: '
               f'Kendall tau-b **{st["kendall_tau_b"]:.3f}**, Spearman {st["spearman"]:.3f}; '
               f'{st["distinct_1x"]} distinct 1x scores. One candidate\'s evaluation over all '
@@ -526,7 +530,12 @@ def write_comparison(summaries: Dict[str, Dict[str, Any]], path: str, commands: 
                 f'{st["kendall_tau_b"]:.3f} ({st["n"]} genomes)')
             rows.setdefault('seconds per candidate (all archs, one thread)', {})[lb] = f'{st["seconds_per_candidate"]:.1f}'
         for a in s['acceptance']:
-            rows.setdefault(f'acceptance: {a["criterion"]}', {})[lb] = f'{a["value"]} ({"pass" if a["ok"] else "FAIL"})'
+            # one row per criterion: a trailing "(...)" that differs between proxies (the score
+            # judged, the genome count) goes into the cell
+            m = re.match(r'^(.*?)\s*\(([^()]*)\)$', a['criterion'])
+            crit, detail = (m.group(1), f'; {m.group(2)}') if m else (a['criterion'], '')
+            rows.setdefault(f'acceptance: {crit}', {})[lb] = (
+                f'{a["value"]} ({"pass" if a["ok"] else "FAIL"}{detail})')
     for k, v in rows.items():
         L.append(f'| {k} | ' + ' | '.join(v.get(lb, '–') for lb in labels) + ' |')
     L.append('')
