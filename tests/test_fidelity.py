@@ -141,7 +141,9 @@ def test_acceptance_checks_read_the_summary():
     summary = dict(scores=scores, archs=['deit', 'pvt'], stability=dict(n=0),
                    correlations={'deit_t|objective': dict(kendall_tau_b=0.98)})
     out = {a['criterion'].split(' (')[0]: a['ok'] for a in acceptance(summary)}
-    assert all(out.values()), out
+    unmeasured = {'rank stability vs 4x budget >= 0.7', 'one candidate over all architectures <= 60 s'}
+    assert {k for k, v in out.items() if v is None} == unmeasured  # no stability run: not measured
+    assert all(v for k, v in out.items() if k not in unmeasured), out
     scores['trial_105'] = dict(deit=st(0.99), pvt=st(0.2), objective=st(0.2))
     out = {a['criterion'].split(' (')[0]: a['ok'] for a in acceptance(summary)}
     assert not out['no reference attention at >= 0.98'] and not out['identity clearly below every mixing attention']
@@ -186,7 +188,7 @@ def test_scenes_proxy_sets_the_proxy_vits_patch_size():
 
 
 @pytest.mark.parametrize('folder, name', [('relational', 'relational'), ('scenes', 'scenes-v1'),
-                                          ('scenes-v2', 'scenes-v2')])
+                                          ('scenes-v2', 'scenes-v2'), ('default', 'default')])
 def test_committed_fidelity_tables_are_made_by_their_presets(folder, name):
     """Each committed table under ``docs/fidelity`` trains what its preset trains today, so its
     command makes it again (the run folder's config against the preset's)."""

@@ -40,7 +40,7 @@ Examples::
 
     python tools/search.py                                   # embedded default
     python tools/search.py --preset tiny --run-dir /tmp/s    # seconds (test configuration)
-    python tools/search.py --preset relational               # the previous default proxy
+    python tools/search.py --preset scenes-v1                # an earlier default proxy (also scenes-v2, relational)
     python tools/search.py --proxy cifar100:~/data/cifar --archs deit,pvt,swin --epochs 5
     python tools/search.py --workers 2                       # local worker processes
     python tools/search.py --dask-scheduler tcp://host:8786  # a Dask cluster
@@ -102,7 +102,7 @@ def _value(text: str) -> Any:
 
 def add_config_args(p: argparse.ArgumentParser, search: bool = True) -> None:
     """The configuration options; ``search=False`` leaves out those of the evolutionary loop."""
-    p.add_argument('--preset', default='default', help='named configuration: default, tiny')
+    p.add_argument('--preset', default='default', help='named configuration: ' + ', '.join(PRESETS))
     p.add_argument('--config', help='JSON file of SearchConfig fields (applied over the preset)')
     p.add_argument('--proxy', help='proxy spec: scenes (embedded default), relational (embedded, the '
                    'previous default), imagefolder:PATH, cifar10:ROOT, cifar100:ROOT; options '

@@ -375,7 +375,12 @@ def acceptance(summary: Dict[str, Any]) -> List[Dict[str, Any]]:
         add('identity clearly below every mixing attention (its 95 % interval below all of theirs)',
             f'gap {gap:+.3f}', gap > 0)
     st = summary['stability']
-    if st.get('n'):
+    if not st.get('n'):
+        add('rank stability vs 4x budget >= 0.7 (at least 30 genomes)', 'no stability run has finished', None)
+        add('one candidate over all architectures <= 60 s (one thread)',
+            f'reference attentions only: mean {summary.get("seconds_per_reference_candidate", float("nan")):.1f} s',
+            None)
+    else:
         add(f'rank stability vs {st["factor"]}x budget >= 0.7 ({st["n"]} genomes; at least 30 needed)',
             f'{st["kendall_tau_b"]:.3f}', st['kendall_tau_b'] >= 0.7 and st['n'] >= 30)
         add('one candidate over all architectures <= 60 s (one thread)',
@@ -452,7 +457,8 @@ def write_report(summary: Dict[str, Any], out_dir: str, command: str = '', label
           f'over all architectures.', '', '## Acceptance (issue 14)', '', '| criterion | measured | pass |',
           '|---|---|---|']
     for a in summary['acceptance']:
-        L.append(f'| {a["criterion"]} | {a["value"]} | {"yes" if a["ok"] else "**no**"} |')
+        verdict = 'not measured' if a['ok'] is None else 'yes' if a['ok'] else '**no**'
+        L.append(f'| {a["criterion"]} | {a["value"]} | {verdict} |')
     L += ['', 'Published numbers and their sources: `attnzero/data/published_imagenet.json`.', '']
     with open(paths['md'], 'w', encoding='utf-8') as f:
         f.write('\n'.join(L))
@@ -535,7 +541,7 @@ def write_comparison(summaries: Dict[str, Dict[str, Any]], path: str, commands: 
             m = re.match(r'^(.*?)\s*\(([^()]*)\)$', a['criterion'])
             crit, detail = (m.group(1), f'; {m.group(2)}') if m else (a['criterion'], '')
             rows.setdefault(f'acceptance: {crit}', {})[lb] = (
-                f'{a["value"]} ({"pass" if a["ok"] else "FAIL"}{detail})')
+                f'{a["value"]} ({"not measured" if a["ok"] is None else "pass" if a["ok"] else "FAIL"}{detail})')
     for k, v in rows.items():
         L.append(f'| {k} | ' + ' | '.join(v.get(lb, '–') for lb in labels) + ' |')
     L.append('')
