@@ -46,8 +46,23 @@ def _fmt_ratio(r: float) -> str:
     return f'{float(r):g}'
 
 
+class _TextIdentity:
+    """``str()`` and ``hash`` (first 16 hex digits of the sha256 of the canonical text, as a
+    genome's) of a value with a canonical ``to_string()``."""
+
+    def to_string(self) -> str:  # pragma: no cover - always overridden
+        raise NotImplementedError
+
+    def __str__(self) -> str:
+        return self.to_string()
+
+    @property
+    def hash(self) -> str:
+        return hashlib.sha256(self.to_string().encode('utf-8')).hexdigest()[:16]
+
+
 @dataclass(frozen=True)
-class ViTShape:
+class ViTShape(_TextIdentity):
     """A plain ViT's shape: ``embed_dim``, per-block ``num_heads`` and ``mlp_ratio`` (same length,
     the depth), and the per-head q/k/v width ``head_dim``."""
 
@@ -89,13 +104,6 @@ class ViTShape:
     def to_string(self) -> str:
         return (f'e{self.embed_dim}:hd{self.head_dim}:h{",".join(map(str, self.num_heads))}'
                 f':r{",".join(_fmt_ratio(r) for r in self.mlp_ratio)}')
-
-    def __str__(self) -> str:
-        return self.to_string()
-
-    @property
-    def hash(self) -> str:
-        return hashlib.sha256(self.to_string().encode('utf-8')).hexdigest()[:16]
 
     @classmethod
     def parse(cls, text: str) -> 'ViTShape':
@@ -326,7 +334,7 @@ def vit_macs(shape: ViTShape, genome: Union[None, str, Genome] = None, img_size:
 
 # ---- the joint genome ------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class JointGenome:
+class JointGenome(_TextIdentity):
     """A ViT shape and the attention genome every block uses."""
 
     shape: ViTShape
@@ -334,13 +342,6 @@ class JointGenome:
 
     def to_string(self) -> str:
         return f'{self.shape.to_string()}|{self.attention.to_string()}'
-
-    def __str__(self) -> str:
-        return self.to_string()
-
-    @property
-    def hash(self) -> str:
-        return hashlib.sha256(self.to_string().encode('utf-8')).hexdigest()[:16]
 
     @classmethod
     def parse(cls, text: str) -> 'JointGenome':
