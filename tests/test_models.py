@@ -127,7 +127,7 @@ def test_every_attention_full_size_pvt_v2_b0(attn):
     assert y.shape == (1, 1000)
 
 
-@pytest.mark.parametrize('name', MODEL_NAMES)
+@pytest.mark.parametrize('name', _models(slow=('attnzero_vit',)))  # attnzero_vit: the DeiT class again
 def test_every_backbone_cls_softmax_and_dense_default(name):
     """Softmax classification at 224x224; default (paper) attention dense at 200x320."""
     m = timm.create_model(name, attn='softmax', drop_path_rate=0.1)
