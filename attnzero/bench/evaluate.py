@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional, Sequence
 
 from attnzero.search.archs import PROXY_ARCHS, build_proxy_model
-from attnzero.search.config import LEGACY_VALUES, SEARCH_ONLY_FIELDS, SearchConfig, with_defaults
+from attnzero.search.config import LEGACY_VALUES, SEARCH_ONLY_FIELDS, SearchConfig
 from attnzero.search.evaluate import baseline_seed, baseline_task, candidate_seed, precheck, training_task
 from attnzero.search.proxies import load_proxy
 from attnzero.space import Genome, fingerprint
@@ -84,7 +84,7 @@ class BenchSettings:
 
     def config(self, arch: Optional[str] = None, seed: int = 0, epochs: Optional[int] = None):
         """The search config of one run (validated by the search's own rules)."""
-        d = with_defaults(self.search)  # a field the settings predate: the value they trained with
+        d = dict(self.search)  # from_dict gives a field the settings predate its earlier value
         d.update(seed=int(seed), workers=0, dask_scheduler=None)
         if arch is not None:
             d['archs'] = [arch]

@@ -5,6 +5,7 @@ back (so a resume cannot silently change the search).
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 from dataclasses import dataclass, field
@@ -164,7 +165,7 @@ Accelerators (each ``True`` by default; all ``False`` is the *naive* search that
     # proxy training
     proxy: str = DEFAULT_PROXY
     arch_overrides: Dict[str, Dict[str, Any]] = field(
-        default_factory=lambda: json.loads(json.dumps(DEFAULT_ARCH_OVERRIDES)))
+        default_factory=lambda: copy.deepcopy(DEFAULT_ARCH_OVERRIDES))
     epochs: int = 2
     batch_size: int = 64
     lr: float = 2e-3
@@ -199,7 +200,7 @@ Accelerators (each ``True`` by default; all ``False`` is the *naive* search that
         if bad:
             raise ConfigError(f'unknown config keys {bad}; known: {sorted(known)}')
         # a stored config that predates a field trained with that field's earlier value
-        cfg = cls(**{**{k: v for k, v in LEGACY_VALUES.items() if k not in data}, **data})
+        cfg = cls(**with_defaults(data))
         cfg.validate()
         return cfg
 

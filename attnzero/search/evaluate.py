@@ -58,7 +58,7 @@ def baseline_seed(cfg: SearchConfig, attn: str, arch: str) -> int:
     """The training seed of the named ``attn`` baseline in ``arch`` (the candidates' common seed
     with ``cfg.common_seed``)."""
     if cfg.common_seed:
-        return derive_seed(cfg.seed, 'common', arch, 0)
+        return candidate_seed(cfg, attn, arch)
     return derive_seed(cfg.seed, 'baseline', attn, arch)
 
 
