@@ -58,12 +58,16 @@ def _model_class(arch: str):
 
 def build_proxy_model(arch: str, attn: str, genome: Optional[str], img_size: int,
                       num_classes: int, overrides: Optional[Dict[str, Any]] = None,
-                      patch_size: Optional[int] = None) -> nn.Module:
+                      patch_size: Optional[int] = None, shape: Optional[str] = None) -> nn.Module:
     """A tiny ``arch`` classifier whose every stage uses ``attn`` (``'attnzero'`` with the canonical
     ``genome`` text, or a zoo name such as ``'softmax'``, ``'linear'``, ``'identity'``).
 
     ``patch_size``: the proxy's tokenisation (:attr:`attnzero.search.proxies.ProxyData.patch_size`),
     applied to the architectures with a patch-embedding size (DeiT, PVT, Swin); ``overrides`` win.
+
+    ``shape``: a ViT shape text (:class:`attnzero.space.shape.ViTShape`, the joint search's) for the
+    DeiT proxy: its width, depth, per-block heads and MLP ratios and head width replace those of
+    the table and of ``overrides`` (patch size, pooling and the rest stay).
     """
     if arch not in PROXY_ARCHS:
         raise ArchError(f'unknown proxy architecture {arch!r}; known: {", ".join(ARCHS)}')
@@ -72,6 +76,12 @@ def build_proxy_model(arch: str, attn: str, genome: Optional[str], img_size: int
     if patch_size is not None and 'patch_size' in kw:
         kw['patch_size'] = int(patch_size)
     kw.update(overrides or {})
+    if shape is not None:
+        if arch != 'deit':
+            raise ArchError(f'proxy {arch!r} takes no ViT shape (shape={shape!r}): only deit does')
+        for k in ('embed_dim', 'depth', 'num_heads', 'mlp_ratio', 'head_dim'):
+            kw.pop(k, None)
+        kw['shape'] = shape
     kw.update(img_size=img_size, num_classes=num_classes, attn=attn)
     if 'depths' in kw and 'out_indices' not in kw:  # hierarchical: one feature map per stage
         kw['out_indices'] = tuple(range(len(kw['depths'])))

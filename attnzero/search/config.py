@@ -11,15 +11,19 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
-from attnzero.space import Genome
+from attnzero.space import TRIAL_105, Genome
+from attnzero.space.shape import SHAPE_SPACES, JointGenome, ShapeError
 
 from .archs import ARCHS
 from .proxies import DEFAULT_PROXY, parse_proxy_spec
 
 __all__ = ['SearchConfig', 'ConfigError', 'PRESETS', 'preset', 'ACCELERATOR_FIELDS', 'SEARCH_ONLY_FIELDS',
-           'PRESCREEN_SCORES', 'with_defaults', 'LEGACY_VALUES']
+           'PRESCREEN_SCORES', 'with_defaults', 'LEGACY_VALUES', 'SPACES', 'DEFAULT_PROXY_SHAPE']
 
 ACC_MODES = ('mean', 'per_arch')
+#: the search spaces: the attention genome's (``default``; ``original``: the paper's operator set
+#: only) and the joint one (``joint``: a ViT shape of ``SearchConfig.shape_space`` beside the genome)
+SPACES = ('default', 'original', 'joint')
 COST_MODES = ('flops', 'latency')
 #: the on/off switches of the search's accelerators (see :class:`SearchConfig`)
 ACCELERATOR_FIELDS = ('program_check', 'cache', 'rejection')
@@ -30,13 +34,16 @@ ACCELERATOR_FIELDS = ('program_check', 'cache', 'rejection')
 SEARCH_ONLY_FIELDS = ('pop_size', 'generations', 'n_offsprings', 'crossover_prob', 'mutation_prob',
                       'init_genomes', 'acc_objective', 'baseline', 'min_acc_ratio', 'workers',
                       'dask_scheduler', 'eval_timeout_s', 'retries', 'fault_injection', 'cache',
-                      'rungs', 'eta', 'prescreen', 'prescreen_keep')
+                      'rungs', 'eta', 'prescreen', 'prescreen_keep', 'shape_space')
 #: the default proxy's architectures and their shapes (``docs/fidelity/DESIGN.md`` says why: a
 #: 4-block DeiT of width 48 ranks the published attentions far better than the 2-block width-64
 #: one of :data:`attnzero.search.archs.PROXY_ARCHS`, and one architecture keeps a candidate's
 #: evaluation within the 60 s budget of this project's 2-core machines)
 DEFAULT_ARCHS = ('deit',)
 DEFAULT_ARCH_OVERRIDES: Dict[str, Dict[str, Any]] = {'deit': {'depth': 4, 'embed_dim': 48}}
+#: the default proxy's DeiT as a point of the ``proxy`` shape space (width 48, 4 blocks of 2 heads of
+#: 24 channels, MLP ratio 2: ``PROXY_ARCHS['deit']`` with :data:`DEFAULT_ARCH_OVERRIDES`)
+DEFAULT_PROXY_SHAPE = 'e48:hd24:h2,2,2,2:r2,2,2,2'
 #: the pre-screen scores (:mod:`attnzero.search.prescreen`) a search can defer candidates by
 PRESCREEN_SCORES = ('grad_norm', 'snip', 'synflow', 'naswot', 'attn_rank', 'early_loss')
 
@@ -56,9 +63,21 @@ class SearchConfig:
         n_offsprings: offspring per generation (default ``pop_size``).
         crossover_prob, mutation_prob: probability that a mating uses crossover / that a child is
             mutated (a child that is neither is removed as a duplicate of its parent).
-        space: sampling distribution of the space: ``'default'`` or ``'original'`` (the paper's
-            operator set only).
-        init_genomes: canonical genomes put into the initial population (e.g. Trial-105).
+        space: the search space: ``'default'`` or ``'original'`` (attention genomes; ``original``:
+            the paper's operator set only), or ``'joint'``: an individual is a
+            :class:`~attnzero.space.shape.JointGenome` (``'<ViT shape>|<attention genome>'``), the
+            shape drawn and varied in ``shape_space``, the genome in the default distribution.
+            The joint space trains the DeiT proxy only (``archs == ['deit']``) at the candidate's
+            shape, and its objectives are the proxy accuracy and the parameters and MACs of the
+            candidate at full size (224 px, 1000 classes; computed analytically,
+            :func:`attnzero.space.shape.vit_params` / ``vit_macs``), so ``cost``, ``cost_tokens``
+            and ``cost_head_dim`` are not used there (``cost`` must stay ``'flops'``). The
+            rejection baseline stays the softmax proxy at the default shape (``arch_overrides``).
+        shape_space: the shape space of the joint search (:data:`attnzero.space.shape.SHAPE_SPACES`:
+            ``'proxy'``, a scaled-down space the CPU proxy trains in; ``'autoformer_t'``, AutoFormer's
+            tiny space at full size). Not used by the other spaces.
+        init_genomes: canonical genomes put into the initial population (e.g. Trial-105; joint
+            texts ``'<shape>|<genome>'`` of ``shape_space`` in the joint space).
         allow_quadratic: let quadratic genomes through the static check (baselines, ablations).
 
 Accelerators (each ``True`` by default; all ``False`` is the *naive* search that
@@ -146,6 +165,7 @@ Accelerators (each ``True`` by default; all ``False`` is the *naive* search that
     crossover_prob: float = 0.5
     mutation_prob: float = 0.9
     space: str = 'default'
+    shape_space: str = 'proxy'
     init_genomes: List[str] = field(default_factory=list)
     allow_quadratic: bool = False
     # accelerators (all False: the naive search)
@@ -223,7 +243,8 @@ Accelerators (each ``True`` by default; all ``False`` is the *naive* search that
         need(self.n_offsprings is None or self.n_offsprings >= 1, 'n_offsprings', 'must be >= 1')
         need(0.0 <= self.crossover_prob <= 1.0, 'crossover_prob', 'must be in [0, 1]')
         need(0.0 <= self.mutation_prob <= 1.0, 'mutation_prob', 'must be in [0, 1]')
-        need(self.space in ('default', 'original'), 'space', "must be 'default' or 'original'")
+        need(self.space in SPACES, 'space', f"must be one of {', '.join(SPACES)}")
+        need(self.shape_space in SHAPE_SPACES, 'shape_space', f"must be one of {', '.join(SHAPE_SPACES)}")
         for name in ACCELERATOR_FIELDS:
             need(isinstance(getattr(self, name), bool), name, 'must be true or false')
         need(isinstance(self.rungs, int) and 1 <= self.rungs <= 4, 'rungs', 'must be an integer in 1..4')
@@ -265,8 +286,16 @@ Accelerators (each ``True`` by default; all ``False`` is the *naive* search that
                 raise ConfigError(f'fault_injection[{g!r}]={kind!r}: must be nan, raise, exit or hang')
         if self.dask_scheduler is not None and not str(self.dask_scheduler).strip():
             raise ConfigError('dask_scheduler is empty')
+        if self.space == 'joint':
+            need(list(self.archs) == ['deit'], 'archs',
+                 "the joint space shapes the DeiT proxy only: archs must be ['deit']")
+            need(self.cost == 'flops', 'cost', "the joint space's costs are the analytic parameters and "
+                 "MACs at full size: cost must be 'flops'")
         for text in self.init_genomes:
-            _parse_genome(text, 'init_genomes')
+            if self.space == 'joint':
+                _parse_joint(text, SHAPE_SPACES[self.shape_space], 'init_genomes')
+            else:
+                _parse_genome(text, 'init_genomes')
         return self
 
     @property
@@ -276,12 +305,14 @@ Accelerators (each ``True`` by default; all ``False`` is the *naive* search that
 
     @property
     def n_objectives(self) -> int:
-        return (len(self.archs) if self.acc_objective == 'per_arch' else 1) + 1
+        return len(self.objective_names)
 
     @property
     def objective_names(self) -> List[str]:
         acc = ([f'neg_acc_{a}' for a in self.archs] if self.acc_objective == 'per_arch'
                else ['neg_acc_mean'])
+        if self.space == 'joint':   # full-size parameters (millions) and MACs (G)
+            return acc + ['params_M', 'macs_G']
         return acc + [f'cost_{self.cost}']
 
 
@@ -306,6 +337,16 @@ def _parse_genome(text: str, where: str):
         raise ConfigError(f'{where}: bad genome text {text!r}: {e}') from e
 
 
+def _parse_joint(text: str, space, where: str) -> JointGenome:
+    try:
+        j = JointGenome.parse(text)
+        space.check(j.shape)
+        return j
+    except Exception as e:  # noqa: BLE001 - report which text in which field
+        msg = str(e) if isinstance(e, ShapeError) else f'{type(e).__name__}: {e}'
+        raise ConfigError(f'{where}: bad joint genome text {text!r}: {msg}') from e
+
+
 #: named presets; ``default`` is what ``tools/search.py`` runs without arguments (the dataclass
 #: defaults on 2 local worker processes); ``tiny`` is the test configuration (seconds per search).
 #: The earlier defaults are kept under their names, whole (proxy, architectures, their shapes,
@@ -326,6 +367,20 @@ PRESETS: Dict[str, Dict[str, Any]] = {
                  generations=2, checkpoint_epoch=1, archs=['deit', 'pvt'], common_seed=False,
                  arch_overrides={'deit': dict(embed_dim=32, depth=1),
                                  'pvt': dict(embed_dims=(16, 32))}),
+    # The joint attention + shape search (``tools/search.py --space joint``): the default proxy
+    # (scenes, 14000 training images, 2 epochs, common seeds, rejection) in the DeiT of each
+    # candidate's shape from the ``proxy`` shape space, seeded with Trial-105 at the default proxy
+    # shape. Sized to finish within 20 min on 2 cores: 8 + 3 x 8 = 32 candidates and one baseline,
+    # at most ~50 s of one core each (a candidate at the default proxy shape, which is near the
+    # largest of the space; the mean shape of the space costs ~0.6x of it), on 2 workers:
+    # <= 33 x 50 / 2 = 825 s of training, less what the checks, the cache and the rejection
+    # protocol save, plus ~1 s of checks per candidate in the search process. Assumed, not timed here.
+    'joint': dict(space='joint', shape_space='proxy', archs=['deit'], pop_size=8, generations=4, workers=2,
+                  init_genomes=[f'{DEFAULT_PROXY_SHAPE}|{TRIAL_105}']),
+    # the joint search's test configuration (seconds): the 'tiny' training in the proxy shape space
+    'joint-tiny': dict(space='joint', shape_space='proxy', proxy='relational?train=192&val=64&test=96',
+                       epochs=1, batch_size=32, lr=3e-3, pop_size=4, generations=2, checkpoint_epoch=1,
+                       archs=['deit'], common_seed=False, init_genomes=[f'{DEFAULT_PROXY_SHAPE}|{TRIAL_105}']),
 }
 
 

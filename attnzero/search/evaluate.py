@@ -16,6 +16,12 @@ stops the candidate (the later ones are not trained).
 ``cfg.program_check=False`` skips steps 2-3 and ``cfg.cache=False`` step 4;
 ``cfg.rejection=False`` trains every candidate for the full budget (the naive search of
 :mod:`attnzero.search.efficiency`).
+
+In the joint space (``cfg.space == 'joint'``) a candidate is a
+:class:`~attnzero.space.shape.JointGenome` text ``'<shape>|<genome>'``: step 1 also checks that the
+shape is a point of ``cfg.shape_space`` (else ``invalid``), steps 2-3 check the attention genome,
+the cost is the candidate's parameter count (millions) and MACs at full size (the shape space's
+setting, computed analytically), and the DeiT proxy trains at the candidate's shape.
 """
 from __future__ import annotations
 
@@ -27,13 +33,14 @@ from typing import Any, Dict, List, Optional, Tuple
 import torch
 
 from attnzero.space import Genome, Reason, check_program, static_check
+from attnzero.space.shape import SHAPE_SPACES, JointGenome
 
 from .config import SearchConfig
 from .proxies import load_proxy
 from .train import deterministic_torch, train_proxy
 
 __all__ = ['derive_seed', 'precheck', 'genome_cost', 'training_task', 'baseline_task',
-           'objectives', 'REJECTED_ACC']
+           'objectives', 'REJECTED_ACC', 'candidate_parts']
 
 #: accuracy objective given to a rejected candidate (it is also marked infeasible)
 REJECTED_ACC = 0.0
@@ -79,18 +86,66 @@ def genome_cost(genome, cfg: SearchConfig) -> float:
     return 1000.0 * sorted(times)[len(times) // 2]
 
 
+def candidate_parts(cfg: SearchConfig, text: str) -> Tuple[Optional[str], str]:
+    """``(shape text, attention genome text)`` of a candidate: the shape is ``None`` outside the
+    joint space, where the candidate is the genome."""
+    if cfg.space != 'joint':
+        return None, text
+    j = JointGenome.parse(text)
+    return j.shape.to_string(), j.attention.to_string()
+
+
+def _parse_candidate(text: str, cfg: SearchConfig, out: Dict[str, Any]) -> Optional[Genome]:
+    """Step 1: the attention genome of ``text`` (``None`` after setting an ``invalid`` verdict in
+    ``out``); fills ``canonical`` and ``hash``, and in the joint space ``shape``."""
+    if cfg.space != 'joint':
+        try:
+            g = Genome.parse(text)
+        except Exception as e:  # noqa: BLE001
+            out.update(reason='invalid', message=f'unparsable genome: {e}')
+            return None
+        out['canonical'], out['hash'] = g.to_string(), g.hash
+        return g
+    try:
+        j = JointGenome.parse(text)
+    except Exception as e:  # noqa: BLE001
+        out.update(reason='invalid', message=f'unparsable joint genome {text!r}: {e}')
+        return None
+    out['canonical'], out['hash'], out['shape'] = j.to_string(), j.hash, j.shape.to_string()
+    space = SHAPE_SPACES[cfg.shape_space]
+    why = space.problem(j.shape)
+    if why:
+        out.update(reason='invalid', message=f'shape {j.shape.to_string()!r} is not in the {space.name!r} '
+                                             f'shape space: {why}')
+        return None
+    return j.attention
+
+
+def _cost(g: Genome, cfg: SearchConfig, out: Dict[str, Any]) -> None:
+    """The cost objective's raw value into ``out['cost']``; in the joint space the full-size
+    parameter count (``params``; ``cost`` is it in millions) and MACs (``macs``) of the shape
+    with ``g``. Raises what the cost analysis raises."""
+    if cfg.space != 'joint':
+        out['cost'] = genome_cost(g, cfg)
+        return
+    space, shape = SHAPE_SPACES[cfg.shape_space], JointGenome.parse(out['canonical']).shape
+    out['params'] = space.params(shape, g)
+    out['macs'] = float(space.macs(shape, g))
+    out['cost'] = out['params'] / 1e6
+
+
 def _precheck(text: str, cfg: SearchConfig) -> Dict[str, Any]:
     t0 = time.perf_counter()
     out: Dict[str, Any] = dict(ok=False, reason='', message='', cost=None, canonical=text, hash=None)
-    try:
-        g = Genome.parse(text)
-    except Exception as e:  # noqa: BLE001
-        out.update(reason='invalid', message=f'unparsable genome: {e}', seconds=time.perf_counter() - t0)
+    if cfg.space == 'joint':
+        out.update(shape=None, params=None, macs=None)
+    g = _parse_candidate(text, cfg, out)
+    if g is None:
+        out['seconds'] = time.perf_counter() - t0
         return out
-    out['canonical'], out['hash'] = g.to_string(), g.hash
     if not cfg.program_check:
         try:
-            out['cost'] = genome_cost(g, cfg)
+            _cost(g, cfg, out)
         except Exception:  # noqa: BLE001 - no check: the cost of a genome that cannot run is unknown
             out['cost'] = None
         out.update(ok=True, seconds=time.perf_counter() - t0)
@@ -103,7 +158,7 @@ def _precheck(text: str, cfg: SearchConfig) -> Dict[str, Any]:
         out.update(reason=reason.value, message=msg, seconds=time.perf_counter() - t0)
         return out
     try:
-        out['cost'] = genome_cost(g, cfg)
+        _cost(g, cfg, out)
     except Exception as e:  # noqa: BLE001
         out.update(reason='invalid', message=f'cost analysis failed: {type(e).__name__}: {e}',
                    seconds=time.perf_counter() - t0)
@@ -119,7 +174,8 @@ def _precheck(text: str, cfg: SearchConfig) -> Dict[str, Any]:
 
 def precheck(text: str, cfg: SearchConfig) -> Dict[str, Any]:
     """Steps 1-3 of the pipeline. Returns ``{'ok', 'reason', 'message', 'seconds', 'cpu_seconds',
-    'cost', 'canonical', 'hash'}``; never raises for a bad genome. ``cpu_seconds`` is the CPU time
+    'cost', 'canonical', 'hash'}`` (in the joint space also ``shape``, ``params`` and ``macs``);
+    never raises for a bad genome. ``cpu_seconds`` is the CPU time
     of the whole process (the check runs in the search process, at torch's thread count there).
 
     With ``cfg.program_check`` off only step 1 runs, and the cost objective is computed where it
@@ -151,11 +207,12 @@ def training_task(payload: Dict[str, Any]) -> Dict[str, Any]:
     cfg, data = _load(payload['config'])
     per_arch: List[Dict[str, Any]] = []
     status, reason, message = 'ok', '', ''
+    shape, genome = candidate_parts(cfg, payload['genome'])
     for arch in cfg.archs:
         seed = candidate_seed(cfg, payload['hash'], arch)
-        r = train_proxy(arch, 'attnzero', payload['genome'], cfg, data, seed,
+        r = train_proxy(arch, 'attnzero', genome, cfg, data, seed,
                         baseline_ckpt_acc=(payload.get('baselines') or {}).get(arch),
-                        reject=cfg.rejection, fault=payload.get('fault'))
+                        reject=cfg.rejection, fault=payload.get('fault'), shape=shape)
         per_arch.append(r)
         if r['status'] != 'ok':
             status, reason, message = 'rejected', r['reason'], f'{arch}: {r["message"]}'
@@ -180,15 +237,23 @@ def baseline_task(payload: Dict[str, Any]) -> Dict[str, Any]:
     return train_proxy(payload['arch'], payload['attn'], None, cfg, data, seed, reject=False)
 
 
-def objectives(cfg: SearchConfig, status: str, accs: Dict[str, float], cost: Optional[float]
-               ) -> Tuple[List[float], List[float]]:
+def objectives(cfg: SearchConfig, status: str, accs: Dict[str, float], cost: Optional[float],
+               macs: Optional[float] = None) -> Tuple[List[float], List[float]]:
     """``(F, G)`` for pymoo: minimised negative accuracies and ``log10`` cost; ``G > 0`` marks a
-    rejected (infeasible) candidate."""
+    rejected (infeasible) candidate. In the joint space the costs are ``cost`` (full-size
+    parameters in millions) and ``macs`` (full-size MACs) in G, as they are (an unknown one:
+    ``1e12``)."""
     ok = status == 'ok'
     if cfg.acc_objective == 'per_arch':
         f = [-(accs.get(a, REJECTED_ACC) if ok else REJECTED_ACC) for a in cfg.archs]
     else:
         f = [-(sum(accs[a] for a in cfg.archs) / len(cfg.archs) if ok else REJECTED_ACC)]
-    c = cost if (cost is not None and math.isfinite(cost) and cost > 0) else 1e12
-    f.append(math.log10(c))
+    def known(v: Optional[float]) -> bool:
+        return v is not None and math.isfinite(v) and v > 0
+
+    if cfg.space == 'joint':
+        f.append(cost if known(cost) else 1e12)
+        f.append(macs / 1e9 if known(macs) else 1e12)
+        return f, [0.0 if ok else 1.0]
+    f.append(math.log10(cost if known(cost) else 1e12))
     return f, [0.0 if ok else 1.0]

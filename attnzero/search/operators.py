@@ -6,6 +6,12 @@ shape ``(n, 1)``). The operators call the search space's own sampling, mutation 
 the whole search is reproducible from the run seed. Duplicates are eliminated by functional
 equivalence (:func:`attnzero.space.fingerprint`), not only by text (by text only without the
 search's cache, ``SearchConfig.cache=False``).
+
+In the joint space (``SearchConfig.space == 'joint'``) the variable is a
+:class:`~attnzero.space.shape.JointGenome` text ``'<shape>|<genome>'``, and the ``Joint*``
+operators vary it through :class:`~attnzero.space.shape.JointGenome` in the configured shape space
+(the attention part in the default distribution); two joint individuals are duplicates if their
+shapes are equal and their genomes compute the same function (:func:`fec_key` of a joint text).
 """
 from __future__ import annotations
 
@@ -21,9 +27,11 @@ from pymoo.core.sampling import Sampling
 
 from attnzero.space import (DEFAULT_DISTRIBUTION, ORIGINAL_DISTRIBUTION, Genome, VariationError,
                             crossover, fingerprint, mutate, sample)
+from attnzero.space.shape import SHAPE_SPACES, JointGenome, ShapeSpace
 
-__all__ = ['GenomeProblem', 'GenomeSampling', 'GenomeCrossover', 'GenomeMutation',
-           'FECDuplicateElimination', 'TextDuplicateElimination', 'fec_key', 'build_algorithm', 'space_distribution']
+__all__ = ['GenomeProblem', 'GenomeSampling', 'GenomeCrossover', 'GenomeMutation', 'JointSampling',
+           'JointCrossover', 'JointMutation', 'FECDuplicateElimination', 'TextDuplicateElimination', 'fec_key',
+           'build_algorithm', 'space_distribution']
 
 
 def space_distribution(name: str):
@@ -37,8 +45,13 @@ def _parse(text: str):
 
 @lru_cache(maxsize=65536)
 def fec_key(text: str) -> str:
-    """Functional-equivalence fingerprint of a canonical genome text (memoised)."""
+    """Functional-equivalence fingerprint of a canonical genome text (memoised); of a joint text
+    (``'<shape>|<genome>'``, never a genome's: genome texts have no ``|``), the canonical shape
+    text and the genome's fingerprint: the same model up to how its attention is written."""
     try:
+        if '|' in text:
+            j = JointGenome.parse(text)
+            return f'{j.shape.to_string()}|{fingerprint(j.attention)}'
         return fingerprint(_parse(text))
     except Exception:  # noqa: BLE001 - an unparsable text is only equal to itself
         return f'text-{text}'
@@ -107,8 +120,68 @@ class GenomeMutation(Mutation):
         return Y
 
 
+class JointSampling(Sampling):
+    """The ``seeds`` first (joint texts, made canonical), then a shape drawn from ``space`` with a
+    genome drawn from ``dist``."""
+
+    def __init__(self, space: ShapeSpace, dist, seeds: Sequence[str] = (), allow_quadratic: bool = False) -> None:
+        super().__init__()
+        self.space, self.dist, self.seeds, self.allow_quadratic = space, dist, list(seeds), allow_quadratic
+
+    def _do(self, problem, n_samples, *args, random_state=None, **kwargs):
+        out: List[str] = [JointGenome.parse(s).to_string() for s in self.seeds[:n_samples]]
+        while len(out) < n_samples:
+            out.append(JointGenome.sample(self.space, random_state, self.dist,
+                                          allow_quadratic=self.allow_quadratic).to_string())
+        return np.array(out, dtype=object).reshape(-1, 1)
+
+
+class JointCrossover(Crossover):
+    """Crossover of two joint parents (one child; :meth:`JointGenome.crossover`: shapes and genomes
+    crossed separately). Where no child differs from both parents, a mutation of the first."""
+
+    def __init__(self, space: ShapeSpace, dist, prob: float = 0.5, allow_quadratic: bool = False) -> None:
+        super().__init__(n_parents=2, n_offsprings=1, prob=prob, vtype=object)
+        self.space, self.dist, self.allow_quadratic = space, dist, allow_quadratic
+
+    def _do(self, problem, X, *args, random_state=None, **kwargs):
+        n_matings = X.shape[1]
+        Y = np.empty((1, n_matings, 1), dtype=object)
+        for k in range(n_matings):
+            a, b = JointGenome.parse(X[0, k, 0]), JointGenome.parse(X[1, k, 0])
+            try:
+                child = a.crossover(b, self.space, random_state, allow_quadratic=self.allow_quadratic)
+            except (VariationError, ValueError):
+                try:
+                    child = a.mutate(self.space, random_state, dist=self.dist, allow_quadratic=self.allow_quadratic)
+                except VariationError:
+                    child = a
+            Y[0, k, 0] = child.to_string()
+        return Y
+
+
+class JointMutation(Mutation):
+    """One mutation of the shape or of the genome (:meth:`JointGenome.mutate`, even odds)."""
+
+    def __init__(self, space: ShapeSpace, dist, prob: float = 0.9, allow_quadratic: bool = False) -> None:
+        super().__init__(prob=prob)
+        self.space, self.dist, self.allow_quadratic = space, dist, allow_quadratic
+
+    def _do(self, problem, X, *args, random_state=None, **kwargs):
+        Y = np.empty_like(X)
+        for i in range(len(X)):
+            j = JointGenome.parse(X[i, 0])
+            try:
+                Y[i, 0] = j.mutate(self.space, random_state, dist=self.dist,
+                                   allow_quadratic=self.allow_quadratic).to_string()
+            except VariationError:
+                Y[i, 0] = X[i, 0]
+        return Y
+
+
 class FECDuplicateElimination(DuplicateElimination):
-    """Two individuals are duplicates if their genomes compute the same function."""
+    """Two individuals are duplicates if their genomes compute the same function (joint ones: and
+    their shapes are equal; :func:`fec_key`)."""
 
     @staticmethod
     def key(text: str) -> str:
@@ -141,11 +214,20 @@ def build_algorithm(cfg):
     from pymoo.algorithms.moo.nsga2 import NSGA2  # heavy (scipy.spatial): only where a search runs
 
     dist = space_distribution(cfg.space)
+    if cfg.space == 'joint':
+        space = SHAPE_SPACES[cfg.shape_space]
+        sampling = JointSampling(space, dist, cfg.init_genomes, cfg.allow_quadratic)
+        cross = JointCrossover(space, dist, cfg.crossover_prob, cfg.allow_quadratic)
+        mutation = JointMutation(space, dist, cfg.mutation_prob, cfg.allow_quadratic)
+    else:
+        sampling = GenomeSampling(dist, cfg.init_genomes, cfg.allow_quadratic)
+        cross = GenomeCrossover(dist, cfg.crossover_prob, cfg.allow_quadratic)
+        mutation = GenomeMutation(dist, cfg.mutation_prob, cfg.allow_quadratic)
     return NSGA2(
         pop_size=cfg.pop_size,
         n_offsprings=cfg.n_offsprings or cfg.pop_size,
-        sampling=GenomeSampling(dist, cfg.init_genomes, cfg.allow_quadratic),
-        crossover=GenomeCrossover(dist, cfg.crossover_prob, cfg.allow_quadratic),
-        mutation=GenomeMutation(dist, cfg.mutation_prob, cfg.allow_quadratic),
+        sampling=sampling,
+        crossover=cross,
+        mutation=mutation,
         eliminate_duplicates=FECDuplicateElimination() if cfg.cache else TextDuplicateElimination(),
     )

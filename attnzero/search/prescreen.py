@@ -45,7 +45,7 @@ from attnzero.attention import Attention
 from attnzero.io import append_line, atomic_savefig, atomic_write_text, read_jsonl
 
 from .config import PRESCREEN_SCORES, SearchConfig
-from .evaluate import _load, candidate_seed
+from .evaluate import _load, candidate_parts, candidate_seed
 from .fidelity import REFERENCES
 from .proxies import ProxyData, load_proxy
 from .archs import model_flops_per_image
@@ -134,10 +134,11 @@ def _early_loss(model: nn.Module, data: ProxyData, cfg: SearchConfig, seed: int,
 
 def zero_cost_scores(arch: str, attn: str, genome: Optional[str], data: ProxyData, cfg: SearchConfig,
                      seed: int = 0, batch: int = BATCH, early_steps: int = EARLY_STEPS,
-                     which: Sequence[str] = SCORES) -> Dict[str, float]:
+                     which: Sequence[str] = SCORES, shape: Optional[str] = None) -> Dict[str, float]:
     """The :data:`SCORES` of one candidate in one proxy architecture (``nan`` where it fails) and
     ``seconds`` (the training-free ones together, and ``early_loss_seconds``); ``which`` limits
-    the work to the scores named (the others are left out)."""
+    the work to the scores named (the others are left out). ``shape``: the ViT shape of a
+    joint-search candidate (:func:`~attnzero.search.train.init_proxy_model`)."""
     out: Dict[str, float] = {}
     groups = {'grad': ('grad_norm', 'snip'), 'codes': ('naswot', 'attn_rank'), 'synflow': ('synflow',)}
     with deterministic_torch(cfg.threads):
@@ -150,7 +151,7 @@ def zero_cost_scores(arch: str, attn: str, genome: Optional[str], data: ProxyDat
             if not set(groups[name]) & set(which):
                 continue
             try:
-                model = init_proxy_model(arch, attn, genome, data, cfg, seed)
+                model = init_proxy_model(arch, attn, genome, data, cfg, seed, shape)
                 model.train()
                 r = fn(model)
             except Exception:  # noqa: BLE001 - a failing candidate scores nan
@@ -165,7 +166,7 @@ def zero_cost_scores(arch: str, attn: str, genome: Optional[str], data: ProxyDat
         if 'early_loss' in which:
             t1 = time.perf_counter()
             try:
-                out['early_loss'] = _early_loss(init_proxy_model(arch, attn, genome, data, cfg, seed), data, cfg,
+                out['early_loss'] = _early_loss(init_proxy_model(arch, attn, genome, data, cfg, seed, shape), data, cfg,
                                                 seed, early_steps)
             except Exception:  # noqa: BLE001
                 out['early_loss'] = float('nan')
@@ -186,11 +187,12 @@ def prescreen_task(payload: Dict[str, Any]) -> Dict[str, Any]:
     name = cfg.prescreen
     scores: Dict[str, float] = {}
     gflops: Optional[float] = 0.0
+    shape, genome = candidate_parts(cfg, payload['genome'])
     for arch in cfg.archs:
         seed = candidate_seed(cfg, payload['hash'], arch)
-        scores[arch] = zero_cost_scores(arch, 'attnzero', payload['genome'], data, cfg, seed, which=(name,))[name]
+        scores[arch] = zero_cost_scores(arch, 'attnzero', genome, data, cfg, seed, which=(name,), shape=shape)[name]
         try:
-            fpi = model_flops_per_image(init_proxy_model(arch, 'attnzero', payload['genome'], data, cfg, seed),
+            fpi = model_flops_per_image(init_proxy_model(arch, 'attnzero', genome, data, cfg, seed, shape),
                                         data.img_size)
         except Exception:  # noqa: BLE001 - a candidate that cannot be built has no FLOP count
             fpi = None

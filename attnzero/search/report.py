@@ -4,6 +4,13 @@ efficiency figure (compute spent vs a naive search on the same candidates).
 The search selects on validation accuracy. Test accuracy is computed here, for the final Pareto
 front only (:func:`add_test_scores`), from the test-set predictions recorded during training: this
 is the one place where the search reads test labels.
+
+A joint attention + shape search (``SearchConfig.space == 'joint'``) writes its front as whole
+models instead of attention genomes: ``best_archs.json`` (each point's joint, shape and genome
+texts, proxy accuracies, full-size parameters and MACs, and the ``timm.create_model`` line that
+builds it), ``best_arch_mmconfig.py`` (the chosen point, highest proxy accuracy, as mmengine
+config dicts) and ``pareto.png`` over accuracy x parameters; no ``best_genomes.json`` /
+``best_genome.py`` (their readers take attention genomes for the paper's backbones).
 """
 from __future__ import annotations
 
@@ -17,11 +24,14 @@ import numpy as np
 
 from attnzero.io import atomic_savefig
 
+from attnzero.space.shape import SHAPE_SPACES, JointGenome, ViTShape
+
 from .config import SearchConfig
 from .proxies import load_proxy
 from .state import RunState, atomic_write_json, atomic_write_text
 
-__all__ = ['write_outputs', 'pareto_records', 'efficiency', 'format_front', 'add_test_scores']
+__all__ = ['write_outputs', 'pareto_records', 'efficiency', 'format_front', 'add_test_scores',
+           'best_archs', 'acc_params_front']
 
 
 def pareto_records(cfg: SearchConfig, state: RunState) -> List[Dict[str, Any]]:
@@ -169,19 +179,23 @@ def _counts(state: RunState) -> Dict[str, Any]:
 def format_front(cfg: SearchConfig, front: List[Dict[str, Any]], baselines: Dict[str, Any]) -> str:
     """The Pareto front as a text table (rich when available)."""
     unit = 'MFLOPs@N=%d,d=%d' % (cfg.cost_tokens, cfg.cost_head_dim) if cfg.cost == 'flops' else 'ms'
+    joint = cfg.space == 'joint'
+    costs = ['params (M)', 'MACs (G)'] if joint else [f'cost ({unit})']
     cols = (['#', 'val_acc_mean'] + [f'val_acc_{a}' for a in cfg.archs] + ['test_acc_mean']
-            + [f'cost ({unit})', 'genome'])
+            + costs + (['shape|genome'] if joint else ['genome']))
     rows = []
     for i, r in enumerate(front):
+        cost = [f'{r["cost"]:.4g}', _num(r.get('macs') and r['macs'] / 1e9, '.4g')] if joint else [f'{r["cost"]:.4g}']
         rows.append([str(i + 1), f'{r["acc_mean"]:.4f}'] + [f'{r["accs"].get(a, float("nan")):.4f}'
                                                              for a in cfg.archs]
-                    + [_num(r.get('test_acc_mean')), f'{r["cost"]:.4g}', r['genome']])
+                    + [_num(r.get('test_acc_mean'))] + cost + [r['genome']])
     base = ', '.join(f'{a}: {b["acc"]:.4f}' for a, b in baselines.items())
     try:
         from rich.console import Console
         from rich.table import Table
 
-        t = Table(title=f'Pareto front ({len(front)} genomes; baseline {cfg.baseline} {base})')
+        what = 'models (full-size costs)' if joint else 'genomes'
+        t = Table(title=f'Pareto front ({len(front)} {what}; baseline {cfg.baseline} {base})')
         for c in cols:
             t.add_column(c, overflow='fold')
         for row in rows:
@@ -203,10 +217,17 @@ def _plot(cfg: SearchConfig, state: RunState, front: List[Dict[str, Any]], path:
 
     fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
     ok = [r for r in state.records.values() if r['status'] == 'ok']
+    joint = cfg.space == 'joint'
     if ok:
         ax.scatter([r['cost'] for r in ok], [r['acc_mean'] for r in ok], s=14, c='0.6',
                    label=f'evaluated ({len(ok)})')
-    if front:
+    if front and joint:   # the 3-objective front, and its accuracy x parameters front joined
+        ax.scatter([r['cost'] for r in front], [r['acc_mean'] for r in front], s=30, facecolors='none',
+                   edgecolors='tab:red', label=f'Pareto front, acc x params x MACs ({len(front)})')
+        fr = sorted(acc_params_front(front), key=lambda r: r['cost'])
+        ax.step([r['cost'] for r in fr], [r['acc_mean'] for r in fr], 'o-', where='post', c='tab:red', ms=5,
+                label=f'Pareto front, acc x params ({len(fr)})')
+    elif front:
         fr = sorted(front, key=lambda r: r['cost'])
         ax.plot([r['cost'] for r in fr], [r['acc_mean'] for r in fr], 'o-', c='tab:red', ms=5,
                 label=f'Pareto front ({len(front)})')
@@ -216,9 +237,13 @@ def _plot(cfg: SearchConfig, state: RunState, front: List[Dict[str, Any]], path:
     costs = [r['cost'] for r in ok if r.get('cost')]
     if costs and max(costs) / max(min(costs), 1e-12) > 20:
         ax.set_xscale('log')
-    ax.set_xlabel(f'attention cost ({"MFLOPs at N=%d, d=%d" % (cfg.cost_tokens, cfg.cost_head_dim) if cfg.cost == "flops" else "ms"})')
+    if joint:
+        sp = SHAPE_SPACES[cfg.shape_space]
+        ax.set_xlabel(f'parameters (M) at full size ({sp.img_size} px, {sp.num_classes} classes)')
+    else:
+        ax.set_xlabel(f'attention cost ({"MFLOPs at N=%d, d=%d" % (cfg.cost_tokens, cfg.cost_head_dim) if cfg.cost == "flops" else "ms"})')
     ax.set_ylabel('proxy validation accuracy (mean over ' + ', '.join(cfg.archs) + ')')
-    ax.set_title('attnzero search')
+    ax.set_title(f'attnzero joint search ({cfg.shape_space} shapes)' if joint else 'attnzero search')
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc='best')
     fig.tight_layout()
@@ -232,22 +257,27 @@ def write_outputs(cfg: SearchConfig, state: RunState) -> Dict[str, Any]:
     # pareto.csv: validation accuracies (what the search selected on), then test (reported only)
     buf = io.StringIO()
     w = csv.writer(buf)
+    joint = cfg.space == 'joint'
     w.writerow(['rank', 'idx', 'genome', 'hash', 'acc_mean'] + [f'acc_{a}' for a in cfg.archs]
                + ['test_acc_mean'] + [f'test_acc_{a}' for a in cfg.archs]
-               + ['cost', 'cost_unit'] + cfg.objective_names)
-    unit = 'MFLOPs' if cfg.cost == 'flops' else 'ms'
+               + ['cost', 'cost_unit'] + (['params', 'macs'] if joint else []) + cfg.objective_names)
+    unit = 'Mparams' if joint else 'MFLOPs' if cfg.cost == 'flops' else 'ms'
     for i, r in enumerate(front):
         w.writerow([i + 1, r['idx'], r['genome'], r['hash'], f'{r["acc_mean"]:.6f}']
                    + [f'{r["accs"].get(a, float("nan")):.6f}' for a in cfg.archs]
                    + [_num(r['test_acc_mean'], '.6f')] + [_num(r['test_accs'].get(a), '.6f') for a in cfg.archs]
-                   + [f'{r["cost"]:.6g}', unit] + [f'{v:.6g}' for v in r['F']])
+                   + [f'{r["cost"]:.6g}', unit] + ([r['params'], f'{r["macs"]:.0f}'] if joint else [])
+                   + [f'{v:.6g}' for v in r['F']])
     atomic_write_text(state.path('pareto.csv'), buf.getvalue())
+    if joint:
+        _write_joint_outputs(cfg, state, front)
     # best genomes, in the format the backbones and mmconfigs accept (attn='attnzero', genome=text)
-    best = [dict(genome=r['genome'], attn='attnzero', acc_mean=r['acc_mean'], accs=r['accs'],
+    best = [] if joint else [dict(genome=r['genome'], attn='attnzero', acc_mean=r['acc_mean'], accs=r['accs'],
                  test_acc_mean=r['test_acc_mean'], test_accs=r['test_accs'],
                  cost=r['cost'], cost_unit=unit, idx=r['idx']) for r in front]
-    atomic_write_json(state.path('best_genomes.json'), best)
-    if front:
+    if not joint:
+        atomic_write_json(state.path('best_genomes.json'), best)
+    if front and not joint:
         top = front[0]['genome']
         snippet = ('# Best genome of the attnzero search in this directory (highest proxy accuracy on\n'
                    '# the Pareto front). Use as an mmengine _base_ or copy the two keys into a backbone\n'
@@ -267,10 +297,81 @@ def write_outputs(cfg: SearchConfig, state: RunState) -> Dict[str, Any]:
                                       seconds=b['seconds']) for a, b in state.baselines.items()},
                    pareto=[dict(genome=r['genome'], acc_mean=r['acc_mean'], accs=r['accs'],
                                 test_acc_mean=r['test_acc_mean'], test_accs=r['test_accs'],
-                                cost=r['cost']) for r in front],
+                                cost=r['cost'], **({k: r[k] for k in ('shape', 'params', 'macs')} if joint else {}))
+                           for r in front],
                    objectives=cfg.objective_names)
     atomic_write_json(state.path('summary.json'), summary)
     return summary
+
+
+def acc_params_front(front: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """The records of a joint search's (3-objective) front that are non-dominated in accuracy x
+    full-size parameters alone."""
+    from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting  # heavy: at the end only
+
+    if not front:
+        return []
+    F = np.array([[-r['acc_mean'], r['cost']] for r in front], dtype=float)
+    return [front[i] for i in sorted(NonDominatedSorting().do(F, only_non_dominated_front=True))]
+
+
+def _scaled(v: Any, unit: float) -> Any:
+    return None if v is None else v / unit
+
+
+def _create_model_line(shape: str, genome: str) -> str:
+    return (f"import timm, attnzero.models; model = timm.create_model('attnzero_vit', arch={shape!r}, "
+            f"attn='attnzero', genome={genome!r})")
+
+
+def best_archs(cfg: SearchConfig, front: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """The entries of ``best_archs.json`` for a joint search's ``front`` (with test scores,
+    :func:`add_test_scores`), in the front's order (highest proxy accuracy first)."""
+    sp = SHAPE_SPACES[cfg.shape_space]
+    on_2d = {r['idx'] for r in acc_params_front(front)}
+    out = []
+    for r in front:
+        j = JointGenome.parse(r['genome'])
+        shape, genome = j.shape.to_string(), j.attention.to_string()
+        out.append(dict(idx=r['idx'], joint=r['genome'], hash=r['hash'], shape=shape, genome=genome,
+                        attn='attnzero', val_acc=r['acc_mean'], val_accs=r['accs'],
+                        test_acc=r['test_acc_mean'], test_accs=r['test_accs'],
+                        params=r['params'], params_M=_scaled(r['params'], 1e6), macs=r['macs'],
+                        macs_G=_scaled(r['macs'], 1e9),
+                        full_size=dict(img_size=sp.img_size, patch_size=sp.patch_size, num_classes=sp.num_classes),
+                        acc_params_front=r['idx'] in on_2d, python=_create_model_line(shape, genome)))
+    return out
+
+
+def _mmconfig_fragment(run_dir: str, arch: Dict[str, Any]) -> str:
+    shape = arch['shape']
+    width = ViTShape.parse(shape).embed_dim
+    size = arch['full_size']
+    return f'''# The chosen model of the joint attention + shape search in {run_dir}:
+# the highest proxy validation accuracy of its Pareto front (evaluation {arch['idx']}, accuracy {arch['val_acc']:.4f});
+# {_num(arch['params_M'], '.3f')} M parameters, {_num(arch['macs_G'], '.4f')} GMACs at {size['img_size']} px, {size['num_classes']} classes.
+# Use it as a second _base_ of a real config and take its dicts:
+#
+#   ImageNet (mmpretrain's TimmClassifier around timm's attnzero_vit):
+#       _base_ = ['<attnzero>/mmconfigs/_base_/in1k_8xb128-300e.py', '<this file>']
+#       model = dict(model_name='attnzero_vit', **_base_.attnzero_vit)
+#   Detection / segmentation (the DeiT trunk of this shape as a 4-level pyramid, AttnZeroDeiT):
+#       _base_ = ['<attnzero>/mmconfigs/_base_/mask-rcnn_fpn_1x_coco.py', '<this file>']
+#       model = dict(backbone=dict(_delete_=True, **_base_.attnzero_backbone),
+#                    neck=dict(in_channels=_base_.attnzero_channels))
+SHAPE = {shape!r}
+GENOME = {arch['genome']!r}
+attnzero_vit = dict(arch=SHAPE, attn='attnzero', genome=GENOME)
+attnzero_backbone = dict(type='AttnZeroDeiT', arch=dict(shape=SHAPE), attn='attnzero', genome=GENOME)
+attnzero_channels = {[width] * 4!r}
+'''
+
+
+def _write_joint_outputs(cfg: SearchConfig, state: RunState, front: List[Dict[str, Any]]) -> None:
+    archs = best_archs(cfg, front)
+    atomic_write_json(state.path('best_archs.json'), archs)
+    if archs:
+        atomic_write_text(state.path('best_arch_mmconfig.py'), _mmconfig_fragment(state.run_dir, archs[0]))
 
 
 def _unknown_note(e: Dict[str, Any]) -> str:

@@ -224,7 +224,7 @@ class Search:
                 rec['message'] = (rec['message'] + '; ' if rec['message'] else '') + (
                     f'not promoted after rung {res["rung"]} ({res["fidelity_epochs"]} of '
                     f'{self.cfg.epochs} epochs)')
-        rec['F'], rec['G'] = objectives(self.cfg, rec['status'], rec['accs'], rec['cost'])
+        rec['F'], rec['G'] = objectives(self.cfg, rec['status'], rec['accs'], rec['cost'], rec.get('macs'))
 
     def _evaluate_generation(self, gen: int, first_idx: int, texts: List[str], executor
                              ) -> List[Dict[str, Any]]:
@@ -243,12 +243,14 @@ class Search:
             rec = self._record(idx, gen, text)
             pre = precheck(text, self.cfg)
             rec['genome'], rec['hash'], rec['cost'] = pre['canonical'], pre['hash'], pre['cost']
+            if self.cfg.space == 'joint':   # the shape, its full-size parameter count and MACs
+                rec.update(shape=pre['shape'], params=pre['params'], macs=pre['macs'])
             rec['check_seconds'] = float(pre['seconds'])
             rec['check_cpu_seconds'] = float(pre.get('cpu_seconds', 0.0))
             rec['fec'] = fec_key(rec['genome'])
             if not pre['ok']:
                 rec.update(status='rejected', reason=pre['reason'], message=pre['message'], stage='check')
-                rec['F'], rec['G'] = objectives(self.cfg, 'rejected', {}, rec['cost'])
+                rec['F'], rec['G'] = objectives(self.cfg, 'rejected', {}, rec['cost'], rec.get('macs'))
                 self._commit(rec)
                 out[idx] = rec
                 continue
@@ -331,7 +333,7 @@ class Search:
                        message=(f'pre-screen {cfg.prescreen}: rank {ranked.index(i) + 1} of {len(scored)}, '
                                 f'below the best {cfg.prescreen_keep:g} that train'),
                        gflops=pre.get('gflops'))
-            rec['F'], rec['G'] = objectives(cfg, 'rejected', {}, rec['cost'])
+            rec['F'], rec['G'] = objectives(cfg, 'rejected', {}, rec['cost'], rec.get('macs'))
             self._commit(rec)
         return [pending[i] for i in sorted(pending) if i in kept]
 
@@ -406,7 +408,7 @@ class Search:
         if 'fidelity_epochs' in src:   # a rung's result: say which budget the accuracy is of
             rec['fidelity_epochs'] = src['fidelity_epochs']
         # accuracy from the source; cost is the candidate's own (equivalent functions can differ in cost)
-        rec['F'], rec['G'] = objectives(self.cfg, src['status'], rec['accs'], rec['cost'])
+        rec['F'], rec['G'] = objectives(self.cfg, src['status'], rec['accs'], rec['cost'], rec.get('macs'))
 
     # ---- main loop -------------------------------------------------------------------------
     def run(self) -> Dict[str, Any]:

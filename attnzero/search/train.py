@@ -88,10 +88,10 @@ def _lr_at(step: int, total: int, base: float, warmup_frac: float) -> float:
 
 
 def _seeded_model(arch: str, attn: str, genome: Optional[str], data: ProxyData, cfg: SearchConfig,
-                  seed: int) -> torch.nn.Module:
+                  seed: int, shape: Optional[str] = None) -> torch.nn.Module:
     torch.manual_seed(seed)
     model = build_proxy_model(arch, attn, genome, data.img_size, data.num_classes,
-                              cfg.arch_overrides.get(arch), data.patch_size)
+                              cfg.arch_overrides.get(arch), data.patch_size, shape=shape)
     if cfg.proxy_init == 'torch':
         for mod in model.modules():
             if isinstance(mod, torch.nn.Linear):
@@ -104,15 +104,17 @@ def _in_kernel(name: str) -> bool:
 
 
 def init_proxy_model(arch: str, attn: str, genome: Optional[str], data: ProxyData, cfg: SearchConfig,
-                     seed: int) -> torch.nn.Module:
+                     seed: int, shape: Optional[str] = None) -> torch.nn.Module:
     """The proxy ViT of one run, built and initialised as :func:`train_proxy` does (seeded;
     ``cfg.proxy_init == 'torch'`` re-initialises every Linear with PyTorch's default). With
     ``cfg.common_seed`` every parameter and buffer outside the attention kernels is that of the
     softmax model built from the same seed, so that candidates sharing a seed start from the same
-    weights everywhere but in their attention."""
-    model = _seeded_model(arch, attn, genome, data, cfg, seed)
+    weights everywhere but in their attention. ``shape``: the ViT shape text of a joint-search
+    candidate (:func:`attnzero.search.archs.build_proxy_model`; the softmax reference is built at
+    that shape too)."""
+    model = _seeded_model(arch, attn, genome, data, cfg, seed, shape)
     if cfg.common_seed and attn != 'softmax':
-        ref = _seeded_model(arch, 'softmax', None, data, cfg, seed).state_dict()
+        ref = _seeded_model(arch, 'softmax', None, data, cfg, seed, shape).state_dict()
         own = model.state_dict()
         shared = {k: v for k, v in ref.items()
                   if not _in_kernel(k) and k in own and own[k].shape == v.shape}
@@ -131,9 +133,10 @@ def proxy_optimizer(model: torch.nn.Module, cfg: SearchConfig) -> torch.optim.Op
 
 def train_proxy(arch: str, attn: str, genome: Optional[str], cfg: SearchConfig, data: ProxyData,
                 seed: int, baseline_ckpt_acc: Optional[float] = None, reject: bool = True,
-                fault: Optional[str] = None) -> Dict[str, Any]:
-    """Train the ``arch`` proxy with ``attn``/``genome`` on ``data``; never raises for a bad
-    candidate (a crash is a rejection with reason ``crash``).
+                fault: Optional[str] = None, shape: Optional[str] = None) -> Dict[str, Any]:
+    """Train the ``arch`` proxy with ``attn``/``genome`` (at the ViT ``shape`` of a joint-search
+    candidate, if given) on ``data``; never raises for a bad candidate (a crash is a rejection
+    with reason ``crash``).
 
     Returns a dict: ``arch``, ``status`` (``'ok'`` / ``'rejected'``), ``reason``, ``message``,
     ``acc`` (final validation accuracy; at rejection time for a rejected run), ``ckpt_acc``,
@@ -170,7 +173,7 @@ def train_proxy(arch: str, attn: str, genome: Optional[str], cfg: SearchConfig, 
 
     with deterministic_torch(cfg.threads):
         try:
-            model = init_proxy_model(arch, attn, genome, data, cfg, seed)
+            model = init_proxy_model(arch, attn, genome, data, cfg, seed, shape)
             res['flops_per_image'] = model_flops_per_image(model, data.img_size)
             opt = proxy_optimizer(model, cfg)
             gen = torch.Generator().manual_seed(seed)

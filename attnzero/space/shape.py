@@ -354,25 +354,40 @@ class JointGenome(_TextIdentity):
 
     @staticmethod
     def sample(space: ShapeSpace, rng: np.random.Generator,
-               dist: SpaceDistribution = DEFAULT_DISTRIBUTION) -> 'JointGenome':
-        return JointGenome(space.sample(rng), genome_sample(rng, dist))
+               dist: SpaceDistribution = DEFAULT_DISTRIBUTION, allow_quadratic: bool = False) -> 'JointGenome':
+        return JointGenome(space.sample(rng), genome_sample(rng, dist, allow_quadratic=allow_quadratic))
 
     def mutate(self, space: ShapeSpace, rng: np.random.Generator, p_shape: float = 0.5,
-               dist: SpaceDistribution = DEFAULT_DISTRIBUTION) -> 'JointGenome':
-        """One mutation of the shape (probability ``p_shape``) or of the attention genome."""
-        if rng.random() < p_shape:
+               dist: SpaceDistribution = DEFAULT_DISTRIBUTION, allow_quadratic: bool = False) -> 'JointGenome':
+        """One mutation of the shape (probability ``p_shape``) or of the attention genome; if the
+        part drawn cannot change (:class:`VariationError`), the other part is mutated instead."""
+        def shape() -> 'JointGenome':
             return JointGenome(space.mutate(self.shape, rng), self.attention)
-        return JointGenome(self.shape, genome_mutate(self.attention, rng, dist))
 
-    def crossover(self, other: 'JointGenome', space: ShapeSpace, rng: np.random.Generator) -> 'JointGenome':
+        def attention() -> 'JointGenome':
+            return JointGenome(self.shape, genome_mutate(self.attention, rng, dist, allow_quadratic=allow_quadratic))
+
+        first, second = (shape, attention) if rng.random() < p_shape else (attention, shape)
+        try:
+            return first()
+        except VariationError:
+            return second()
+
+    def crossover(self, other: 'JointGenome', space: ShapeSpace, rng: np.random.Generator,
+                  allow_quadratic: bool = False) -> 'JointGenome':
         """Shapes and attention genomes crossed separately; a part on which the parents agree (or
         whose graphs differ in arity) is inherited from either parent."""
-        shape = (space.crossover(self.shape, other.shape, rng) if self.shape != other.shape
-                 else self.shape)
+        shape = self.shape
+        if self.shape != other.shape:
+            try:
+                shape = space.crossover(self.shape, other.shape, rng)
+            except VariationError:  # one parent's blocks extend the other's: nothing to mix
+                shape = self.shape if rng.random() < 0.5 else other.shape
         attention = self.attention if rng.random() < 0.5 else other.attention
         if self.attention != other.attention:
             try:
-                attention = genome_crossover(self.attention, other.attention, rng)
+                attention = genome_crossover(self.attention, other.attention, rng,
+                                             allow_quadratic=allow_quadratic)
             except (ValueError, VariationError):
                 pass
         child = JointGenome(shape, attention)
