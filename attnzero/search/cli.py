@@ -19,7 +19,9 @@ import sys
 import time
 from typing import Any, Dict, Optional, Sequence
 
-from .config import PRESETS, ConfigError, SearchConfig, preset
+from attnzero.space.shape import SHAPE_SPACES
+
+from .config import PRESETS, SPACES, ConfigError, SearchConfig, preset
 from . import efficiency
 from .efficiency import EfficiencyError
 from .fidelity import FidelityError, run_fidelity, summarise, write_comparison, write_report
@@ -45,6 +47,17 @@ Examples::
     python tools/search.py --workers 2                       # local worker processes
     python tools/search.py --dask-scheduler tcp://host:8786  # a Dask cluster
     python tools/search.py --resume runs/search-20250101-120000   # continue after a crash/kill
+    python tools/search.py --space joint                     # joint attention + ViT shape search
+    python tools/search.py --space joint --preset joint-tiny --run-dir /tmp/j   # seconds
+
+Joint search (--space joint): an individual is a ViT shape (embedding width, depth, per-block heads
+and MLP ratios; --shape-space proxy, the CPU-sized space, or autoformer_t, AutoFormer's tiny space)
+beside the attention genome, written '<shape>|<genome>'. The DeiT proxy trains at the candidate's
+shape; the objectives are the proxy accuracy and the parameters and MACs of the model at full size
+(224 px, 1000 classes). Without --preset it runs the 'joint' preset (sized for 20 min on 2 cores).
+Outputs: best_archs.json (the front's models, each with its timm.create_model('attnzero_vit', ...)
+line), best_arch_mmconfig.py (the most accurate one as mmengine config dicts) and pareto.png
+(accuracy x parameters).
 """
 FIDELITY_DOC = """Proxy fidelity: does a search proxy rank attentions the way ImageNet does?
 
@@ -88,6 +101,7 @@ Examples::
 
 # (argparse dest, SearchConfig field) of the plain options
 _FIELDS = [('proxy', 'proxy'), ('acc_objective', 'acc_objective'), ('cost', 'cost'),
+           ('space', 'space'), ('shape_space', 'shape_space'),
            ('pop_size', 'pop_size'), ('generations', 'generations'), ('epochs', 'epochs'),
            ('seed', 'seed'), ('workers', 'workers'), ('dask_scheduler', 'dask_scheduler'),
            ('eval_timeout', 'eval_timeout_s')]
@@ -102,7 +116,8 @@ def _value(text: str) -> Any:
 
 def add_config_args(p: argparse.ArgumentParser, search: bool = True) -> None:
     """The configuration options; ``search=False`` leaves out those of the evolutionary loop."""
-    p.add_argument('--preset', default='default', help='named configuration: ' + ', '.join(PRESETS))
+    p.add_argument('--preset', default=None, help='named configuration: ' + ', '.join(PRESETS)
+                   + (" (default: 'default'; 'joint' with --space joint)" if search else " (default: 'default')"))
     p.add_argument('--config', help='JSON file of SearchConfig fields (applied over the preset)')
     p.add_argument('--proxy', help='proxy spec: scenes (embedded default), relational (embedded, the '
                    'previous default), imagefolder:PATH, cifar10:ROOT, cifar100:ROOT; options '
@@ -115,6 +130,12 @@ def add_config_args(p: argparse.ArgumentParser, search: bool = True) -> None:
     if search:
         p.add_argument('--acc-objective', choices=['mean', 'per_arch'], help='one accuracy objective or one per architecture')
         p.add_argument('--cost', choices=['flops', 'latency'], help='cost objective')
+        p.add_argument('--space', choices=list(SPACES),
+                       help="search space: attention genomes ('default', 'original': the paper's operators "
+                            "only) or 'joint' (ViT shape + attention genome)")
+        p.add_argument('--shape-space', choices=list(SHAPE_SPACES),
+                       help="shape space of --space joint: 'proxy' (scaled down for CPU, the default) or "
+                            "'autoformer_t' (AutoFormer's tiny space at full size)")
         p.add_argument('--pop-size', type=int)
         p.add_argument('--generations', type=int)
         p.add_argument('--init-genome', action='append', default=None, metavar='GENOME',
@@ -151,8 +172,10 @@ def config_overrides(args: argparse.Namespace) -> Dict[str, Any]:
 
 
 def config_from_args(args: argparse.Namespace) -> SearchConfig:
-    """The preset with :func:`config_overrides` applied, validated."""
-    base = preset(args.preset).to_dict()
+    """The preset with :func:`config_overrides` applied, validated. Without ``--preset``:
+    ``'joint'`` for ``--space joint``, else ``'default'``."""
+    name = args.preset or ('joint' if getattr(args, 'space', None) == 'joint' else 'default')
+    base = preset(name).to_dict()
     base.update(config_overrides(args))
     try:
         return SearchConfig.from_dict(base)
