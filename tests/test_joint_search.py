@@ -188,6 +188,10 @@ def test_joint_config_errors_are_one_line_naming_the_value(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("search.py: error: archs=['deit', 'pvt']") and err.count('\n') == 1
     assert not os.path.exists(tmp_path / 'r')
+    from attnzero.search.fidelity import FidelityError, run_fidelity
+    with pytest.raises(FidelityError, match="space='joint'"):   # it ranks attentions in fixed proxies
+        run_fidelity(_cfg(), out_dir=str(tmp_path / 'f'))
+    assert not os.path.exists(tmp_path / 'f')
 
 
 def test_cli_space_joint_picks_the_joint_preset():

@@ -35,8 +35,8 @@ __all__ = ['add_config_args', 'config_overrides', 'config_from_args', 'search_ma
 
 SEARCH_DOC = """Multi-objective evolutionary search of linear attention (pymoo NSGA-II).
 
-With no arguments: the embedded default (the ``scenes`` proxy, DeiT + PVT proxies, FLOPs cost, 2
-local worker processes), outputs in ./runs/search-<time>/.
+With no arguments: the embedded default (the ``scenes`` proxy, the 4-block DeiT proxy, FLOPs cost,
+2 local worker processes), outputs in ./runs/search-<time>/.
 
 Examples::
 

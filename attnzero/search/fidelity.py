@@ -164,6 +164,9 @@ def run_fidelity(cfg: SearchConfig, *, seeds: int = 3, n_genomes: int = 30, budg
     them (the result then holds the runs that finished)."""
     if seeds < 1:
         raise FidelityError(f'seeds={seeds}: must be >= 1')
+    if cfg.space == 'joint':
+        raise FidelityError("space='joint': the fidelity tool ranks attentions in the fixed proxy "
+                            "architectures; use space 'default' or 'original'")
     if n_genomes < 0 or n_genomes == 1:
         raise FidelityError(f'n_genomes={n_genomes}: must be 0 or >= 2 (a rank needs two genomes)')
     if budget_factor < 2:

@@ -8,7 +8,8 @@ Layout of ``RUN_DIR``::
     evaluations.jsonl    one line per evaluation (append + fsync; rebuilt from state.json on resume)
     search.log           log
     pareto.csv, pareto.png, best_genomes.json, best_genome.py, final_population.json,
-    summary.json         written at the end
+    summary.json         written at the end (a joint search, ``space='joint'``: best_archs.json and
+                         best_arch_mmconfig.py instead of best_genomes.json and best_genome.py)
 
 Atomic write (:func:`attnzero.io.atomic_write_text`): the new content goes to a temporary file in
 the same directory, is fsync'ed, then ``os.replace``-d over the old file (and the directory
