@@ -6,8 +6,10 @@ meta device), every family at full size with its paper attention in dense mode a
 bwd, strides), every attention at full size on PVTv2-b0 at 200x320, every attention x
 every family at a tiny custom configuration on odd sizes (classification and dense), numerical
 equivalence of the Swin-T and DeiT-T softmax baselines with timm's own models, timm API and
-checkpoint adaptation, the full matrix (11 backbones x 7 attentions x 2 sizes at full size,
-classification fwd+bwd) and every backbone's softmax/default runs (about 2.5 min on 2 quiet cores).
+checkpoint adaptation, the full matrix (one model per family -- DeiT-T, PVT-T, PVTv2-b0, Swin-T,
+CSwin-T -- x 7 attentions x 2 sizes at full size, classification fwd+bwd) and every backbone's
+softmax/default runs. The full matrix of the larger siblings (:data:`LARGER_SIBLINGS`: the same
+classes deeper and wider) is ``slow``.
 EfficientFormer's attention is only in its last blocks, so its full matrix (28 full-size runs, about
 30 s) adds little to the tiny-configuration matrix and to tests/test_efficientformer.py: it is
 marked ``slow``.
@@ -45,6 +47,14 @@ PUBLISHED = {
     # the joint search's ViT at its default shape, DeiT-T (AutoFormer-T: tests/test_shape_space.py)
     'attnzero_vit': (5.7, 0.02),
 }
+
+
+#: the larger variants of a family: the same class as its first model at more depth and width, so
+#: their full matrix (6 x 7 x 2 full-size runs, about 3 min of the default suite) is ``slow``; each
+#: still runs forward and backward in the default suite (softmax classification and its default
+#: attention in dense mode) and has its parameter count checked
+LARGER_SIBLINGS = ('attnzero_deit_small', 'attnzero_pvt_small', 'attnzero_pvt_v2_b1', 'attnzero_pvt_v2_b2',
+                   'attnzero_swin_small', 'attnzero_cswin_small')
 
 
 def _models(slow=()):
@@ -143,7 +153,7 @@ def test_every_backbone_cls_softmax_and_dense_default(name):
 @pytest.mark.parametrize('name', _models(slow=('attnzero_efficientformer_l1',
                                                 'attnzero_efficientformer_l3',
                                                 # the DeiT class of attnzero_deit_tiny, at another shape
-                                                'attnzero_vit')))
+                                                'attnzero_vit') + LARGER_SIBLINGS))
 def test_full_matrix(name, attn, hw):
     """Every backbone x every attention x both sizes at full size."""
     m = timm.create_model(name, attn=attn)
