@@ -88,9 +88,10 @@ class DeiT(BackboneBase):
         ratios = _per_block(mlp_ratio, depth, 'mlp_ratio')
         #: the model's shape as a :class:`ViTShape` (``None`` when its heads differ per block with
         #: ``head_dim`` left to ``embed_dim // num_heads``, which a ViTShape cannot express)
-        self.vit_shape = (ViTShape(embed_dim, heads, ratios, head_dim) if head_dim is not None else
-                          ViTShape(embed_dim, heads, ratios, embed_dim // heads[0]) if len(set(heads)) == 1
-                          else None)
+        shape_head_dim = head_dim
+        if shape_head_dim is None and len(set(heads)) == 1:
+            shape_head_dim = embed_dim // heads[0]
+        self.vit_shape = None if shape_head_dim is None else ViTShape(embed_dim, heads, ratios, shape_head_dim)
         norm_layer = partial(nn.LayerNorm, eps=1e-6)
         if token_reduction is not None and features_only:
             raise ValueError('token_reduction is for classification: a merged token set has no dense '

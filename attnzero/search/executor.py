@@ -8,12 +8,18 @@ Failure handling (worker processes and Dask): an evaluation whose worker dies, o
 after that it yields ``{'status': 'rejected', 'reason': 'worker_died' | 'timeout', ...}``.
 Local workers are one single-process pool per slot, so a dead or hung worker is killed and replaced
 without touching the other slots. In-process evaluation has no timeout (nothing to kill).
+
+A local worker exits by itself within about a second when the process that started it is gone
+(killed with SIGKILL or SIGTERM, which run no clean-up): otherwise it would train its candidate to
+the end, and then wait forever, holding a core the resumed run needs.
 """
 from __future__ import annotations
 
 import collections
 import logging
 import multiprocessing
+import os
+import threading
 import time
 import uuid
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor
@@ -38,6 +44,33 @@ def _ping() -> bool:
     """Run in a new worker to warm it: unpickling this function imports this module, and with it
     the evaluation pipeline (:mod:`attnzero.search.evaluate`)."""
     return True
+
+
+def _exit_with_parent(pid: int, started: float, interval: float = 1.0) -> None:
+    """Worker initialiser: a daemon thread that ends this worker (``os._exit``) once the process
+    ``pid`` (the one that made the pool; its ``started`` creation time tells it from a later
+    process that reuses the pid) no longer runs."""
+    import psutil
+
+    def alive() -> bool:
+        try:
+            return psutil.Process(pid).create_time() == started
+        except psutil.Error:
+            return False
+
+    def watch() -> None:
+        while alive():
+            time.sleep(interval)
+        os._exit(3)
+
+    threading.Thread(target=watch, name='attnzero-parent-watch', daemon=True).start()
+
+
+def _own_identity() -> Tuple[int, float]:
+    import psutil
+
+    pid = os.getpid()
+    return pid, psutil.Process(pid).create_time()
 
 
 class SerialExecutor:
@@ -65,7 +98,8 @@ class _Slot:
         self.deadline = 0.0
 
     def start(self) -> None:
-        self.pool = ProcessPoolExecutor(max_workers=1, mp_context=self.ctx)
+        self.pool = ProcessPoolExecutor(max_workers=1, mp_context=self.ctx, initializer=_exit_with_parent,
+                                        initargs=_own_identity())
 
     def warm(self, timeout: float) -> None:
         assert self.pool is not None
