@@ -10,15 +10,15 @@ import pytest
 import torch
 
 from attnzero.models import DeiT
-from attnzero.search import preset
+from attnzero.search import ConfigError, SearchConfig, preset
 from attnzero.search import supernet as sn
 from attnzero.search import supernet_fidelity as sf
-from attnzero.search.config import DEFAULT_PROXY_SHAPE
-from attnzero.search.evaluate import candidate_seed
+from attnzero.search.config import DEFAULT_PROXY_SHAPE, SEARCH_ONLY_FIELDS
+from attnzero.search.evaluate import candidate_seed, training_task
 from attnzero.search.proxies import load_proxy
 from attnzero.search.supernet import (Supernet, SupernetError, largest_shape, load_or_train, score_subnets,
                                       supernet_scores, train_supernet)
-from attnzero.space import TRIAL_105
+from attnzero.space import TRIAL_105, Genome
 from attnzero.space.shape import SHAPE_SPACES, JointGenome, ShapeError, ViTShape
 
 SPACE = SHAPE_SPACES['proxy']
@@ -245,3 +245,61 @@ def test_sample_shapes_distinct_seeded_with_the_default():
     assert a != sf.sample_shapes(SPACE, 20, 1, [DEFAULT_PROXY_SHAPE])
     with pytest.raises(SupernetError, match='at least 2'):
         sf.sample_shapes(SPACE, 1, 0)
+
+
+# ---- the joint search's supernet evaluator -----------------------------------------------------------
+def test_shape_evaluator_config():
+    assert _cfg().shape_evaluator == 'train'
+    assert _cfg(shape_evaluator='supernet').shape_evaluator == 'supernet'
+    for kw, needle in ((dict(shape_evaluator='oracle'), 'must be one of train, supernet'),
+                       (dict(shape_evaluator='supernet', space='default', init_genomes=[]), "space='joint'"),
+                       (dict(shape_evaluator='supernet', rungs=2, epochs=3), 'no rungs'),
+                       (dict(shape_evaluator='supernet', prescreen='synflow'), 'no prescreen')):
+        with pytest.raises(ConfigError, match=needle):
+            _cfg(**kw)
+    # a search-only field: the identities of trained results (fidelity runs, the bench) keep theirs
+    assert 'shape_evaluator' in SEARCH_ONLY_FIELDS
+    assert SearchConfig.from_dict({k: v for k, v in _cfg().to_dict().items()
+                                   if k != 'shape_evaluator'}).shape_evaluator == 'train'
+
+
+def test_candidate_task_trains_one_supernet_per_genome(tmp_path):
+    cfg = _cfg(shape_evaluator='supernet')
+    data = load_proxy(cfg.proxy)
+    payload = lambda shape: dict(genome=f'{shape}|{TRIAL_105}', config=cfg.to_dict(),  # noqa: E731
+                                 supernet_dir=str(tmp_path))
+    first = training_task(payload(MIXED))
+    second = training_task(payload(SMALLEST))
+    assert first['status'] == second['status'] == 'ok'
+    a, b = first['per_arch'][0], second['per_arch'][0]
+    assert a['status'] == b['status'] == 'supernet'
+    assert not a['supernet']['reused'] and a['steps'] == 12 and a['gflops'] is None
+    assert b['supernet']['reused'] and b['steps'] == 0 and b['gflops'] > 0
+    assert sorted(os.listdir(tmp_path)) == [f'{TRIAL_105.hash}.pt', f'{TRIAL_105.hash}.pt.lock']
+    # the score is the inherited-weight accuracy of that shape in the stored supernet
+    net, _ = load_or_train(cfg, data, TRIAL_105.to_string(), str(tmp_path / f'{TRIAL_105.hash}.pt'))
+    assert b['acc'] == score_subnets(net, [SMALLEST], data)[SMALLEST]['acc']
+    assert a['test_pred'] and len(a['test_pred']) > 0
+
+
+def test_joint_search_with_the_supernet_evaluator(tmp_path, monkeypatch):
+    from attnzero.search import Search
+
+    cfg = _cfg(shape_evaluator='supernet', pop_size=4, generations=2)
+    run_dir = str(tmp_path / 'run')
+    Search(cfg, run_dir, progress=False).run()
+    recs = [json.loads(line) for line in open(os.path.join(run_dir, 'evaluations.jsonl'))]
+    trained = [r for r in recs if r['stage'] == 'train']
+    assert trained and all(r['per_arch'][0]['status'] in ('supernet', 'rejected') for r in trained)
+    genomes = {r['genome'].split('|')[1] for r in trained}
+    stored = sorted(f for f in os.listdir(os.path.join(run_dir, 'supernets')) if f.endswith('.pt'))
+    assert stored == sorted(f'{Genome.parse(g).hash}.pt' for g in genomes)
+    # one training per genome: the other candidates of that genome reused its supernet
+    reused = 0
+    for g in genomes:
+        of_g = [r['per_arch'][0] for r in trained if r['genome'].endswith('|' + g) and 'supernet' in r['per_arch'][0]]
+        assert sum(not p['supernet']['reused'] for p in of_g) <= 1
+        reused += sum(p['supernet']['reused'] for p in of_g)
+    assert reused >= 1   # this run proposes Trial-105 at a second shape
+    ok = [r for r in trained if r['status'] == 'ok']
+    assert ok and all(0.0 <= r['acc_mean'] <= 1.0 for r in ok)

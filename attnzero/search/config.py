@@ -18,7 +18,8 @@ from .archs import ARCHS
 from .proxies import DEFAULT_PROXY, parse_proxy_spec
 
 __all__ = ['SearchConfig', 'ConfigError', 'PRESETS', 'preset', 'ACCELERATOR_FIELDS', 'SEARCH_ONLY_FIELDS',
-           'PRESCREEN_SCORES', 'with_defaults', 'LEGACY_VALUES', 'SPACES', 'DEFAULT_PROXY_SHAPE']
+           'PRESCREEN_SCORES', 'with_defaults', 'LEGACY_VALUES', 'SPACES', 'DEFAULT_PROXY_SHAPE',
+           'SHAPE_EVALUATORS']
 
 ACC_MODES = ('mean', 'per_arch')
 #: the search spaces: the attention genome's (``default``; ``original``: the paper's operator set
@@ -34,7 +35,7 @@ ACCELERATOR_FIELDS = ('program_check', 'cache', 'rejection')
 SEARCH_ONLY_FIELDS = ('pop_size', 'generations', 'n_offsprings', 'crossover_prob', 'mutation_prob',
                       'init_genomes', 'acc_objective', 'baseline', 'min_acc_ratio', 'workers',
                       'dask_scheduler', 'eval_timeout_s', 'retries', 'fault_injection', 'cache',
-                      'rungs', 'eta', 'prescreen', 'prescreen_keep', 'shape_space')
+                      'rungs', 'eta', 'prescreen', 'prescreen_keep', 'shape_space', 'shape_evaluator')
 #: the default proxy's architectures and their shapes (``docs/fidelity/DESIGN.md`` says why: a
 #: 4-block DeiT of width 48 ranks the published attentions far better than the 2-block width-64
 #: one of :data:`attnzero.search.archs.PROXY_ARCHS`, and one architecture keeps a candidate's
@@ -44,6 +45,8 @@ DEFAULT_ARCH_OVERRIDES: Dict[str, Dict[str, Any]] = {'deit': {'depth': 4, 'embed
 #: the default proxy's DeiT as a point of the ``proxy`` shape space (width 48, 4 blocks of 2 heads of
 #: 24 channels, MLP ratio 2: ``PROXY_ARCHS['deit']`` with :data:`DEFAULT_ARCH_OVERRIDES`)
 DEFAULT_PROXY_SHAPE = 'e48:hd24:h2,2,2,2:r2,2,2,2'
+#: how the joint search scores a candidate's shape (:class:`SearchConfig`, ``shape_evaluator``)
+SHAPE_EVALUATORS = ('train', 'supernet')
 #: the pre-screen scores (:mod:`attnzero.search.prescreen`) a search can defer candidates by
 PRESCREEN_SCORES = ('grad_norm', 'snip', 'synflow', 'naswot', 'attn_rank', 'early_loss')
 
@@ -76,6 +79,15 @@ class SearchConfig:
         shape_space: the shape space of the joint search (:data:`attnzero.space.shape.SHAPE_SPACES`:
             ``'proxy'``, a scaled-down space the CPU proxy trains in; ``'autoformer_t'``, AutoFormer's
             tiny space at full size). Not used by the other spaces.
+        shape_evaluator: how the joint space scores a candidate: ``'train'`` (the default: the
+            DeiT proxy trained at the candidate's shape) or ``'supernet'`` (the validation accuracy
+            of the candidate's shape with weights inherited from the weight-sharing supernet of its
+            attention genome -- :mod:`attnzero.search.supernet`, AutoFormer's weight entanglement
+            -- trained once per genome, for twice the epochs, and stored in
+            ``RUN_DIR/supernets/<genome hash>.pt``; no rejection protocol for the candidate, only
+            a non-finite training loss rejects its genome). Joint space only, without ``rungs`` or
+            ``prescreen``. Like ``rungs``, a search-only field: it picks which result a candidate
+            gets, not what a proxy training computes.
         init_genomes: canonical genomes put into the initial population (e.g. Trial-105; joint
             texts ``'<shape>|<genome>'`` of ``shape_space`` in the joint space).
         allow_quadratic: let quadratic genomes through the static check (baselines, ablations).
@@ -166,6 +178,7 @@ Accelerators (each ``True`` by default; all ``False`` is the *naive* search that
     mutation_prob: float = 0.9
     space: str = 'default'
     shape_space: str = 'proxy'
+    shape_evaluator: str = 'train'
     init_genomes: List[str] = field(default_factory=list)
     allow_quadratic: bool = False
     # accelerators (all False: the naive search)
@@ -291,6 +304,12 @@ Accelerators (each ``True`` by default; all ``False`` is the *naive* search that
                  "the joint space shapes the DeiT proxy only: archs must be ['deit']")
             need(self.cost == 'flops', 'cost', "the joint space's costs are the analytic parameters and "
                  "MACs at full size: cost must be 'flops'")
+        need(self.shape_evaluator in SHAPE_EVALUATORS, 'shape_evaluator',
+             f"must be one of {', '.join(SHAPE_EVALUATORS)}")
+        if self.shape_evaluator == 'supernet':
+            need(self.space == 'joint', 'shape_evaluator', "the supernet scores shapes: it needs space='joint'")
+            need(self.rungs == 1 and not self.prescreen, 'shape_evaluator',
+                 'the supernet evaluator trains once per genome: it takes no rungs and no prescreen')
         for text in self.init_genomes:
             if self.space == 'joint':
                 _parse_joint(text, SHAPE_SPACES[self.shape_space], 'init_genomes')

@@ -270,6 +270,8 @@ class Search:
             payload = dict(idx=idx, genome=rec['genome'], hash=rec['hash'], fec=rec['fec'],
                            config=self._payload_cfg(), baselines=self.baseline_ckpt(),
                            fault=fault.get(rec['genome']))
+            if self.cfg.shape_evaluator == 'supernet':   # one supernet per genome, kept in the run
+                payload['supernet_dir'] = self.state.path('supernets')
             jobs.append((f'cand-{idx}', training_task, payload))
             out[idx] = rec
         generation = range(first_idx, first_idx + len(texts))

@@ -34,13 +34,17 @@ candidate without the supernet. A subnet's score is its validation accuracy with
 weights, no fine-tuning.
 
 :func:`load_or_train` keeps a trained supernet in a checkpoint file (atomic write), so a resumed run
-reuses it; :func:`supernet_scores` is the evaluator of a list of shapes. The measurement of how well
+reuses it; :func:`supernet_scores` is the evaluator of a list of shapes, and :func:`candidate_task`
+the joint search's (``SearchConfig.shape_evaluator='supernet'``: one supernet per attention genome,
+trained once and kept in ``RUN_DIR/supernets/``). The measurement of how well
 these scores rank subnets against stand-alone training is :mod:`attnzero.search.supernet_fidelity`
 (``tools/supernet.py``).
 """
 from __future__ import annotations
 
+import contextlib
 import copy
+import fcntl
 import io
 import json
 import math
@@ -59,16 +63,16 @@ from attnzero.io import atomic_write_bytes
 from attnzero.space import TRIAL_105, Genome
 from attnzero.space.shape import SHAPE_SPACES, ShapeError, ShapeSpace, ViTShape
 
-from .archs import build_proxy_model
+from .archs import build_proxy_model, model_flops_per_image
 from .config import SEARCH_ONLY_FIELDS, SearchConfig, with_defaults
-from .evaluate import candidate_seed, derive_seed
+from .evaluate import candidate_parts, candidate_seed, derive_seed
 from .proxies import ProxyData
 from .train import _accuracy, _lr_at, _predict, deterministic_torch, init_proxy_model, proxy_optimizer
 
 __all__ = ['Supernet', 'SupernetError', 'SUPERNET_EPOCH_FACTOR', 'largest_shape', 'resolve_attention',
            'supernet_epochs', 'supernet_seed', 'train_supernet', 'score_subnets', 'load_or_train',
            'supernet_scores', 'save_supernet', 'load_supernet', 'attention_label', 'supernet_identity',
-           'ShapeError']
+           'ShapeError', 'candidate_task', 'supernet_path']
 
 #: the supernet's training budget in multiples of the config's epochs (see the module docstring)
 SUPERNET_EPOCH_FACTOR = 2
@@ -453,3 +457,67 @@ def supernet_scores(cfg: SearchConfig, shapes: Sequence[ShapeLike], data: ProxyD
     scored = score_subnets(net, checked, data, cfg.threads)
     return dict(scores={k: v['acc'] for k, v in scored.items()}, train=info)
 
+
+
+# ---- the joint search's evaluator ---------------------------------------------------------------------
+def supernet_path(supernet_dir: str, genome: str) -> str:
+    """Where the joint search keeps the supernet of ``genome``: ``<dir>/<genome hash>.pt``."""
+    return os.path.join(supernet_dir, f'{Genome.parse(genome).hash}.pt')
+
+
+@contextlib.contextmanager
+def _locked(path: str):
+    """An exclusive lock on ``path`` (created) across processes: a worker that needs a supernet
+    another worker is training waits for it instead of training it again."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, 'a') as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def candidate_task(payload: Dict[str, Any], cfg: SearchConfig, data: ProxyData) -> Dict[str, Any]:
+    """A joint candidate scored by the supernet of its genome (``cfg.shape_evaluator ==
+    'supernet'``; called by :func:`attnzero.search.evaluate.training_task`, same payload plus
+    ``supernet_dir``): the supernet is read from ``supernet_path(supernet_dir, genome)`` or trained
+    there (once: concurrent workers wait on a lock), and the candidate's score is the validation
+    accuracy of its shape with inherited weights. Returns what ``training_task`` returns, with one
+    ``per_arch`` entry of status ``'supernet'`` (it is no full-budget training, so the search's
+    compute report does not take it for one) holding ``acc``, ``test_pred``, ``supernet``
+    (checkpoint path, ``reused``) and, for the candidate that trained the supernet, its steps,
+    samples, losses and seconds (its GFLOPs are unknown: ``None``, never estimated). A non-finite
+    training loss rejects the candidate (``nonfinite_loss``) when ``cfg.rejection`` and
+    ``cfg.reject_nonfinite`` are on; an error is a ``crash``."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    shape, genome = candidate_parts(cfg, payload['genome'])
+    pa: Dict[str, Any] = dict(arch='deit', status='supernet', reason='', message='', acc=None, ckpt_acc=None,
+                              test_pred=None, steps=0, samples=0, eval_samples=0, seconds=0.0, cpu_seconds=0.0,
+                              flops_per_image=None, gflops=None, loss_first=None, loss_last=None, total_steps=0)
+    status, reason, message = 'ok', '', ''
+    try:
+        path = supernet_path(payload['supernet_dir'], genome)
+        with _locked(path + '.lock'):
+            net, info = load_or_train(cfg, data, genome, path)
+        rec = score_subnets(net, [shape], data, cfg.threads, test_predictions=True)[shape]
+        fpi = model_flops_per_image(net.extract(shape), data.img_size)
+        n_eval = len(data.val_x) + len(data.test_x)
+        pa.update(acc=rec['acc'], test_pred=rec['test_pred'], eval_samples=n_eval, flops_per_image=fpi,
+                  supernet=dict(path=os.path.basename(path), reused=info['reused'], epochs=info['epochs'],
+                                seconds=info['seconds'], nonfinite_steps=info['nonfinite_steps']))
+        if info['reused']:
+            pa['gflops'] = None if fpi is None else n_eval * fpi / 1e9
+        else:
+            pa.update(steps=info['steps'], samples=info['samples'], total_steps=info['steps'],
+                      loss_first=info['loss_first'], loss_last=info['loss_last'])
+        if info['nonfinite_steps'] and cfg.rejection and cfg.reject_nonfinite:
+            status, reason = 'rejected', 'nonfinite_loss'
+            message = f'deit: the supernet of this genome had {info["nonfinite_steps"]} non-finite training losses'
+    except Exception as e:  # noqa: BLE001 - a crashing candidate is a rejection, not an error
+        status, reason, message = 'rejected', 'crash', f'deit: {type(e).__name__}: {e}'[:500]
+    pa.update(seconds=time.perf_counter() - t0, cpu_seconds=time.process_time() - c0)
+    if status != 'ok':
+        pa.update(status='rejected', reason=reason, message=message)
+    return dict(status=status, reason=reason, message=message, per_arch=[pa], seconds=pa['seconds'],
+                cpu_seconds=pa['cpu_seconds'], gflops=pa['gflops'], samples=pa['samples'])
