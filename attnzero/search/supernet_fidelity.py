@@ -347,7 +347,7 @@ the same command continues an interrupted measurement.
 
 Examples::
 
-    python tools/supernet.py --out docs/supernet/proxy --workers 2        # the default proxy (measured)
+    python tools/supernet.py --out docs/supernet/proxy --workers 2        # the default proxy, proxy space
     python tools/supernet.py --preset joint-tiny --subnets 4 --out /tmp/sn --workers 0   # seconds
     python tools/supernet.py --out docs/supernet/proxy --report-only      # report what is there
 """
