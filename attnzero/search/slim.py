@@ -9,8 +9,12 @@ budget, cuts the smallest and fine-tunes. Here, on a DeiT of :mod:`attnzero.mode
    on ``attn.proj`` and ``mlp.fc2``, so the model classes are unchanged (and at 1 the output is);
 2. **search**: the model's weights and the masks trained together on the proxy with the search's
    optimiser and schedule (:func:`attnzero.search.train.proxy_optimizer`, ``_lr_at``), loss
-   ``CE + lam * (mean |head mask| + mean |unit mask|)``, starting from a model trained by the
-   proxy training (slimming comes after the search);
+   ``CE + lam * (mean |head mask| + mean |unit mask|)`` (each mean is over the whole model, so a
+   head is pulled down by about as much more than a unit as it costs more FLOPs in the default
+   proxy: 8 heads, 384 units), starting from a model trained by the proxy training (slimming comes
+   after the search). The masks' learning rate is set so that the schedule's rates sum to
+   ``mask_travel`` (AdamW moves a parameter by about its learning rate per step: at the weights'
+   rate, one epoch could move a mask by ~0.2 at most, too little to tell the units apart);
 3. **cut** (:func:`plan_cut`): heads and hidden units ranked by ``|mask|`` over the whole model,
    the lowest removed first until the model's FLOPs (:func:`attnzero.flops.count_flops`, measured)
    are at most ``target`` of the original; each removal is accounted with the FLOPs it saves (a
@@ -26,7 +30,9 @@ budget, cuts the smallest and fine-tunes. Here, on a DeiT of :mod:`attnzero.mode
    statistics). Trial-105's ``min_max_normalize`` and ``normalize`` take statistics over the whole
    tensor, heads included, so there the kept heads' outputs change when the others are cut (the
    report says which case it is, and the cut model's accuracy is measured on the static model);
-5. **fine-tune** the static model; accuracies before, after the cut and after fine-tuning.
+5. **fine-tune** the static model; validation and test accuracies before, after the mask search,
+   after the cut and after fine-tuning, and of a control: the unslimmed model trained for as many
+   more epochs (the slimmed one has had ``slim_epochs + finetune_epochs`` more training).
 
 :func:`run_slim` does it all (``tools/slim.py``); intermediate models are cached in the output
 folder, so a second run with another ``target`` reuses the trained and searched ones.
@@ -400,7 +406,8 @@ def _key(obj: Any) -> str:
 
 def run_slim(cfg: SearchConfig, out_dir: str, *, attn: str = 'attnzero', genome: Any = None,
              shape: Optional[str] = None, target: float = 0.7, lam: float = DEFAULT_LAM,
-             mask_travel: float = DEFAULT_MASK_TRAVEL, slim_epochs: int = 1, finetune_epochs: int = 1, seed: Optional[int] = None,
+             mask_travel: float = DEFAULT_MASK_TRAVEL, slim_epochs: int = 1, finetune_epochs: int = 1,
+             seed: Optional[int] = None,
              weights: Optional[str] = None, control: bool = True, command: str = '',
              log: Callable[[str], None] = lambda m: None) -> Dict[str, Any]:
     """Slim the DeiT proxy of ``cfg`` with ``attn`` (``genome`` for ``'attnzero'``; default
@@ -438,7 +445,8 @@ def run_slim(cfg: SearchConfig, out_dir: str, *, attn: str = 'attnzero', genome:
     t_start = time.perf_counter()
     load_start = os.getloadavg() if hasattr(os, 'getloadavg') else None
     summary: Dict[str, Any] = dict(proxy=cfg.proxy, attn=attn, genome=genome, target=target, lam=lam,
-                                   mask_travel=mask_travel, epochs=cfg.epochs, slim_epochs=slim_epochs, finetune_epochs=finetune_epochs,
+                                   mask_travel=mask_travel, epochs=cfg.epochs, slim_epochs=slim_epochs,
+                                   finetune_epochs=finetune_epochs,
                                    seed=seed, weights=weights, command=command, threads=cfg.threads)
     with deterministic_torch(cfg.threads):
         model = init_proxy_model('deit', attn, genome, data, cfg, seed, shape)
@@ -630,6 +638,8 @@ def write_report(summary: Dict[str, Any], out_dir: str) -> Dict[str, str]:
         steps.insert(0, f'training: {pre["seconds"]:.0f} s')
     if ft:
         steps.append(f'fine-tuning: {ft["seconds"]:.0f} s')
+    if ctl and 'seconds' in ctl['train']:
+        steps.append(f'control: {ctl["train"]["seconds"]:.0f} s')
     L += ['', 'Time: ' + ', '.join(steps) + '.', '',
           'Rebuild the static model (`static_model.pth`, its state dict):', '', '```python',
           'import timm, torch, attnzero.models', _python(s),
@@ -668,16 +678,21 @@ def _plot(s: Dict[str, Any], path: str) -> None:
         xs = [i + 0.8 * (r / max(1, len(units) - 1)) - 0.4 for r in range(len(units))]
         ax.scatter(xs, [abs(units[j]) for j in order], s=4,
                    c=['tab:blue' if j in set(kept) else 'lightgrey' for j in order])
+        nh = len(b['head_masks'])
         for j, v in enumerate(b['head_masks']):
-            ax.scatter([i], [abs(v)], marker='D', s=40, edgecolors='k',
+            ax.scatter([i + 0.12 * (j - (nh - 1) / 2)], [abs(v)], marker='D', s=40, edgecolors='k',
                        c='tab:red' if j in b['kept_heads'] else 'white', zorder=3)
     ax.set_xticks([b['block'] for b in s['blocks']])
-    ax.set_xlabel('block (dots: MLP units sorted by |mask|; diamonds: heads; grey/white: cut)')
+    ax.set_xlabel('block (dots: MLP units by |mask|; diamonds: heads; pale: cut)')
     ax.set_ylabel('|mask| after the search')
     ax.set_title(f'masks (lam {s["lam"]}, {s["slim_epochs"]} epoch(s))')
     ax.grid(alpha=0.3)
     pts = [('before', s['before']), ('cut', s['cut']), ('fine-tuned', s['after'])]
     ax2.plot([p['flops'] / 1e6 for _, p in pts], [p['val'] for _, p in pts], 'o-')
+    if s.get('control'):
+        c = s['control']
+        ax2.plot([c['flops'] / 1e6], [c['val']], 's', c='tab:grey')
+        pts.append((f'control (+{c["epochs"]} ep.)', c))
     for name, p in pts:
         ax2.annotate(name, (p['flops'] / 1e6, p['val']), textcoords='offset points', xytext=(5, 5), fontsize=9)
     ax2.set_xlabel('MFLOPs per image')
@@ -744,7 +759,8 @@ def slim_main(argv: Optional[Sequence[str]] = None) -> int:
         _check_args(args.attn, args.target, args.lam, args.slim_epochs, args.finetune_epochs, args.mask_travel)
         cfg = config_from_args(args)
         run_slim(cfg, args.out, attn=args.attn, genome=args.genome, shape=args.shape, target=args.target,
-                 lam=args.lam, mask_travel=args.mask_travel, slim_epochs=args.slim_epochs, finetune_epochs=args.finetune_epochs,
+                 lam=args.lam, mask_travel=args.mask_travel, slim_epochs=args.slim_epochs,
+                 finetune_epochs=args.finetune_epochs,
                  weights=args.weights, control=not args.no_control, command=command,
                  log=(lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True)))
     except (SlimError, ConfigError, ProxyError) as e:
