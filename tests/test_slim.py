@@ -163,7 +163,7 @@ def test_tool_end_to_end(tmp_path, capsys):
         assert (out / f).stat().st_size > 0, f
     s = json.loads((out / 'summary.json').read_text())
     assert s['flops_fraction'] <= 0.7 and s['after']['flops'] <= 0.7 * s['before']['flops']
-    assert s['after']['params'] < s['before']['params']
+    assert s['after']['params'] < s['before']['params'] and 0 < s['full_size_gmacs']['fraction'] < 1
     assert all(b['heads_after'] >= 1 for b in s['blocks']) and s['heads_separable'] is False
     for k in ('before', 'cut', 'after', 'control'):
         assert 0.0 <= s[k]['val'] <= 1.0 and 0.0 <= s[k]['test'] <= 1.0

@@ -60,7 +60,7 @@ from attnzero.attention import ATTENTIONS
 from attnzero.attention.base import VBranch
 from attnzero.flops import count_flops, count_params
 from attnzero.space import TRIAL_105, as_genome
-from attnzero.space.shape import ShapeError, ViTShape
+from attnzero.space.shape import ShapeError, ViTShape, vit_macs
 
 from .archs import PROXY_ARCHS
 from .config import SEARCH_ONLY_FIELDS, ConfigError, SearchConfig
@@ -508,6 +508,9 @@ def run_slim(cfg: SearchConfig, out_dir: str, *, attn: str = 'attnzero', genome:
         summary['static_vs_masked_max_abs_diff'] = diff
         summary['cut'] = dict(flops=cost.flops, params=cost.params, **_scores(static, data))
         summary['flops_fraction'] = cost.flops / flops0
+        # the joint search's analytic cost at full size (224 px, patch 16, 1000 classes), for reference
+        full = [vit_macs(ViTShape.parse(summary[k]), genome) for k in ('shape_before', 'shape_after')]
+        summary['full_size_gmacs'] = dict(before=full[0] / 1e9, after=full[1] / 1e9, fraction=full[1] / full[0])
         summary['blocks'] = [dict(block=i, heads_before=masks.heads[i].numel(), heads_after=len(keep_h[i]),
                                   hidden_before=masks.units[i].numel(), hidden_after=len(keep_u[i]),
                                   head_masks=[round(v, 4) for v in masks.heads[i].detach().tolist()],
@@ -618,7 +621,11 @@ def write_report(summary: Dict[str, Any], out_dir: str) -> Dict[str, str]:
           f'had {s["slim_epochs"] + s["finetune_epochs"]} more epochs of training than the model before)'
           + (f'; against the control trained as long without the cut: validation '
              f'{100 * (after["val"] - ctl["val"]):+.2f}, test {100 * (after["test"] - ctl["test"]):+.2f} points'
-             if ctl else '') + '. FLOPs count a multiply-add as 2 (`attnzero.flops.count_flops`, one image).', '',
+             if ctl else '') + '. FLOPs count a multiply-add as 2 (`attnzero.flops.count_flops`, one image). '
+          + (f'The same shapes at full size (224 px, patch 16, 1000 classes; the joint search\'s analytic '
+             f'`vit_macs`): {s["full_size_gmacs"]["before"]:.3f} -> {s["full_size_gmacs"]["after"]:.3f} GMACs '
+             f'({100 * (1 - s["full_size_gmacs"]["fraction"]):.1f} % fewer).' if s.get('full_size_gmacs') else ''),
+          '',
           ('The attention computes each head from its own q/k/v, so the static model equals the masked '
            'model with the cut units at zero' if s['heads_separable'] else
            'The attention takes statistics across heads (e.g. Trial-105\'s whole-tensor min-max and '
