@@ -76,6 +76,7 @@ setup(
         'attnzero-proxy-fidelity=attnzero.search.cli:proxy_fidelity_main',
         'attnzero-search-efficiency=attnzero.search.cli:search_efficiency_main',
         'attnzero-supernet=attnzero.search.supernet_fidelity:main',
+        'attnzero-slim=attnzero.search.slim:slim_main',
         'attnzero-build-bench=attnzero.bench.cli:build_main',
         'attnzero-analyze-bench=attnzero.bench.cli:analyze_main',
         'attnzero-benchmark-attention=attnzero.perf.attention:main',

@@ -23,6 +23,7 @@ products and convolutions only), so a search can use them as objectives without 
 from __future__ import annotations
 
 import hashlib
+from decimal import ROUND_CEILING, Decimal, localcontext
 from dataclasses import dataclass
 from typing import Dict, Optional, Sequence, Tuple, Union
 
@@ -35,7 +36,7 @@ from .variation import mutate as genome_mutate
 from .variation import sample as genome_sample
 
 __all__ = ['ViTShape', 'ShapeSpace', 'ShapeError', 'SHAPE_SPACES', 'DEIT_T', 'AUTOFORMER_T', 'JointGenome',
-           'vit_params', 'vit_macs', 'SHAPE_MUTATIONS']
+           'vit_params', 'vit_macs', 'SHAPE_MUTATIONS', 'ratio_for_hidden']
 
 
 class ShapeError(ValueError):
@@ -43,7 +44,26 @@ class ShapeError(ValueError):
 
 
 def _fmt_ratio(r: float) -> str:
-    return f'{float(r):g}'
+    """``r`` as text: ``%g`` (``2``, ``3.5``) when that reads back as ``r``, else the shortest text
+    that does (``repr``), so that a shape's text always parses back to the same shape."""
+    short = f'{float(r):g}'
+    return short if float(short) == float(r) else repr(float(r))
+
+
+def ratio_for_hidden(embed_dim: int, hidden: int) -> float:
+    """The MLP ratio with the fewest significant digits that gives ``hidden`` units at width
+    ``embed_dim`` (``int(embed_dim * ratio) == hidden``, as :meth:`ViTShape.mlp_hidden` and the
+    models count them): e.g. 37 units at width 48 -> 0.78."""
+    if int(embed_dim) < 1 or int(hidden) < 1:
+        raise ShapeError(f'{hidden} hidden units at width {embed_dim}: both must be >= 1')
+    exact = Decimal(int(hidden)) / Decimal(int(embed_dim))
+    for digits in range(1, 30):
+        with localcontext() as ctx:
+            ctx.prec, ctx.rounding = digits, ROUND_CEILING
+            r = float(+exact)
+        if int(embed_dim * r) == hidden:
+            return r
+    raise ShapeError(f'no MLP ratio gives {hidden} hidden units at width {embed_dim}')  # pragma: no cover
 
 
 class _TextIdentity:
@@ -133,6 +153,14 @@ class ViTShape(_TextIdentity):
             except ValueError:
                 raise ShapeError(f'bad ViT shape {text!r}: MLP ratio {tok!r} is not a number') from None
         return cls(embed, tuple(heads), tuple(ratios), head_dim)
+
+    @classmethod
+    def with_hidden(cls, embed_dim: int, num_heads: Sequence[int], mlp_hidden: Sequence[int],
+                    head_dim: int = 64) -> 'ViTShape':
+        """The shape with these per-block hidden unit counts (any integers, e.g. of a slimmed
+        model), each written as the shortest ratio that gives it (:func:`ratio_for_hidden`)."""
+        return cls(embed_dim, tuple(num_heads), tuple(ratio_for_hidden(embed_dim, h) for h in mlp_hidden),
+                   head_dim)
 
     @classmethod
     def uniform(cls, embed_dim: int, depth: int, num_heads: int, mlp_ratio: float, head_dim: int = 64) -> 'ViTShape':
