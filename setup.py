@@ -28,6 +28,7 @@ CORE = [
     'rich',
     'matplotlib',
     'pyyaml',
+    'psutil',   # local search workers end when their parent process is gone
 ]
 EXTRAS = {
     # OpenMMLab transfer (issue 6); mmcv 2.1.0 must be built from source: see tools/install.sh

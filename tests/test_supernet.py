@@ -14,10 +14,10 @@ from attnzero.search import ConfigError, SearchConfig, preset
 from attnzero.search import supernet as sn
 from attnzero.search import supernet_fidelity as sf
 from attnzero.search.config import DEFAULT_PROXY_SHAPE, SEARCH_ONLY_FIELDS
-from attnzero.search.evaluate import candidate_seed, training_task
+from attnzero.search.evaluate import candidate_seed
 from attnzero.search.proxies import load_proxy
 from attnzero.search.supernet import (Supernet, SupernetError, largest_shape, load_or_train, score_subnets,
-                                      supernet_scores, train_supernet)
+                                      supernet_scores, supernet_task, train_supernet)
 from attnzero.space import TRIAL_105, Genome
 from attnzero.space.shape import SHAPE_SPACES, JointGenome, ShapeError, ViTShape
 
@@ -263,13 +263,13 @@ def test_shape_evaluator_config():
                                    if k != 'shape_evaluator'}).shape_evaluator == 'train'
 
 
-def test_candidate_task_trains_one_supernet_per_genome(tmp_path):
+def test_supernet_task_trains_one_supernet_per_genome(tmp_path):
     cfg = _cfg(shape_evaluator='supernet')
     data = load_proxy(cfg.proxy)
     payload = lambda shape: dict(genome=f'{shape}|{TRIAL_105}', config=cfg.to_dict(),  # noqa: E731
                                  supernet_dir=str(tmp_path))
-    first = training_task(payload(MIXED))
-    second = training_task(payload(SMALLEST))
+    first = supernet_task(payload(MIXED))
+    second = supernet_task(payload(SMALLEST))
     assert first['status'] == second['status'] == 'ok'
     a, b = first['per_arch'][0], second['per_arch'][0]
     assert a['status'] == b['status'] == 'supernet'

@@ -196,9 +196,9 @@ def training_task(payload: Dict[str, Any]) -> Dict[str, Any]:
     """Worker entry point: train ``payload['genome']`` in every proxy architecture.
 
     ``payload``: ``genome`` (canonical text), ``hash``, ``config`` (dict), ``baselines``
-    (``{arch: checkpoint accuracy}``), ``fault`` (test hook or ``None``); with the joint space's
-    ``shape_evaluator='supernet'`` also ``supernet_dir``, and the candidate is scored by
-    :func:`attnzero.search.supernet.candidate_task` instead of trained.
+    (``{arch: checkpoint accuracy}``), ``fault`` (test hook or ``None``). (The joint space's
+    ``shape_evaluator='supernet'`` scores candidates with
+    :func:`attnzero.search.supernet.supernet_task` instead.)
     Returns ``status``, ``reason``, ``message``, ``per_arch`` (list of :func:`train_proxy`
     dicts), ``seconds``, ``cpu_seconds`` (CPU time of the process: one evaluation per process
     in-process or on local workers; on a Dask worker running several tasks at once it includes
@@ -207,10 +207,6 @@ def training_task(payload: Dict[str, Any]) -> Dict[str, Any]:
     t0 = time.perf_counter()
     c0 = time.process_time()
     cfg, data = _load(payload['config'])
-    if cfg.space == 'joint' and cfg.shape_evaluator == 'supernet':
-        from .supernet import candidate_task   # (supernet imports this module)
-
-        return candidate_task(payload, cfg, data)
     per_arch: List[Dict[str, Any]] = []
     status, reason, message = 'ok', '', ''
     shape, genome = candidate_parts(cfg, payload['genome'])

@@ -26,6 +26,8 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor
 from concurrent.futures import wait as futures_wait
 from typing import Any, Callable, Deque, Dict, Iterable, Iterator, Optional, Tuple
 
+import psutil
+
 from . import evaluate as _evaluate  # noqa: F401  (a warmed worker has the evaluation imports)
 
 __all__ = ['Job', 'SerialExecutor', 'ProcessExecutor', 'DaskExecutor', 'make_executor', 'failure']
@@ -50,8 +52,6 @@ def _exit_with_parent(pid: int, started: float, interval: float = 1.0) -> None:
     """Worker initialiser: a daemon thread that ends this worker (``os._exit``) once the process
     ``pid`` (the one that made the pool; its ``started`` creation time tells it from a later
     process that reuses the pid) no longer runs."""
-    import psutil
-
     def alive() -> bool:
         try:
             return psutil.Process(pid).create_time() == started
@@ -67,8 +67,6 @@ def _exit_with_parent(pid: int, started: float, interval: float = 1.0) -> None:
 
 
 def _own_identity() -> Tuple[int, float]:
-    import psutil
-
     pid = os.getpid()
     return pid, psutil.Process(pid).create_time()
 

@@ -23,6 +23,7 @@ from pymoo.problems.static import StaticProblem
 from . import report
 from .config import ConfigError, SearchConfig
 from .evaluate import baseline_task, objectives, precheck, training_task
+from .supernet import supernet_task
 from .executor import make_executor
 from .operators import GenomeProblem, build_algorithm, fec_key
 from .prescreen import prescreen_task
@@ -270,9 +271,11 @@ class Search:
             payload = dict(idx=idx, genome=rec['genome'], hash=rec['hash'], fec=rec['fec'],
                            config=self._payload_cfg(), baselines=self.baseline_ckpt(),
                            fault=fault.get(rec['genome']))
+            task = training_task
             if self.cfg.shape_evaluator == 'supernet':   # one supernet per genome, kept in the run
                 payload['supernet_dir'] = self.state.path('supernets')
-            jobs.append((f'cand-{idx}', training_task, payload))
+                task = supernet_task
+            jobs.append((f'cand-{idx}', task, payload))
             out[idx] = rec
         generation = range(first_idx, first_idx + len(texts))
         if self.cfg.prescreen and jobs:

@@ -65,14 +65,14 @@ from attnzero.space.shape import SHAPE_SPACES, ShapeError, ShapeSpace, ViTShape
 
 from .archs import build_proxy_model, model_flops_per_image
 from .config import SEARCH_ONLY_FIELDS, SearchConfig, with_defaults
-from .evaluate import candidate_parts, candidate_seed, derive_seed
+from .evaluate import _load, candidate_parts, candidate_seed, derive_seed
 from .proxies import ProxyData
 from .train import _accuracy, _lr_at, _predict, deterministic_torch, init_proxy_model, proxy_optimizer
 
 __all__ = ['Supernet', 'SupernetError', 'SUPERNET_EPOCH_FACTOR', 'largest_shape', 'resolve_attention',
            'supernet_epochs', 'supernet_seed', 'train_supernet', 'score_subnets', 'load_or_train',
            'supernet_scores', 'save_supernet', 'load_supernet', 'attention_label', 'supernet_identity',
-           'ShapeError', 'candidate_task', 'supernet_path']
+           'ShapeError', 'candidate_task', 'supernet_task', 'supernet_path']
 
 #: the supernet's training budget in multiples of the config's epochs (see the module docstring)
 SUPERNET_EPOCH_FACTOR = 2
@@ -478,9 +478,17 @@ def _locked(path: str):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+def supernet_task(payload: Dict[str, Any]) -> Dict[str, Any]:
+    """Worker entry point of the joint search with ``shape_evaluator='supernet'`` (the runner
+    dispatches it in place of :func:`attnzero.search.evaluate.training_task`, same payload plus
+    ``supernet_dir``): :func:`candidate_task` on the payload's config and proxy."""
+    cfg, data = _load(payload['config'])
+    return candidate_task(payload, cfg, data)
+
+
 def candidate_task(payload: Dict[str, Any], cfg: SearchConfig, data: ProxyData) -> Dict[str, Any]:
     """A joint candidate scored by the supernet of its genome (``cfg.shape_evaluator ==
-    'supernet'``; called by :func:`attnzero.search.evaluate.training_task`, same payload plus
+    'supernet'``; called by :func:`supernet_task`, :func:`attnzero.search.evaluate.training_task`'s payload plus
     ``supernet_dir``): the supernet is read from ``supernet_path(supernet_dir, genome)`` or trained
     there (once: concurrent workers wait on a lock), and the candidate's score is the validation
     accuracy of its shape with inherited weights. Returns what ``training_task`` returns, with one
