@@ -28,6 +28,8 @@ rendered in memory and written with it.
 last line.
 
 :func:`data_path` -- where the data shipped inside the package (``attnzero/data``) is.
+
+:func:`loadavg` -- the load averages that every timed measurement records beside its figures.
 """
 from __future__ import annotations
 
@@ -173,3 +175,12 @@ def data_path(*parts: str) -> str:
     installed with the package as package data), located from this module, so it works from a
     source checkout and from an installed package alike."""
     return os.path.join(os.path.dirname(os.path.abspath(__file__)), 'data', *parts)
+
+
+def loadavg() -> str:
+    """The 1, 5 and 15 min load averages as ``'0.52 0.61 0.70'`` (``'n/a'`` where the platform has
+    none)."""
+    try:
+        return '{:.2f} {:.2f} {:.2f}'.format(*os.getloadavg())
+    except OSError:  # pragma: no cover
+        return 'n/a'

@@ -3,7 +3,6 @@ a FLOPs target, the static model with the masks folded in, the tool end to end."
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 import timm
@@ -12,8 +11,8 @@ import torch
 from attnzero.flops import count_flops
 from attnzero.space import ELU_LINEAR, TRIAL_105
 from attnzero.space.shape import ViTShape, ratio_for_hidden
-from attnzero.search.slim import (SlimError, SlimMasks, heads_separable, plan_cut, slim_main,
-                                  static_model, unit_flops)
+from attnzero.search.cli import slim_main
+from attnzero.search.slim import SlimError, SlimMasks, heads_separable, plan_cut, static_model, unit_flops
 
 SHAPE = 'e32:hd16:h2,3:r2,1.5'
 KW = dict(patch_size=4, global_pool='avg', img_size=16, num_classes=3, drop_path_rate=0.0)

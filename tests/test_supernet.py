@@ -13,6 +13,7 @@ from attnzero.models import DeiT
 from attnzero.search import ConfigError, SearchConfig, preset
 from attnzero.search import supernet as sn
 from attnzero.search import supernet_fidelity as sf
+from attnzero.search.cli import supernet_main
 from attnzero.search.config import DEFAULT_PROXY_SHAPE, SEARCH_ONLY_FIELDS
 from attnzero.search.evaluate import candidate_seed
 from attnzero.search.proxies import load_proxy
@@ -187,7 +188,7 @@ TOOL = ['--preset', 'joint-tiny', '--proxy', 'relational?train=192&val=128&test=
 
 def test_tool_end_to_end_and_resume(tmp_path, monkeypatch, capsys):
     out = str(tmp_path / 'sn')
-    assert sf.main(TOOL + ['--out', out]) == 0
+    assert supernet_main(TOOL + ['--out', out]) == 0
     for f in ('supernet.md', 'supernet.csv', 'supernet.png', 'summary.json', 'runs.jsonl', 'supernet.pt',
               'settings.json'):
         assert os.path.getsize(os.path.join(out, f)) > 0, f
@@ -219,7 +220,7 @@ def test_tool_end_to_end_and_resume(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(sn, 'train_supernet', lambda *a, **k: pytest.fail('the supernet was trained again'))
     with open(os.path.join(out, 'runs.jsonl'), 'w') as f:
         f.writelines(json.dumps(r) + '\n' for r in runs if r['kind'] != 'supernet')
-    assert sf.main(TOOL + ['--out', out]) == 0
+    assert supernet_main(TOOL + ['--out', out]) == 0
     with open(os.path.join(out, 'summary.json')) as f:
         again = json.load(f)
     assert again['supernet_vs_standalone'] == c and again['seconds']['supernet_reused']
@@ -227,13 +228,13 @@ def test_tool_end_to_end_and_resume(tmp_path, monkeypatch, capsys):
 
     # another setting in the same folder: one line, exit 2
     capsys.readouterr()
-    assert sf.main(TOOL + ['--out', out, '--subnets', '6']) == 2
+    assert supernet_main(TOOL + ['--out', out, '--subnets', '6']) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith('supernet.py: error: ') and 'other settings' in err[0]
 
 
 def test_tool_bad_attention_is_one_line(tmp_path, capsys):
-    assert sf.main(TOOL + ['--out', str(tmp_path / 'x'), '--attention', 'nope']) == 2
+    assert supernet_main(TOOL + ['--out', str(tmp_path / 'x'), '--attention', 'nope']) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "'nope'" in err[0]
 

@@ -5,11 +5,11 @@
     python tools/supernet.py --preset joint-tiny --subnets 4 --out /tmp/sn --workers 0   # seconds
 
 What it trains and writes, and every option: ``python tools/supernet.py --help``. The logic is
-:func:`attnzero.search.supernet_fidelity.main` over :mod:`attnzero.search.supernet`.
+:func:`attnzero.search.cli.supernet_main` over :mod:`attnzero.search.supernet`.
 """
 import sys
 
-from attnzero.search.supernet_fidelity import main
+from attnzero.search.cli import supernet_main as main
 
 if __name__ == '__main__':
     sys.exit(main())

@@ -50,11 +50,12 @@ import torch.nn.functional as F
 from attnzero.attention import build_kernel
 from attnzero.attention.base import ATTENTIONS
 from attnzero.attention.linear import linear_attention_apply, linear_attention_state
+from attnzero.io import loadavg
 from attnzero.space import TRIAL_105, Genome
 from attnzero.space import fast as fast_executor
 
-from .timing import (cache_flusher, fit_exponent, fmt, interleaved, loadavg, machine_info, md_table,
-                     median, peak_memory_mib, set_mem_limit, setup_malloc)
+from .timing import (cache_flusher, fit_exponent, fmt, interleaved, machine_info, md_table, median,
+                     peak_memory_mib, set_mem_limit, setup_malloc)
 
 DTYPES = {'fp32': torch.float32, 'fp16': torch.float16, 'bf16': torch.bfloat16, 'fp64': torch.float64}
 ZOO = ('softmax', 'linear', 'relu_linear', 'focused', 'hydra', 'agent', 'attnzero', 'lsh', 'sepvit')

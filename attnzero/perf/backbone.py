@@ -44,8 +44,9 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 import attnzero.models  # noqa: F401  (registers the backbones with timm)
+from attnzero.io import loadavg
 
-from .timing import (interleaved, loadavg, machine_info, md_table, median, peak_memory_mib,
+from .timing import (interleaved, machine_info, md_table, median, peak_memory_mib,
                      set_mem_limit, setup_malloc)
 
 TP_MODELS = ('deit_tiny', 'pvt_tiny', 'pvt_v2_b0', 'swin_tiny', 'cswin_tiny', 'efficientformer_l1',

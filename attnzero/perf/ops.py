@@ -23,9 +23,10 @@ from typing import Dict, List
 import torch
 import torch.nn.functional as F
 
+from attnzero.io import loadavg
 from attnzero.space.ops import elu_plus_one
 
-from .timing import interleaved, loadavg, machine_info, md_table, median, setup_malloc
+from .timing import interleaved, machine_info, md_table, median, setup_malloc
 
 _FAULT_PROBE = r'''
 import json, resource, sys, time, torch

@@ -20,10 +20,12 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 
+from attnzero.io import loadavg
+
 from .runtime import malloc_trim, proc_status_kib, reset_peak_rss, tune_malloc
 
 __all__ = ['sync', 'cache_flusher', 'last_level_cache', 'interleaved', 'median', 'MALLOC_MODE',
-           'setup_malloc', 'peak_memory_mib', 'loadavg', 'machine_info', 'set_mem_limit', 'fmt',
+           'setup_malloc', 'peak_memory_mib', 'machine_info', 'set_mem_limit', 'fmt',
            'md_table', 'fit_exponent']
 
 
@@ -161,13 +163,6 @@ def peak_memory_mib(fn: Callable[[], object], device: torch.device) -> float:
         return float('nan')
     fn()
     return (proc_status_kib('VmHWM') - base) / 1024
-
-
-def loadavg() -> str:
-    try:
-        return '{:.2f} {:.2f} {:.2f}'.format(*os.getloadavg())
-    except OSError:  # pragma: no cover
-        return 'n/a'
 
 
 def machine_info(device: torch.device) -> Dict[str, str]:

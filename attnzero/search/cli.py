@@ -3,11 +3,14 @@
 * :func:`search_main` -- ``tools/search.py`` / ``attnzero-search``;
 * :func:`proxy_fidelity_main` -- ``tools/proxy_fidelity.py`` / ``attnzero-proxy-fidelity``;
 * :func:`search_efficiency_main` -- ``tools/search_efficiency.py`` / ``attnzero-search-efficiency``;
+* :func:`supernet_main` -- ``tools/supernet.py`` / ``attnzero-supernet``;
+* :func:`slim_main` -- ``tools/slim.py`` / ``attnzero-slim``;
 
 and the options that build a :class:`~attnzero.search.config.SearchConfig` from a command line,
-which both share. Argument parsing and printing only: the work is :class:`~attnzero.search.Search`
-, :mod:`attnzero.search.fidelity` and :mod:`attnzero.search.efficiency`. The usage texts below are
-the tools' ``--help``.
+which they share. Argument parsing and printing only: the work is :class:`~attnzero.search.Search`,
+:mod:`attnzero.search.fidelity`, :mod:`attnzero.search.efficiency`,
+:mod:`attnzero.search.supernet_fidelity` and :mod:`attnzero.search.slim`. The usage texts are the
+tools' ``--help``.
 """
 from __future__ import annotations
 
@@ -19,7 +22,8 @@ import sys
 import time
 from typing import Any, Dict, Optional, Sequence
 
-from attnzero.space.shape import SHAPE_SPACES
+from attnzero.io import loadavg
+from attnzero.space.shape import SHAPE_SPACES, ShapeError
 
 from .config import PRESETS, SPACES, ConfigError, SearchConfig, preset
 from . import efficiency
@@ -28,7 +32,11 @@ from .fidelity import FidelityError, run_fidelity, summarise, write_comparison, 
 from .proxies import ProxyError
 from .report import format_front, format_summary, pareto_records
 from .runner import Search
+from .slim import DEFAULT_LAM, DEFAULT_MASK_TRAVEL, SLIM_DOC, SlimError, run_slim
 from .state import RunDirError
+from .supernet import SupernetError
+from .supernet_fidelity import DOC as SUPERNET_DOC
+from . import supernet_fidelity
 
 __all__ = ['add_config_args', 'config_overrides', 'config_from_args', 'search_main',
            'proxy_fidelity_main', 'search_efficiency_main']
@@ -183,6 +191,16 @@ def config_from_args(args: argparse.Namespace) -> SearchConfig:
         raise ConfigError(str(e)) from e
 
 
+def _command(tool: str, argv: Optional[Sequence[str]]) -> str:
+    """The command line as a user types it, recorded in the tool's outputs."""
+    return f'python tools/{tool}.py ' + shlex.join(list(argv) if argv is not None else sys.argv[1:])
+
+
+def _print_file(path: str) -> None:
+    with open(path, encoding='utf-8') as f:
+        print(f.read())
+
+
 # ----------------------------------------------------------------------------- search
 def search_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=SEARCH_DOC, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -239,7 +257,7 @@ def proxy_fidelity_parser() -> argparse.ArgumentParser:
 def proxy_fidelity_main(argv: Optional[Sequence[str]] = None) -> int:
     """``tools/proxy_fidelity.py`` (console script ``attnzero-proxy-fidelity``)."""
     args = proxy_fidelity_parser().parse_args(argv)
-    command = 'python tools/proxy_fidelity.py ' + ' '.join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    command = _command('proxy_fidelity', argv)
     try:
         if args.compare:
             sums = {}
@@ -267,8 +285,7 @@ def proxy_fidelity_main(argv: Optional[Sequence[str]] = None) -> int:
     except (ConfigError, ProxyError, FidelityError) as e:
         print(f'proxy_fidelity.py: error: {e}', file=sys.stderr)
         return 2
-    with open(paths['md'], encoding='utf-8') as f:
-        print(f.read())
+    _print_file(paths['md'])
     return 0
 
 
@@ -294,8 +311,7 @@ def search_efficiency_parser() -> argparse.ArgumentParser:
 def search_efficiency_main(argv: Optional[Sequence[str]] = None) -> int:
     """``tools/search_efficiency.py`` (console script ``attnzero-search-efficiency``)."""
     args = search_efficiency_parser().parse_args(argv)
-    command = 'python tools/search_efficiency.py ' + ' '.join(
-        shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    command = _command('search_efficiency', argv)
     try:
         cfg = config_from_args(args)
         if args.seeds < 1:
@@ -315,10 +331,91 @@ def search_efficiency_main(argv: Optional[Sequence[str]] = None) -> int:
                                        log=lambda m: print(m, file=sys.stderr, flush=True))
         result = efficiency.analyse(args.out, seeds=[cfg.seed + i for i in range(args.seeds)],
                                     accelerators=accelerators)
-        paths = efficiency.write_report(result, args.out, command, load_now=efficiency.loadavg())
+        paths = efficiency.write_report(result, args.out, command, load_now=loadavg())
     except (ConfigError, ProxyError, RunDirError, EfficiencyError, ConnectionError) as e:
         print(f'search_efficiency.py: error: {e}', file=sys.stderr)
         return 2
-    with open(paths['md'], encoding='utf-8') as f:
-        print(f.read())
+    _print_file(paths['md'])
+    return 0
+
+
+# ----------------------------------------------------------------------------- supernet vs stand-alone
+def supernet_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=SUPERNET_DOC, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--out', required=True, help='output folder (its runs and supernet checkpoint are reused)')
+    add_config_args(p, search=False)
+    p.add_argument('--shape-space', choices=list(SHAPE_SPACES), help="the shape space (default: the config's, 'proxy')")
+    p.add_argument('--attention', default=None,
+                   help='the attention of every block: a zoo name or an AttnZero genome text (default Trial-105)')
+    p.add_argument('--subnets', type=int, default=20, help='sampled subnets (20)')
+    p.add_argument('--sample-seed', type=int, default=0, help='seed of the subnet sample (0)')
+    p.add_argument('--seeds', type=int, default=1, help='common seeds per stand-alone subnet, averaged (1)')
+    p.add_argument('--supernet-epochs', type=int, default=None, help='supernet training epochs (default 2x --epochs)')
+    p.add_argument('--report-only', action='store_true', help='train nothing: report what OUT holds')
+    p.add_argument('--no-progress', action='store_true')
+    return p
+
+
+def supernet_main(argv: Optional[Sequence[str]] = None) -> int:
+    """``tools/supernet.py`` (console script ``attnzero-supernet``)."""
+    args = supernet_parser().parse_args(argv)
+    command = _command('supernet', argv)
+    t0, load_start = time.perf_counter(), loadavg()
+    try:
+        cfg = config_from_args(args)
+        if args.shape_space:
+            cfg = cfg.replace(shape_space=args.shape_space)
+        result = supernet_fidelity.run_measurement(
+            cfg, args.out, n_subnets=args.subnets, attention=args.attention, sample_seed=args.sample_seed,
+            seeds=args.seeds, epochs=args.supernet_epochs, workers=cfg.workers, progress=not args.no_progress,
+            train=not args.report_only)
+        summary = supernet_fidelity.summarise(result)
+        summary.update(command=command, wall_seconds=time.perf_counter() - t0, load_start=load_start,
+                       load_end=loadavg())
+        paths = supernet_fidelity.write_report(summary, args.out)
+    except (ConfigError, ProxyError, SupernetError, ShapeError) as e:
+        print(f'supernet.py: error: {e}', file=sys.stderr)
+        return 2
+    _print_file(paths['md'])
+    return 0
+
+
+# ----------------------------------------------------------------------------- slimming
+def slim_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=SLIM_DOC, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--out', required=True, help='output folder')
+    add_config_args(p, search=False)
+    p.add_argument('--attn', default='attnzero', help="attention of every block (default 'attnzero')")
+    p.add_argument('--genome', default=None, help="genome of --attn attnzero (default Trial-105)")
+    p.add_argument('--shape', default=None, help='starting ViT shape text (default: the config\'s proxy DeiT)')
+    p.add_argument('--target', type=float, default=0.7, help='keep at most this fraction of the FLOPs (0.7)')
+    p.add_argument('--lam', type=float, default=DEFAULT_LAM, help=f'weight of the mask L1 ({DEFAULT_LAM})')
+    p.add_argument('--mask-travel', type=float, default=DEFAULT_MASK_TRAVEL,
+                   help='how far the masks can move in the search: their learning rates over its steps '
+                        f'sum to this ({DEFAULT_MASK_TRAVEL:g}; the masks start at 1)')
+    p.add_argument('--slim-epochs', type=int, default=1, help='epochs of the mask search (1)')
+    p.add_argument('--finetune-epochs', type=int, default=1, help='epochs of fine-tuning the static model (1)')
+    p.add_argument('--weights', default=None, help='state dict of a trained proxy model to start from '
+                   '(default: train one with the config)')
+    p.add_argument('--no-control', action='store_true',
+                   help='do not train the unslimmed model as long for comparison (saves that time)')
+    p.add_argument('--quiet', action='store_true', help='no progress lines')
+    return p
+
+
+def slim_main(argv: Optional[Sequence[str]] = None) -> int:
+    """``tools/slim.py`` (console script ``attnzero-slim``)."""
+    args = slim_parser().parse_args(argv)
+    command = _command('slim', argv)
+    try:
+        cfg = config_from_args(args)
+        run_slim(cfg, args.out, attn=args.attn, genome=args.genome, shape=args.shape, target=args.target,
+                 lam=args.lam, mask_travel=args.mask_travel, slim_epochs=args.slim_epochs,
+                 finetune_epochs=args.finetune_epochs, weights=args.weights, control=not args.no_control,
+                 command=command,
+                 log=(lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True)))
+    except (SlimError, ConfigError, ProxyError) as e:
+        print(f'slim.py: error: {e}', file=sys.stderr)
+        return 2
+    _print_file(os.path.join(args.out, 'slim.md'))
     return 0

@@ -70,7 +70,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from pymoo.indicators.hv import HV
 
-from attnzero.io import append_line, atomic_savefig, atomic_write_text, read_jsonl
+from attnzero.io import append_line, atomic_savefig, atomic_write_text, loadavg, read_jsonl
 
 from . import report
 from .config import ACCELERATOR_FIELDS, PRESCREEN_SCORES, SearchConfig, with_defaults
@@ -164,14 +164,6 @@ def _jsonable(d: Dict[str, Any]) -> Dict[str, Any]:
 
 def _search_fields(d: Dict[str, Any]) -> Dict[str, Any]:
     return {k: v for k, v in _jsonable(with_defaults(d)).items() if k not in RESUMABLE_FIELDS}
-
-
-def loadavg() -> str:
-    """The 1, 5 and 15 min load averages (``'n/a'`` where the platform has none)."""
-    try:
-        return '{:.2f} {:.2f} {:.2f}'.format(*os.getloadavg())
-    except OSError:  # pragma: no cover
-        return 'n/a'
 
 
 def _run_state(run_dir: str) -> Tuple[str, Optional[SearchConfig], Optional[RunState]]:

@@ -16,6 +16,7 @@ the end, and then wait forever, holding a core the resumed run needs.
 from __future__ import annotations
 
 import collections
+import json
 import logging
 import multiprocessing
 import os
@@ -28,9 +29,11 @@ from typing import Any, Callable, Deque, Dict, Iterable, Iterator, Optional, Tup
 
 import psutil
 
+from attnzero.io import append_line
+
 from . import evaluate as _evaluate  # noqa: F401  (a warmed worker has the evaluation imports)
 
-__all__ = ['Job', 'SerialExecutor', 'ProcessExecutor', 'DaskExecutor', 'make_executor', 'failure']
+__all__ = ['Job', 'SerialExecutor', 'ProcessExecutor', 'DaskExecutor', 'make_executor', 'failure', 'run_logged']
 
 log = logging.getLogger('attnzero.search')
 
@@ -266,3 +269,38 @@ def make_executor(workers: int, dask_scheduler: Any, timeout: float, retries: in
     if workers and workers > 0:
         return ProcessExecutor(workers, timeout, retries)
     return SerialExecutor()
+
+
+def run_logged(jobs: Iterable[Job], record: Callable[[str, Dict[str, Any]], Dict[str, Any]], *,
+               workers: int, timeout: float, retries: int, log_path: Optional[str] = None,
+               done: Optional[Dict[str, Dict[str, Any]]] = None, progress: Optional[str] = None,
+               total: Optional[int] = None) -> Dict[str, Dict[str, Any]]:
+    """Run ``jobs`` on local workers (``workers`` > 0) or in this process, as a measurement does:
+    each result becomes ``record(key, result)``, which is stored in ``done`` (returned) and
+    appended as one JSON line to ``log_path`` the moment it arrives, so that a killed measurement
+    loses at most the runs in flight. ``progress``: the description of a tqdm bar over ``total``
+    runs (default: the jobs given), starting at the runs already done."""
+    jobs = list(jobs)
+    done = {} if done is None else done
+    if not jobs:
+        return done
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        n = len(jobs) if total is None else total
+        bar = tqdm(total=n, initial=n - len(jobs), desc=progress, unit='run', dynamic_ncols=True)
+    executor = make_executor(workers, None, timeout, retries)
+    try:
+        for key, res in executor.run(jobs):
+            rec = record(key, res)
+            done[key] = rec
+            if log_path is not None:
+                append_line(log_path, json.dumps(rec))
+            if bar is not None:
+                bar.update(1)
+    finally:
+        executor.close()
+        if bar is not None:
+            bar.close()
+    return done

@@ -29,13 +29,13 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from attnzero.io import append_line, data_path, read_jsonl
+from attnzero.io import data_path, read_jsonl
 from attnzero.space import (DEFAULT_DISTRIBUTION, ORIGINAL_DISTRIBUTION, TRIAL_105, TRIAL_140, Genome,
                             sample)
 
 from .config import SEARCH_ONLY_FIELDS, SearchConfig, with_defaults
 from .evaluate import _load, candidate_seed, derive_seed, precheck
-from .executor import make_executor
+from .executor import run_logged
 from .operators import fec_key
 from .state import atomic_write_json
 from .train import train_proxy
@@ -217,28 +217,15 @@ def run_fidelity(cfg: SearchConfig, *, seeds: int = 3, n_genomes: int = 30, budg
         attn, genome = REFERENCES[j.name] if j.kind == 'ref' else ('attnzero', j.name)
         payloads.append((j.key, reference_task, dict(attn=attn, genome=genome, arch=j.arch,
                                                      seed=j.seed, config=cfgs[j.budget])))
-    bar = None
-    if progress and payloads:
-        from tqdm import tqdm
+    def record(key: str, res: Dict[str, Any]) -> Dict[str, Any]:
+        j = by_key[key]
+        return dict(key=key, kind=j.kind, name=j.name, arch=j.arch, seed=j.seed, budget=j.budget,
+                    status=res.get('status'), reason=res.get('reason', ''), acc=res.get('acc'),
+                    seconds=float(res.get('seconds', 0.0)), steps=res.get('steps'))
 
-        bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc='fidelity runs', unit='run',
-                   dynamic_ncols=True)
-    executor = make_executor(workers, None, max(600.0, cfg.eval_timeout_s * budget_factor), cfg.retries)
-    try:
-        for key, res in executor.run(payloads):
-            j = by_key[key]
-            rec = dict(key=key, kind=j.kind, name=j.name, arch=j.arch, seed=j.seed, budget=j.budget,
-                       status=res.get('status'), reason=res.get('reason', ''), acc=res.get('acc'),
-                       seconds=float(res.get('seconds', 0.0)), steps=res.get('steps'))
-            done[key] = rec
-            if log_path is not None:
-                append_line(log_path, json.dumps(rec))
-            if bar is not None:
-                bar.update(1)
-    finally:
-        executor.close()
-        if bar is not None:
-            bar.close()
+    run_logged(payloads, record, workers=workers, timeout=max(600.0, cfg.eval_timeout_s * budget_factor),
+               retries=cfg.retries, log_path=log_path, done=done,
+               progress='fidelity runs' if progress else None, total=len(jobs))
     return dict(config=cfg.to_dict(), settings=settings, genomes=genomes,
                 runs=[done[j.key] for j in jobs])
 

@@ -39,15 +39,12 @@ folder, so a second run with another ``target`` reuses the trained and searched 
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import csv
 import hashlib
 import json
 import math
 import os
-import shlex
-import sys
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -63,15 +60,15 @@ from attnzero.space import TRIAL_105, as_genome
 from attnzero.space.shape import ShapeError, ViTShape, vit_macs
 
 from .archs import PROXY_ARCHS
-from .config import SEARCH_ONLY_FIELDS, ConfigError, SearchConfig
-from .proxies import ProxyData, ProxyError, load_proxy
+from .config import SEARCH_ONLY_FIELDS, SearchConfig
+from .proxies import ProxyData, load_proxy
 from .state import atomic_write_json
 from .train import _accuracy, _lr_at, _predict, deterministic_torch, init_proxy_model, proxy_optimizer, \
     steps_per_epoch
 
 __all__ = ['SlimError', 'SlimMasks', 'heads_separable', 'unit_flops', 'plan_cut', 'static_model',
-           'proxy_timm_kwargs', 'train_epochs', 'run_slim', 'write_report', 'slim_parser', 'slim_main',
-           'DEFAULT_LAM', 'DEFAULT_MASK_TRAVEL']
+           'proxy_timm_kwargs', 'train_epochs', 'run_slim', 'write_report',
+           'DEFAULT_LAM', 'DEFAULT_MASK_TRAVEL', 'SLIM_DOC']
 
 #: the default weight of the mask L1 term (each part the mean |mask|, so both are in [0, 1] at the start)
 DEFAULT_LAM = 0.5
@@ -730,52 +727,3 @@ Examples::
     python tools/slim.py --out /tmp/slim --attn softmax --shape e48:hd24:h2,2,2,2:r2,2,2,2
     python tools/slim.py --preset tiny --out /tmp/slim --shape e32:hd16:h2,2:r2,2    # seconds
 """
-
-
-def slim_parser() -> argparse.ArgumentParser:
-    from .cli import add_config_args
-
-    p = argparse.ArgumentParser(description=SLIM_DOC, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--out', required=True, help='output folder')
-    add_config_args(p, search=False)
-    p.add_argument('--attn', default='attnzero', help="attention of every block (default 'attnzero')")
-    p.add_argument('--genome', default=None, help="genome of --attn attnzero (default Trial-105)")
-    p.add_argument('--shape', default=None, help='starting ViT shape text (default: the config\'s proxy DeiT)')
-    p.add_argument('--target', type=float, default=0.7, help='keep at most this fraction of the FLOPs (0.7)')
-    p.add_argument('--lam', type=float, default=DEFAULT_LAM, help=f'weight of the mask L1 ({DEFAULT_LAM})')
-    p.add_argument('--mask-travel', type=float, default=DEFAULT_MASK_TRAVEL,
-                   help='how far the masks can move in the search: their learning rates over its steps '
-                        f'sum to this ({DEFAULT_MASK_TRAVEL:g}; the masks start at 1)')
-    p.add_argument('--slim-epochs', type=int, default=1, help='epochs of the mask search (1)')
-    p.add_argument('--finetune-epochs', type=int, default=1, help='epochs of fine-tuning the static model (1)')
-    p.add_argument('--weights', default=None, help='state dict of a trained proxy model to start from '
-                   '(default: train one with the config)')
-    p.add_argument('--no-control', action='store_true',
-                   help='do not train the unslimmed model as long for comparison (saves that time)')
-    p.add_argument('--quiet', action='store_true', help='no progress lines')
-    return p
-
-
-def slim_main(argv: Optional[Sequence[str]] = None) -> int:
-    """``tools/slim.py`` (console script ``attnzero-slim``)."""
-    from .cli import config_from_args
-
-    args = slim_parser().parse_args(argv)
-    command = 'python tools/slim.py ' + ' '.join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
-    try:
-        _check_args(args.attn, args.target, args.lam, args.slim_epochs, args.finetune_epochs, args.mask_travel)
-        cfg = config_from_args(args)
-        run_slim(cfg, args.out, attn=args.attn, genome=args.genome, shape=args.shape, target=args.target,
-                 lam=args.lam, mask_travel=args.mask_travel, slim_epochs=args.slim_epochs,
-                 finetune_epochs=args.finetune_epochs,
-                 weights=args.weights, control=not args.no_control, command=command,
-                 log=(lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True)))
-    except (SlimError, ConfigError, ProxyError) as e:
-        print(f'slim.py: error: {e}', file=sys.stderr)
-        return 2
-    with open(os.path.join(args.out, 'slim.md'), encoding='utf-8') as f:
-        print(f.read())
-    return 0
-
-
-main = slim_main

@@ -17,34 +17,29 @@ refused. The supernet trains as one job beside the stand-alone runs on the ``wor
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
 import os
-import shlex
-import sys
-import time
 from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from attnzero.io import append_line, atomic_savefig, atomic_write_text, read_jsonl
+from attnzero.io import atomic_savefig, atomic_write_text, read_jsonl
 from attnzero.space import Genome
-from attnzero.space.shape import SHAPE_SPACES, JointGenome, ShapeError, ShapeSpace, ViTShape
+from attnzero.space.shape import SHAPE_SPACES, JointGenome, ShapeSpace, ViTShape
 
-from .config import DEFAULT_PROXY_SHAPE, ConfigError, SearchConfig
+from .config import DEFAULT_PROXY_SHAPE, SearchConfig
 from .evaluate import _load, candidate_seed, derive_seed
-from .executor import make_executor
+from .executor import run_logged
 from .fidelity import _rank_corr, _trained_fields
-from .proxies import ProxyError
 from .state import atomic_write_json
 from .supernet import (SupernetError, attention_label, load_or_train, resolve_attention, score_subnets,
                        supernet_epochs)
 from .train import train_proxy
 
 __all__ = ['run_measurement', 'summarise', 'write_report', 'sample_shapes', 'standalone_task',
-           'supernet_task', 'main']
+           'supernet_task', 'DOC']
 
 
 def sample_shapes(space: ShapeSpace, n: int, seed: int, include: Sequence[str] = ()) -> List[str]:
@@ -147,37 +142,22 @@ def run_measurement(cfg: SearchConfig, out_dir: str, *, n_subnets: int = 20, att
                 jobs.append((key, standalone_task, dict(config=cfg_d, attn=attn, genome=genome, shape=shape,
                                                         seed=seed)))
     if train and jobs:
-        bar = None
-        if progress:
-            from tqdm import tqdm
+        def record(key: str, res: Dict[str, Any]) -> Dict[str, Any]:
+            if key == 'supernet':
+                if res.get('status') != 'ok':
+                    raise SupernetError(f'the supernet training failed: {res.get("reason")}: '
+                                        f'{res.get("message", "")}')
+                return dict(key=key, kind='supernet', scores=res['scores'], train=res['train'],
+                            score_seconds=res['score_seconds'])
+            return dict(key=key, kind='standalone', **meta[key], status=res.get('status'),
+                        reason=res.get('reason', ''), message=res.get('message', ''), acc=res.get('acc'),
+                        seconds=float(res.get('seconds', 0.0)), cpu_seconds=float(res.get('cpu_seconds', 0.0)),
+                        steps=res.get('steps'))
 
-            total = 1 + len(meta)
-            bar = tqdm(total=total, initial=total - len(jobs), desc='supernet + stand-alone runs', unit='run',
-                       dynamic_ncols=True)
         # the supernet trains supernet_epochs/epochs times as long as one run, plus the scoring
-        timeout = max(1800.0, cfg.eval_timeout_s * (ep / cfg.epochs + 1))
-        executor = make_executor(workers, None, timeout, cfg.retries)
-        try:
-            for key, res in executor.run(jobs):
-                if key == 'supernet':
-                    if res.get('status') != 'ok':
-                        raise SupernetError(f'the supernet training failed: {res.get("reason")}: '
-                                            f'{res.get("message", "")}')
-                    rec = dict(key=key, kind='supernet', scores=res['scores'], train=res['train'],
-                               score_seconds=res['score_seconds'])
-                else:
-                    rec = dict(key=key, kind='standalone', **meta[key], status=res.get('status'),
-                               reason=res.get('reason', ''), message=res.get('message', ''), acc=res.get('acc'),
-                               seconds=float(res.get('seconds', 0.0)),
-                               cpu_seconds=float(res.get('cpu_seconds', 0.0)), steps=res.get('steps'))
-                done[key] = rec
-                append_line(log_path, json.dumps(rec))
-                if bar is not None:
-                    bar.update(1)
-        finally:
-            executor.close()
-            if bar is not None:
-                bar.close()
+        run_logged(jobs, record, workers=workers, timeout=max(1800.0, cfg.eval_timeout_s * (ep / cfg.epochs + 1)),
+                   retries=cfg.retries, log_path=log_path, done=done,
+                   progress='supernet + stand-alone runs' if progress else None, total=1 + len(meta))
     return dict(config=cfg.to_dict(), settings=settings, shapes=shapes, supernet=done.get('supernet'),
                 runs=[done[k] for k in meta if k in done])
 
@@ -333,7 +313,7 @@ def _plot(summary: Dict[str, Any], path: str) -> None:
     plt.close(fig)
 
 
-# ---- command line ------------------------------------------------------------------------------------
+# ---- command line (attnzero.search.cli.supernet_main) -----------------------------------------------
 DOC = """Supernet vs stand-alone training: how well does a weight-sharing supernet rank ViT shapes?
 
 Trains the weight-entangled supernet (AutoFormer) of a shape space with one attention (default
@@ -351,50 +331,3 @@ Examples::
     python tools/supernet.py --preset joint-tiny --subnets 4 --out /tmp/sn --workers 0   # seconds
     python tools/supernet.py --out docs/supernet/proxy --report-only      # report what is there
 """
-
-
-def parser() -> argparse.ArgumentParser:
-    from .cli import add_config_args
-
-    p = argparse.ArgumentParser(description=DOC, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--out', required=True, help='output folder (its runs and supernet checkpoint are reused)')
-    add_config_args(p, search=False)
-    p.add_argument('--shape-space', choices=list(SHAPE_SPACES), help="the shape space (default: the config's, 'proxy')")
-    p.add_argument('--attention', default=None,
-                   help='the attention of every block: a zoo name or an AttnZero genome text (default Trial-105)')
-    p.add_argument('--subnets', type=int, default=20, help='sampled subnets (20)')
-    p.add_argument('--sample-seed', type=int, default=0, help='seed of the subnet sample (0)')
-    p.add_argument('--seeds', type=int, default=1, help='common seeds per stand-alone subnet, averaged (1)')
-    p.add_argument('--supernet-epochs', type=int, default=None, help='supernet training epochs (default 2x --epochs)')
-    p.add_argument('--report-only', action='store_true', help='train nothing: report what OUT holds')
-    p.add_argument('--no-progress', action='store_true')
-    return p
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """``tools/supernet.py`` (console script ``attnzero-supernet``)."""
-    from .cli import config_from_args
-    from .efficiency import loadavg
-
-    args = parser().parse_args(argv)
-    command = 'python tools/supernet.py ' + ' '.join(
-        shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
-    t0, load_start = time.perf_counter(), loadavg()
-    try:
-        cfg = config_from_args(args)
-        if args.shape_space:
-            cfg = cfg.replace(shape_space=args.shape_space)
-        result = run_measurement(cfg, args.out, n_subnets=args.subnets, attention=args.attention,
-                                 sample_seed=args.sample_seed, seeds=args.seeds, epochs=args.supernet_epochs,
-                                 workers=cfg.workers, progress=not args.no_progress,
-                                 train=not args.report_only)
-        summary = summarise(result)
-        summary.update(command=command, wall_seconds=time.perf_counter() - t0, load_start=load_start,
-                       load_end=loadavg())
-        paths = write_report(summary, args.out)
-    except (ConfigError, ProxyError, SupernetError, ShapeError) as e:
-        print(f'supernet.py: error: {e}', file=sys.stderr)
-        return 2
-    with open(paths['md'], encoding='utf-8') as f:
-        print(f.read())
-    return 0
