@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 
 import numpy as np
 import pytest
@@ -103,6 +104,31 @@ def test_front_params_and_macs_are_those_of_the_full_size_model(joint_run):
         dwc = sum(n_patch * shape.attn_dim(i) * 9 for i in range(shape.depth))
         assert kernels > 0 and c.macs - kernels == b['macs'] - static - dwc
         assert kernels - dwc <= static < 2 * (kernels - dwc)
+
+
+def test_front_point_exports_to_onnx_with_its_export_line(joint_run, tmp_path, capsys):
+    """The ``export`` line of best_archs.json runs through tools/export.py: the found model (shape and
+    genome) goes to ONNX and onnxruntime matches eager (at a small input, for test time)."""
+    from attnzero.models.export import main as export_main
+
+    s, _ = joint_run
+    b = json.load(open(os.path.join(s.run_dir, 'best_archs.json')))[0]
+    argv = shlex.split(b['export'])
+    assert argv[:3] == ['python', 'tools/export.py', 'attnzero_vit'] and '--format' in argv
+    out = tmp_path / 'best.onnx'
+    rc = export_main(argv[2:] + ['--img-size', '32', '--num-classes', '10', '--out', str(out),
+                                 '--json', str(tmp_path / 'r.json')])
+    assert rc == 0, capsys.readouterr().err
+    r = json.load(open(tmp_path / 'r.json'))
+    assert out.exists() and r['arch'] == b['shape'] and r['genome'] == b['genome'] and r['max_abs_err'] <= 1e-4
+
+
+def test_export_arch_is_for_attnzero_vit_only(tmp_path, capsys):
+    from attnzero.models.export import main as export_main
+
+    rc = export_main(['attnzero_deit_tiny', '--arch', 'e48:hd24:h2:r2', '--out', str(tmp_path / 'x.pt2')])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "'e48:hd24:h2:r2'" in err[0]
 
 
 def test_proxy_trains_at_the_candidate_shape_with_common_seed_weights():

@@ -194,9 +194,13 @@ def export_model(model: nn.Module, fmt: str, path: str, img_size: Sequence[int] 
 
 def build(model_name: str, attn: Optional[Sequence[str]] = None, genome: Optional[str] = None,
           num_classes: Optional[int] = None, features_only: bool = False,
-          checkpoint: Optional[str] = None) -> nn.Module:
-    """The timm model ``model_name`` with the given attention / genome (and weights)."""
+          checkpoint: Optional[str] = None, arch: Optional[str] = None) -> nn.Module:
+    """The timm model ``model_name`` with the given attention / genome (and weights); ``arch``:
+    the shape of ``attnzero_vit`` (a name such as ``'autoformer_t'`` or a shape text such as a
+    joint search's ``'e48:hd24:h2,2,1,2:r2,2,2,2'``)."""
     kw: Dict[str, Any] = {}
+    if arch is not None:
+        kw['arch'] = arch
     if attn:
         kw['attn'] = attn[0] if len(attn) == 1 else tuple(attn)
     if genome is not None:
@@ -280,6 +284,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                    'of every model in both formats (--out is then the table prefix)')
     p.add_argument('--attn', nargs='+', help='attention for all stages, or one per stage')
     p.add_argument('--genome', help='AttnZero genome text (default: the family default)')
+    p.add_argument('--arch', help="shape of attnzero_vit: a named arch (deit_t, autoformer_t, ...) or a "
+                   "shape text, e.g. a joint search's best_archs.json 'shape'")
     p.add_argument('--format', choices=FORMATS, default='pt2')
     p.add_argument('--img-size', type=int, nargs='+', default=[224], metavar='S',
                    help='H [W] of the example input (default 224)')
@@ -312,6 +318,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return fail(f'unknown model {args.model!r}; known: {", ".join(MODEL_NAMES)}')
     if len(args.img_size) > 2 or any(s <= 0 for s in args.img_size):
         return fail(f'--img-size {args.img_size}: give H or H W (positive)')
+    if args.arch is not None and args.model != 'attnzero_vit':
+        return fail(f'--arch {args.arch!r}: only attnzero_vit takes a shape (got model {args.model!r})')
     if args.checkpoint and not os.path.isfile(args.checkpoint):
         return fail(f'checkpoint {args.checkpoint!r} does not exist')
     problem = genome_problem(args.genome) if args.genome is not None else None
@@ -324,7 +332,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     hw = (args.img_size[0], args.img_size[-1])
     try:
         model = build(args.model, args.attn, args.genome, args.num_classes, args.features_only,
-                      args.checkpoint)
+                      args.checkpoint, args.arch)
     except (ValueError, KeyError) as e:
         return fail(f'cannot build {args.model!r}: {e}')
     tag = '' if not args.attn else '-' + '-'.join(args.attn)
@@ -333,7 +341,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         report = export_model(model, args.format, out, hw, dynamic=args.dynamic, batch=args.batch)
     except ValueError as e:
         return fail(str(e))
-    report.update(model=args.model, attn=args.attn, genome=args.genome, tol=args.tol)
+    report.update(model=args.model, attn=args.attn, genome=args.genome, arch=args.arch, tol=args.tol)
     if report['valid_hw_range']:
         (h0, h1), (w0, w1) = report['valid_hw_range']
         print(f'[export] dynamic input: height {h0}..{h1}, width {w0}..{w1} (multiples of '

@@ -18,6 +18,7 @@ import csv
 import io
 import json
 import math
+import shlex
 from typing import Any, Dict, List, Tuple
 
 import numpy as np
@@ -324,6 +325,11 @@ def _create_model_line(shape: str, genome: str) -> str:
             f"attn='attnzero', genome={genome!r})")
 
 
+def _export_line(shape: str, genome: str) -> str:
+    return (f'python tools/export.py attnzero_vit --arch {shlex.quote(shape)} --attn attnzero '
+            f'--genome {shlex.quote(genome)} --format onnx')
+
+
 def best_archs(cfg: SearchConfig, front: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     """The entries of ``best_archs.json`` for a joint search's ``front`` (with test scores,
     :func:`add_test_scores`), in the front's order (highest proxy accuracy first)."""
@@ -339,7 +345,8 @@ def best_archs(cfg: SearchConfig, front: List[Dict[str, Any]]) -> List[Dict[str,
                         params=r['params'], params_M=_scaled(r['params'], 1e6), macs=r['macs'],
                         macs_G=_scaled(r['macs'], 1e9),
                         full_size=dict(img_size=sp.img_size, patch_size=sp.patch_size, num_classes=sp.num_classes),
-                        acc_params_front=r['idx'] in on_2d, python=_create_model_line(shape, genome)))
+                        acc_params_front=r['idx'] in on_2d, python=_create_model_line(shape, genome),
+                        export=_export_line(shape, genome)))
     return out
 
 
