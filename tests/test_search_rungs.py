@@ -59,6 +59,26 @@ def test_rungs_promote_the_best_and_keep_the_others(tmp_path):
     assert set(s.state.rungs) == {r['idx'] for r in trained}
 
 
+def test_rungs_at_the_default_epochs_train_and_are_counted(tmp_path):
+    """2 epochs, 2 rungs, eta 2 (budgets [1, 2], the default preset's epochs): a rung's training is
+    a plain 1-epoch training (its worker config must not re-check the rung budgets, which a 1-epoch
+    config cannot hold), and the summary counts a candidate stopped at rung 0 as trained, not lost."""
+    from attnzero.search.report import _counts
+
+    cfg = preset('tiny').replace(epochs=2, checkpoint_epoch=1, rungs=2, eta=2, seed=3, generations=1, pop_size=6)
+    assert cfg.rung_epochs == [1, 2]
+    s = Search(cfg, str(tmp_path / 'r'), progress=False)
+    s.run()
+    recs = list(s.state.records.values())
+    assert not [r for r in recs if r['reason'] in ('crash', 'worker_died', 'timeout')], \
+        [(r['reason'], r['message']) for r in recs]
+    trained = [r for r in recs if 'rung' in r]
+    assert trained and any(r['stage'] == 'rung0' for r in trained)
+    c = _counts(s.state)
+    assert c['trained'] == len(trained) and c['lost'] == 0
+    assert c['not_promoted'] == sum(r['stage'] == 'rung0' for r in trained)
+
+
 def test_kill_in_the_middle_of_a_rung_and_resume(tmp_path):
     killed = str(tmp_path / 'killed')
     cfg_file = tmp_path / 'cfg.json'

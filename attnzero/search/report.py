@@ -152,27 +152,36 @@ def _sum_known(values) -> Tuple[float, int]:
 
 
 def _counts(state: RunState) -> Dict[str, Any]:
+    """How the run's evaluations ended. ``trained``: went to proxy training (a candidate stopped at a
+    lower successive-halving rung, stage ``rungN``, included; ``not_promoted`` counts those);
+    ``deferred``: held back by the pre-screen, never trained; ``lost``: its worker died or timed out
+    on every attempt."""
     reasons: Dict[str, int] = {}
     c = dict(evaluations=0, trained=0, ok=0, rejected=0, cached=0, rejected_at_check=0,
-             rejected_in_training=0, lost=0)
+             rejected_in_training=0, deferred=0, not_promoted=0, lost=0)
     for r in state.records.values():
         c['evaluations'] += 1
         if r['status'] == 'cached':
             c['cached'] += 1
             continue
-        if r['stage'] in ('train', 'worker'):
+        stage = r['stage']
+        at_rung = stage.startswith('rung')
+        if stage in ('train', 'worker') or at_rung:
             c['trained'] += 1
+        c['not_promoted'] += at_rung
         if r['status'] == 'ok':
             c['ok'] += 1
+            continue
+        c['rejected'] += 1
+        reasons[r['reason']] = reasons.get(r['reason'], 0) + 1
+        if stage == 'check':
+            c['rejected_at_check'] += 1
+        elif stage == 'train' or at_rung:
+            c['rejected_in_training'] += 1
+        elif stage == 'prescreen':
+            c['deferred'] += 1
         else:
-            c['rejected'] += 1
-            reasons[r['reason']] = reasons.get(r['reason'], 0) + 1
-            if r['stage'] == 'check':
-                c['rejected_at_check'] += 1
-            elif r['stage'] == 'train':
-                c['rejected_in_training'] += 1
-            else:
-                c['lost'] += 1
+            c['lost'] += 1
     c['reject_reasons'] = dict(sorted(reasons.items()))
     return c
 
@@ -391,8 +400,10 @@ def format_summary(cfg: SearchConfig, summary: Dict[str, Any], front_text: str) 
     lines = [front_text.rstrip('\n'),
              f'evaluations: {c["evaluations"]} ({c["trained"]} trained, {c["ok"]} completed, '
              f'{c["rejected"]} rejected: {c["rejected_at_check"]} by the checks, '
-             f'{c["rejected_in_training"]} by the rejection protocol, {c["lost"]} lost; '
-             f'{c["cached"]} from the cache)',
+             f'{c["rejected_in_training"]} by the rejection protocol, '
+             + (f'{c["deferred"]} deferred by the pre-screen, ' if c.get('deferred') else '')
+             + f'{c["lost"]} lost; {c["cached"]} from the cache'
+             + (f'; {c["not_promoted"]} stopped at a lower rung' if c.get('not_promoted') else '') + ')',
              f'reject reasons: {json.dumps(c["reject_reasons"])}',
              f'compute: {e["spent"]["seconds"]:.1f} s spent (incl. {e["spent"]["baseline_seconds"]:.1f} s '
              f'baselines) vs {e["naive"]["seconds"]:.1f} s for a naive search of the same '

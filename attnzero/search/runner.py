@@ -364,10 +364,11 @@ class Search:
                     results[i] = done[r]
                 elif i in pending:
                     key, fn, p = pending[i]
-                    # a shorter run of the same training; the checkpoint rejection (set against the
-                    # baseline's full-budget run) only where this run passes that epoch
+                    # a shorter run of the same training (one plain training: rungs=1, so that the
+                    # worker's config is valid whatever the rung's epochs); the checkpoint rejection
+                    # (set against the baseline's full-budget run) only where this run passes that epoch
                     ckpt = cfg.checkpoint_epoch if cfg.checkpoint_epoch < epochs or last else 0
-                    todo.append((key, fn, dict(p, config=dict(p['config'], epochs=epochs,
+                    todo.append((key, fn, dict(p, config=dict(p['config'], epochs=epochs, rungs=1,
                                                               checkpoint_epoch=ckpt))))
             for key, res in executor.run(todo):
                 i = int(key.split('-', 1)[1])
