@@ -188,7 +188,8 @@ def test_scenes_proxy_sets_the_proxy_vits_patch_size():
 
 
 @pytest.mark.parametrize('folder, name', [('relational', 'relational'), ('scenes', 'scenes-v1'),
-                                          ('scenes-v2', 'scenes-v2'), ('default', 'default')])
+                                          ('scenes-v2', 'scenes-v2'), ('scenes-v3', 'scenes-v3'),
+                                          ('default', 'default')])
 def test_committed_fidelity_tables_are_made_by_their_presets(folder, name):
     """Each committed table under ``docs/fidelity`` trains what its preset trains today, so its
     command makes it again (the run folder's config against the preset's)."""

@@ -16,7 +16,7 @@ import torch
 import attnzero.models  # noqa: F401  (registers attnzero_vit in timm)
 from attnzero.flops import count_flops
 from attnzero.search import ConfigError, Search, SearchConfig, preset
-from attnzero.search.config import DEFAULT_PROXY_SHAPE
+from attnzero.search.config import JOINT_SEED_SHAPE
 from attnzero.search.evaluate import precheck
 from attnzero.space import SOFTMAX, TRIAL_105, Genome, fingerprint
 from attnzero.space.shape import SHAPE_SPACES, JointGenome, ViTShape, vit_macs, vit_params
@@ -24,7 +24,7 @@ from conftest import has_mm_stack, kill_search_when
 
 #: Trial-105 written differently (a scale before a scale-invariant l2norm_last): the same function
 TWIN = 'i3n303:elu;min_max_normalize;scale,l2norm_last;normalize;-;l2norm_last:einsum2,matmul,product'
-SEED = f'{DEFAULT_PROXY_SHAPE}|{TRIAL_105}'
+SEED = f'{JOINT_SEED_SHAPE}|{TRIAL_105}'
 
 
 def _cfg(**kw) -> SearchConfig:
@@ -181,7 +181,7 @@ def test_precheck_of_joint_texts():
     cfg = _cfg()
     ok = precheck(SEED, cfg)
     j = JointGenome.parse(SEED)
-    assert ok['ok'] and ok['hash'] == j.hash and ok['shape'] == DEFAULT_PROXY_SHAPE
+    assert ok['ok'] and ok['hash'] == j.hash and ok['shape'] == JOINT_SEED_SHAPE
     assert ok['params'] == SHAPE_SPACES['proxy'].params(j.shape, TRIAL_105) and ok['cost'] == ok['params'] / 1e6
     outside = f'e64:hd24:h2,2:r2,2|{TRIAL_105}'
     for text, needle in ((outside, "'e64:hd24:h2,2:r2,2' is not in the 'proxy' shape space: embed_dim 64"),
@@ -191,7 +191,7 @@ def test_precheck_of_joint_texts():
         pre = precheck(text, cfg)
         assert (pre['ok'], pre['reason']) == (False, 'invalid'), text
         assert needle in pre['message'] and '\n' not in pre['message'], pre['message']
-    quad = precheck(f'{DEFAULT_PROXY_SHAPE}|{SOFTMAX}', cfg)   # the attention part is checked as before
+    quad = precheck(f'{JOINT_SEED_SHAPE}|{SOFTMAX}', cfg)   # the attention part is checked as before
     assert (quad['ok'], quad['reason']) == (False, 'quadratic')
 
 
@@ -259,7 +259,7 @@ def test_joint_operators_and_duplicates():
     assert C.shape == (1, 3, 1) and all(valid(x) for x in C[0, :, 0])
     # duplicates: the same shape with the same function; another shape is another model
     assert fingerprint(Genome.parse(TWIN)) == fingerprint(TRIAL_105)
-    twin = f'{DEFAULT_PROXY_SHAPE}|{TWIN}'
+    twin = f'{JOINT_SEED_SHAPE}|{TWIN}'
     other = f'e32:hd24:h2,2,2,2:r2,2,2,2|{TRIAL_105}'
     assert fec_key(twin) == fec_key(SEED) != fec_key(other)
     X = np.array([[SEED], [twin], [other]], dtype=object)

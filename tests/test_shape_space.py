@@ -10,7 +10,7 @@ import torch
 import attnzero.models  # noqa: F401  (registers the timm models)
 from attnzero.attention import Attention
 from attnzero.flops import count_flops
-from attnzero.search.config import DEFAULT_ARCH_OVERRIDES
+from attnzero.search.config import DEFAULT_ARCH_OVERRIDES, DEFAULT_PROXY_SHAPE, JOINT_SEED_SHAPE, PRESETS
 from attnzero.search.archs import PROXY_ARCHS
 from attnzero.space import TRIAL_105, VariationError
 from attnzero.space.shape import (AUTOFORMER_T, DEIT_T, SHAPE_SPACES, JointGenome, ShapeError, ViTShape,
@@ -57,11 +57,19 @@ def test_analytic_macs_match_the_counter():
     assert counted <= vit_macs(DEIT_T, TRIAL_105) <= counted * 1.01
 
 
-def test_proxy_space_holds_the_default_proxy_deit():
-    ov = DEFAULT_ARCH_OVERRIDES['deit']
-    kw = dict(PROXY_ARCHS['deit'], **ov)
-    shape = ViTShape.uniform(kw['embed_dim'], kw['depth'], kw['num_heads'], kw['mlp_ratio'],
-                             kw['embed_dim'] // kw['num_heads'])
+def _proxy_deit_shape(overrides):
+    kw = dict(PROXY_ARCHS['deit'], **overrides)
+    return ViTShape.uniform(kw['embed_dim'], kw['depth'], kw['num_heads'], kw['mlp_ratio'],
+                            kw['embed_dim'] // kw['num_heads'])
+
+
+def test_default_proxy_shape_is_the_default_proxy_deit():
+    assert _proxy_deit_shape(DEFAULT_ARCH_OVERRIDES['deit']).to_string() == DEFAULT_PROXY_SHAPE
+
+
+def test_proxy_space_holds_the_scenes_v3_proxy_deit_the_joint_seed():
+    shape = _proxy_deit_shape(PRESETS['scenes-v3']['arch_overrides']['deit'])
+    assert shape.to_string() == JOINT_SEED_SHAPE
     space = SHAPE_SPACES['proxy']
     assert space.contains(shape), space.problem(shape)
     model = timm.create_model('attnzero_vit', arch=shape.to_string(), img_size=16, patch_size=2,

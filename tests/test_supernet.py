@@ -14,7 +14,7 @@ from attnzero.search import ConfigError, SearchConfig, preset
 from attnzero.search import supernet as sn
 from attnzero.search import supernet_fidelity as sf
 from attnzero.search.cli import supernet_main
-from attnzero.search.config import DEFAULT_PROXY_SHAPE, SEARCH_ONLY_FIELDS
+from attnzero.search.config import JOINT_SEED_SHAPE, SEARCH_ONLY_FIELDS
 from attnzero.search.evaluate import candidate_seed
 from attnzero.search.proxies import load_proxy
 from attnzero.search.supernet import (Supernet, SupernetError, largest_shape, load_or_train, score_subnets,
@@ -26,7 +26,7 @@ SPACE = SHAPE_SPACES['proxy']
 SMALLEST = 'e32:hd24:h1,1,1:r1.5,1.5,1.5'
 LARGEST = 'e48:hd24:h2,2,2,2,2:r2,2,2,2,2'
 MIXED = 'e40:hd24:h2,1,2,1:r1.5,2,2,1.5'
-SHAPES = [SMALLEST, LARGEST, MIXED, DEFAULT_PROXY_SHAPE, 'e32:hd24:h2,2,1,1,2:r2,1.5,1.5,2,2']
+SHAPES = [SMALLEST, LARGEST, MIXED, JOINT_SEED_SHAPE, 'e32:hd24:h2,2,1,1,2:r2,1.5,1.5,2,2']
 
 
 def _cfg(**kw):
@@ -197,7 +197,7 @@ def test_tool_end_to_end_and_resume(tmp_path, monkeypatch, capsys):
     c = summary['supernet_vs_standalone']
     assert summary['n'] == 5 and c['n'] == 5
     assert -1.0 <= c['kendall_tau_b'] <= 1.0 and -1.0 <= c['spearman'] <= 1.0   # finite (NaN fails both)
-    assert DEFAULT_PROXY_SHAPE in [r['shape'] for r in summary['rows']]
+    assert JOINT_SEED_SHAPE in [r['shape'] for r in summary['rows']]
     assert len({r['shape'] for r in summary['rows']}) == 5
     assert summary['command'].startswith('python tools/supernet.py --preset joint-tiny')
     assert summary['load_start'] and summary['seconds']['supernet_train'] > 0
@@ -240,10 +240,10 @@ def test_tool_bad_attention_is_one_line(tmp_path, capsys):
 
 
 def test_sample_shapes_distinct_seeded_with_the_default():
-    a = sf.sample_shapes(SPACE, 20, 0, [DEFAULT_PROXY_SHAPE])
-    assert a == sf.sample_shapes(SPACE, 20, 0, [DEFAULT_PROXY_SHAPE]) and len(set(a)) == 20
-    assert a[0] == DEFAULT_PROXY_SHAPE and all(SPACE.contains(ViTShape.parse(s)) for s in a)
-    assert a != sf.sample_shapes(SPACE, 20, 1, [DEFAULT_PROXY_SHAPE])
+    a = sf.sample_shapes(SPACE, 20, 0, [JOINT_SEED_SHAPE])
+    assert a == sf.sample_shapes(SPACE, 20, 0, [JOINT_SEED_SHAPE]) and len(set(a)) == 20
+    assert a[0] == JOINT_SEED_SHAPE and all(SPACE.contains(ViTShape.parse(s)) for s in a)
+    assert a != sf.sample_shapes(SPACE, 20, 1, [JOINT_SEED_SHAPE])
     with pytest.raises(SupernetError, match='at least 2'):
         sf.sample_shapes(SPACE, 1, 0)
 

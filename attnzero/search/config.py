@@ -18,7 +18,7 @@ from .archs import ARCHS
 from .proxies import DEFAULT_PROXY, parse_proxy_spec
 
 __all__ = ['SearchConfig', 'ConfigError', 'PRESETS', 'preset', 'ACCELERATOR_FIELDS', 'SEARCH_ONLY_FIELDS',
-           'PRESCREEN_SCORES', 'with_defaults', 'LEGACY_VALUES', 'SPACES', 'DEFAULT_PROXY_SHAPE',
+           'PRESCREEN_SCORES', 'with_defaults', 'LEGACY_VALUES', 'SPACES', 'DEFAULT_PROXY_SHAPE', 'JOINT_SEED_SHAPE',
            'SHAPE_EVALUATORS']
 
 ACC_MODES = ('mean', 'per_arch')
@@ -36,15 +36,21 @@ SEARCH_ONLY_FIELDS = ('pop_size', 'generations', 'n_offsprings', 'crossover_prob
                       'init_genomes', 'acc_objective', 'baseline', 'min_acc_ratio', 'workers',
                       'dask_scheduler', 'eval_timeout_s', 'retries', 'fault_injection', 'cache',
                       'rungs', 'eta', 'prescreen', 'prescreen_keep', 'shape_space', 'shape_evaluator')
-#: the default proxy's architectures and their shapes (``docs/fidelity/DESIGN.md`` says why: a
-#: 4-block DeiT of width 48 ranks the published attentions far better than the 2-block width-64
-#: one of :data:`attnzero.search.archs.PROXY_ARCHS`, and one architecture keeps a candidate's
-#: evaluation within the 60 s budget of this project's 2-core machines)
+#: the default proxy's architectures and their shapes (``docs/fidelity/DESIGN.md`` says why: depth
+#: is what makes the proxy rank hydra's global gating below the attentions that route between
+#: tokens; an 8-block DeiT of width 32 ranks the published attentions better over five seeds than
+#: the 4-block width-48 one (``scenes-v3``), which ranked far better than the 2-block width-64 one of
+#: :data:`attnzero.search.archs.PROXY_ARCHS`, at about the same cost; one architecture keeps a
+#: candidate's evaluation within the 60 s budget of this project's 2-core machines)
 DEFAULT_ARCHS = ('deit',)
-DEFAULT_ARCH_OVERRIDES: Dict[str, Dict[str, Any]] = {'deit': {'depth': 4, 'embed_dim': 48}}
-#: the default proxy's DeiT as a point of the ``proxy`` shape space (width 48, 4 blocks of 2 heads of
-#: 24 channels, MLP ratio 2: ``PROXY_ARCHS['deit']`` with :data:`DEFAULT_ARCH_OVERRIDES`)
-DEFAULT_PROXY_SHAPE = 'e48:hd24:h2,2,2,2:r2,2,2,2'
+DEFAULT_ARCH_OVERRIDES: Dict[str, Dict[str, Any]] = {'deit': {'depth': 8, 'embed_dim': 32}}
+#: the default proxy's DeiT as a shape text (width 32, 8 blocks of 2 heads of 16 channels, MLP ratio
+#: 2: ``PROXY_ARCHS['deit']`` with :data:`DEFAULT_ARCH_OVERRIDES`; docs/fidelity/DESIGN.md, fifth round)
+DEFAULT_PROXY_SHAPE = 'e32:hd16:h2,2,2,2,2,2,2,2:r2,2,2,2,2,2,2,2'
+#: the centre of the ``proxy`` shape space (:data:`attnzero.space.shape.SHAPE_SPACES`): the DeiT of
+#: the ``scenes-v3`` proxy (4 blocks at width 48), which the space was built around; the joint
+#: search starts from it (with Trial-105) and the supernet measurement always samples it
+JOINT_SEED_SHAPE = 'e48:hd24:h2,2,2,2:r2,2,2,2'
 #: how the joint search scores a candidate's shape (:class:`SearchConfig`, ``shape_evaluator``)
 SHAPE_EVALUATORS = ('train', 'supernet')
 #: the pre-screen scores (:mod:`attnzero.search.prescreen`) a search can defer candidates by
@@ -372,7 +378,8 @@ def _parse_joint(text: str, space, where: str) -> JointGenome:
 #: budget), so that their fidelity tables (``docs/fidelity/``) can be made again:
 #: ``relational`` (the 16x16 relational task, 2 epochs at lr 3e-3, batch 32), ``scenes-v1``
 #: (scenes with 4000 training images for 7 epochs in the 2-block DeiT and PVT proxies) and
-#: ``scenes-v2`` (today's default without common random numbers: one seed per candidate).
+#: ``scenes-v2`` (the ``scenes-v3`` proxy without common random numbers: one seed per candidate) and
+#: ``scenes-v3`` (the default until 2026-12-02: a DeiT of 4 blocks at width 48 instead of 8 at 32).
 PRESETS: Dict[str, Dict[str, Any]] = {
     'default': dict(workers=2),
     'scenes-v1': dict(proxy='scenes', archs=['deit', 'pvt'], arch_overrides={}, epochs=7, checkpoint_epoch=2,
@@ -380,6 +387,8 @@ PRESETS: Dict[str, Dict[str, Any]] = {
     'scenes-v2': dict(proxy='scenes?train=14000&val=4000', archs=['deit'],
                       arch_overrides={'deit': {'depth': 4, 'embed_dim': 48}}, epochs=2, checkpoint_epoch=1,
                       common_seed=False),
+    'scenes-v3': dict(proxy='scenes?train=14000&val=4000', archs=['deit'],
+                      arch_overrides={'deit': {'depth': 4, 'embed_dim': 48}}, epochs=2, checkpoint_epoch=1),
     'relational': dict(proxy='relational', archs=['deit', 'pvt'], arch_overrides={}, epochs=2, batch_size=32,
                        lr=3e-3, checkpoint_epoch=1, common_seed=False),
     'tiny': dict(proxy='relational?train=192&val=64&test=96', epochs=1, batch_size=32, lr=3e-3, pop_size=4,
@@ -388,18 +397,16 @@ PRESETS: Dict[str, Dict[str, Any]] = {
                                  'pvt': dict(embed_dims=(16, 32))}),
     # The joint attention + shape search (``tools/search.py --space joint``): the default proxy
     # (scenes, 14000 training images, 2 epochs, common seeds, rejection) in the DeiT of each
-    # candidate's shape from the ``proxy`` shape space, seeded with Trial-105 at the default proxy
-    # shape. Sized to finish within 20 min on 2 cores: 8 + 3 x 8 = 32 candidates and one baseline,
-    # at most ~50 s of one core each (a candidate at the default proxy shape, which is near the
-    # largest of the space; the mean shape of the space costs ~0.6x of it), on 2 workers:
-    # <= 33 x 50 / 2 = 825 s of training, less what the checks, the cache and the rejection
-    # protocol save, plus ~1 s of checks per candidate in the search process. Assumed, not timed here.
+    # candidate's shape from the ``proxy`` shape space, seeded with Trial-105 at the space's centre
+    # (JOINT_SEED_SHAPE). 8 + 3 x 8 = 32 candidates and one baseline, at most ~50 s of one core
+    # each, on 2 workers: 7.5 min on 2 cores (docs/joint/default/joint.md).
     'joint': dict(space='joint', shape_space='proxy', archs=['deit'], pop_size=8, generations=4, workers=2,
-                  init_genomes=[f'{DEFAULT_PROXY_SHAPE}|{TRIAL_105}']),
+                  arch_overrides={'deit': {'depth': 4, 'embed_dim': 48}},   # the softmax baseline's shape
+                  init_genomes=[f'{JOINT_SEED_SHAPE}|{TRIAL_105}']),
     # the joint search's test configuration (seconds): the 'tiny' training in the proxy shape space
     'joint-tiny': dict(space='joint', shape_space='proxy', proxy='relational?train=192&val=64&test=96',
                        epochs=1, batch_size=32, lr=3e-3, pop_size=4, generations=2, checkpoint_epoch=1,
-                       archs=['deit'], common_seed=False, init_genomes=[f'{DEFAULT_PROXY_SHAPE}|{TRIAL_105}']),
+                       archs=['deit'], common_seed=False, init_genomes=[f'{JOINT_SEED_SHAPE}|{TRIAL_105}']),
 }
 
 

@@ -714,7 +714,7 @@ SLIM_DOC = """ViT-Slim-style slimming of the proxy DeiT (issue 21): learnable so
 MLP hidden unit, trained with the model under an L1 budget; the smallest cut until the FLOPs are at
 most --target of the original; a static (mask-free) attnzero_vit fine-tuned.
 
-With no arguments besides --out: the default proxy DeiT (e48:hd24:h2,2,2,2:r2,2,2,2) with Trial-105
+With no arguments besides --out: the default proxy DeiT (e32:hd16:h2,2,2,2,2,2,2,2:r2,2,2,2,2,2,2,2) with Trial-105
 on the default proxy (scenes?train=14000&val=4000), trained for the config's epochs, masks searched
 for 1 epoch, cut to 0.7 of the FLOPs, fine-tuned 1 epoch. Writes slim.md / slim.csv / slim.png /
 summary.json, static_model.pth (state dict) and static_model.json (the timm.create_model call that

@@ -29,7 +29,7 @@ from attnzero.io import atomic_savefig, atomic_write_text, read_jsonl
 from attnzero.space import Genome
 from attnzero.space.shape import SHAPE_SPACES, JointGenome, ShapeSpace, ViTShape
 
-from .config import DEFAULT_PROXY_SHAPE, SearchConfig
+from .config import JOINT_SEED_SHAPE, SearchConfig
 from .evaluate import _load, candidate_seed, derive_seed
 from .executor import run_logged
 from .fidelity import _rank_corr, _trained_fields
@@ -111,7 +111,7 @@ def run_measurement(cfg: SearchConfig, out_dir: str, *, n_subnets: int = 20, att
     label = attention_label(attn, genome)
     ep = supernet_epochs(cfg, epochs)
     cfg = cfg.replace(workers=0, dask_scheduler=None, rejection=False)
-    shapes = sample_shapes(space, n_subnets, sample_seed, [DEFAULT_PROXY_SHAPE])
+    shapes = sample_shapes(space, n_subnets, sample_seed, [JOINT_SEED_SHAPE])
     settings = dict(n_subnets=n_subnets, sample_seed=sample_seed, seeds=seeds, attention=label,
                     supernet_epochs=ep, shape_space=space.name)
     os.makedirs(out_dir, exist_ok=True)
@@ -300,7 +300,7 @@ def _plot(summary: Dict[str, Any], path: str) -> None:
                         c=[r['params_M'] for r in rows], cmap='viridis', s=24)
         fig.colorbar(sc, ax=ax, label='parameters (M, full size)')
         for r in rows:
-            if r['shape'] == DEFAULT_PROXY_SHAPE:
+            if r['shape'] == JOINT_SEED_SHAPE:
                 ax.annotate('default proxy shape', (r['supernet_acc'], r['standalone_acc']),
                             textcoords='offset points', xytext=(4, 4), fontsize=8)
     c = summary['supernet_vs_standalone']

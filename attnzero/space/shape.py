@@ -296,8 +296,8 @@ class ShapeSpace:
 #: the named shape spaces. ``autoformer_t``: AutoFormer's tiny space (embed {192, 216, 240}, depth
 #: {12, 13, 14}, heads {3, 4}, MLP ratio {3.5, 4} -- with 3.0 added so that the released
 #: AutoFormer-T is a point; head width 64); DeiT-T and AutoFormer-T are points of it. ``proxy``:
-#: the same structure scaled to the default search proxy's DeiT (width 48, 4 blocks of 2 heads of
-#: 24 channels, MLP ratio 2, a point of it), for search on CPU. Both compute parameters and MACs at
+#: the same structure scaled to a search proxy's DeiT (the ``scenes-v3`` proxy's: width 48, 4 blocks
+#: of 2 heads of 24 channels, MLP ratio 2, a point of it), for search on CPU. Both compute parameters and MACs at
 #: full size (224 px, patch 16, 1000 classes), whatever size the proxy trains at.
 SHAPE_SPACES: Dict[str, ShapeSpace] = {
     'autoformer_t': ShapeSpace('autoformer_t', (192, 216, 240), (12, 13, 14), (3, 4), (3.0, 3.5, 4.0), 64),
