@@ -386,3 +386,17 @@ def test_rungs_and_prescreen_accelerators_and_bad_values(tmp_path, capsys):
     assert 'distinct budgets' in capsys.readouterr().err
     assert tool.main(['--preset', 'tiny', '--prescreen', 'bogus', '--out', str(tmp_path / 'c')]) == 2
     assert "'bogus'" in capsys.readouterr().err
+
+
+def test_variants_option_runs_only_those_and_refuses_unknown_names(tmp_path, capsys):
+    """``--variants naive,full`` runs just those two searches of every seed (the ablations can
+    follow later in the same folder); an unknown name is refused before anything runs."""
+    tool = _tool()
+    out = str(tmp_path / 'v')
+    base = ['--preset', 'tiny', '--set', 'generations=1', '--seeds', '1', '--out', out, '--no-progress']
+    assert tool.main(base + ['--variants', 'no_cache,bogus']) == 2
+    assert "'bogus'" in capsys.readouterr().err and not os.path.exists(out)
+    assert tool.main(base + ['--variants', 'naive,full']) == 0
+    assert sorted(os.listdir(os.path.join(out, 'seed-0'))) == ['full', 'naive']
+    rows = list(csv.DictReader(open(os.path.join(out, 'efficiency.csv'))))
+    assert [r['variant'] for r in rows] == ['naive', 'full']

@@ -302,6 +302,9 @@ def search_efficiency_parser() -> argparse.ArgumentParser:
                    help='also measure the pre-screen deferral by SCORE (e.g. early_loss; the kept '
                         'fraction from --set prescreen_keep=...): on in the full search, off in the '
                         'naive one, plus a no_prescreen ablation')
+    p.add_argument('--variants', default=None, metavar='V1,V2',
+                   help='run only these variants of every seed (e.g. naive,full; default all: naive, '
+                        'full and one no_<accelerator> ablation each); the report takes every run in OUT')
     p.add_argument('--report-only', action='store_true',
                    help='run nothing: report the runs already in OUT (finished or not)')
     p.add_argument('--no-progress', action='store_true', help='no progress bars')
@@ -328,6 +331,7 @@ def search_efficiency_main(argv: Optional[Sequence[str]] = None) -> int:
         if not args.report_only:
             efficiency.run_measurement(cfg, args.out, seeds=args.seeds, progress=not args.no_progress,
                                        command=command, accelerators=accelerators,
+                                       only=None if args.variants is None else args.variants.split(','),
                                        log=lambda m: print(m, file=sys.stderr, flush=True))
         result = efficiency.analyse(args.out, seeds=[cfg.seed + i for i in range(args.seeds)],
                                     accelerators=accelerators)

@@ -185,16 +185,25 @@ def _run_state(run_dir: str) -> Tuple[str, Optional[SearchConfig], Optional[RunS
 
 def run_measurement(base: SearchConfig, out_dir: str, *, seeds: int = 3, progress: bool = True,
                     command: str = '', accelerators: Sequence[Accelerator] = ACCELERATORS,
+                    only: Optional[Sequence[str]] = None,
                     log: Callable[[str], None] = lambda s: None) -> Dict[Tuple[int, str], str]:
     """Run (or continue) every search of the measurement; returns ``{(seed, variant): action}``
-    with action ``reused`` / ``resumed`` / ``new``. Each search session is logged to
-    ``OUT/sessions.jsonl`` (load averages at its start and end, wall seconds, command)."""
+    with action ``reused`` / ``resumed`` / ``new``. ``only``: run just these variants (for example
+    ``naive`` and ``full`` of every seed first, the ablations later; the report takes what is
+    there). Each search session is logged to ``OUT/sessions.jsonl`` (load averages at its start and
+    end, wall seconds, command)."""
     seed_list = _seed_list(base, seeds)
     _check_base(base, accelerators)
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise EfficiencyError(f'--out {out_dir!r} exists and is not a directory')
-    os.makedirs(out_dir, exist_ok=True)
     table = variants(accelerators)
+    if only is not None:
+        unknown = [v for v in only if v not in table]
+        if unknown or not only:
+            raise EfficiencyError(f'--variants {",".join(only)!r}: unknown variant {(unknown or [""])[0]!r}; '
+                                  f'known: {", ".join(table)}')
+        table = {k: v for k, v in table.items() if k in set(only)}
+    os.makedirs(out_dir, exist_ok=True)
     # check every existing run first: a mismatch stops the measurement before anything is run
     plan = []
     for seed in seed_list:

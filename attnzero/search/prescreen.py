@@ -215,14 +215,20 @@ def _read_csv(path: str) -> List[Dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def study(fidelity_dir: str, out: str, archs: Sequence[str] = ('deit', 'pvt'), seed: int = 0,
+def study(fidelity_dir: str, out: str, archs: Optional[Sequence[str]] = None, seed: int = 0,
           batch: int = 64, early_steps: int = 16, limit: Optional[int] = None) -> Dict[str, Any]:
     """Zero-cost scores of the fidelity run's sampled genomes and references, correlated with
-    their trained scores; writes ``zero_cost.{md,csv,png}`` and ``scores.jsonl`` to ``out``."""
+    their trained scores; writes ``zero_cost.{md,csv,png}`` and ``scores.jsonl`` to ``out``.
+    ``archs``: the proxy architectures to score in (default: those of the fidelity run)."""
     from scipy.stats import kendalltau, spearmanr
 
     settings = json.load(open(os.path.join(fidelity_dir, 'settings.json')))
     cfg = SearchConfig(**{k: v for k, v in settings['config'].items() if k in SearchConfig.__dataclass_fields__})
+    archs = tuple(archs) if archs else tuple(cfg.archs)
+    unknown = [a for a in archs if a not in cfg.archs]
+    if unknown:
+        raise ValueError(f'--archs {",".join(archs)!r}: {unknown[0]!r} is not an architecture of the fidelity '
+                         f'run ({",".join(cfg.archs)})')
     data = load_proxy(cfg.proxy)
     rows: List[Dict[str, Any]] = []
     for r in _read_csv(os.path.join(fidelity_dir, 'stability.csv'))[:limit]:
@@ -285,6 +291,8 @@ def _write(out: str, fidelity_dir: str, rows, table, archs, cfg, batch, early_st
     n_s = sum(r['kind'] == 'sample' for r in rows)
     n_r = len(rows) - n_s
     cmd = f'python tools/zero_cost.py --fidelity {fidelity_dir} --out {out}'
+    if tuple(archs) != tuple(cfg.archs):
+        cmd += f' --archs {",".join(archs)}'
     md = ['# Zero-cost pre-screen scores against the trained proxy', '', 'Produced by:', '', '```bash', cmd, '```', '',
           f'Proxy `{cfg.proxy}`, architectures {", ".join(archs)} (the search configuration of '
           f'`{fidelity_dir}/settings.json`); {n_s} sampled genomes (trained at 1x and 4x the budget by '
@@ -331,7 +339,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument('--fidelity', required=True, help='a proxy_fidelity.py output folder (its settings, '
                    'stability.csv and fidelity.csv)')
     p.add_argument('--out', required=True)
-    p.add_argument('--archs', default='deit,pvt')
+    p.add_argument('--archs', default=None, help="comma-separated proxy architectures (default: the fidelity run's)")
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--batch', type=int, default=64)
     p.add_argument('--early-steps', type=int, default=16)
@@ -340,8 +348,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     for f in ('settings.json', 'stability.csv', 'fidelity.csv'):
         if not os.path.isfile(os.path.join(args.fidelity, f)):
             p.error(f'--fidelity {args.fidelity!r} has no {f} (a tools/proxy_fidelity.py output folder)')
-    res = study(args.fidelity, args.out, tuple(a for a in args.archs.split(',') if a), args.seed, args.batch,
-                args.early_steps, args.limit)
+    archs = None if args.archs is None else tuple(a for a in args.archs.split(',') if a)
+    try:
+        res = study(args.fidelity, args.out, archs, args.seed, args.batch, args.early_steps, args.limit)
+    except ValueError as e:
+        p.error(str(e))
     for e in res['table']:
         print(f'{e["score"]:11s} tau vs 1x {e["tau_trained_1x"]:+.3f}  vs 4x {e["tau_trained_4x"]:+.3f}  '
               f'refs {e["tau_references_1x"]:+.3f}  failures {e["nan"]}  {e["seconds"]:.2f} s')
