@@ -30,17 +30,21 @@ last line.
 :func:`data_path` -- where the data shipped inside the package (``attnzero/data``) is.
 
 :func:`loadavg` -- the load averages that every timed measurement records beside its figures.
+
+:func:`tool_command` -- the command line of a ``tools/`` script as its outputs record it.
 """
 from __future__ import annotations
 
 import json
 import os
 import secrets
+import shlex
 import stat
-from typing import Any, Dict, List, Tuple
+import sys
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 __all__ = ['atomic_write_text', 'atomic_write_bytes', 'atomic_savefig', 'append_line', 'read_jsonl',
-           'JsonlError', 'fsync_dir', 'data_path']
+           'JsonlError', 'fsync_dir', 'data_path', 'loadavg', 'tool_command']
 
 
 class JsonlError(ValueError):
@@ -184,3 +188,9 @@ def loadavg() -> str:
         return '{:.2f} {:.2f} {:.2f}'.format(*os.getloadavg())
     except OSError:  # pragma: no cover
         return 'n/a'
+
+
+def tool_command(tool: str, argv: Optional[Sequence[str]] = None) -> str:
+    """``python tools/<tool>.py ARGS`` as a user types it (shell-quoted; ``argv`` defaults to this
+    process's arguments), the line every tool records in its outputs."""
+    return f'python tools/{tool}.py ' + shlex.join(list(argv) if argv is not None else sys.argv[1:])

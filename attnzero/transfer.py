@@ -58,7 +58,7 @@ import torch
 
 from attnzero.attention import ATTENTIONS
 from attnzero.data import toy
-from attnzero.io import atomic_savefig, atomic_write_text
+from attnzero.io import atomic_savefig, atomic_write_text, tool_command
 from attnzero.mm.hooks import METRICS_FILE
 from attnzero.flops import count_flops
 from attnzero.mm.runner import (ToolError, check_data, check_genome, check_pretrained, dataset_nodes,
@@ -707,7 +707,7 @@ def report(args, summary: Dict[str, Any], settings: Dict[str, Any]) -> None:
     atomic_write_text(osp.join(out, 'summary.json'), json.dumps(dict(settings=settings, **summary),
                                                                 indent=1, default=str) + '\n')
     # markdown
-    cmd = getattr(args, 'command', None) or 'python tools/transfer.py ' + shlex.join(sys.argv[1:])
+    cmd = getattr(args, 'command', None) or tool_command('transfer')
     data = 'toy data (attnzero.data.toy, mmconfigs/toy/ overlays)' if settings['data'] == 'toy' \
         else f'real data under {settings["data"]}'
     md = [f'# Transfer: {len(summary["rows"])} attentions on {", ".join(tasks)} ({settings["backbone"]})', '',
@@ -843,7 +843,7 @@ def _main(argv: Optional[Sequence[str]]) -> None:
     args = arg_parser().parse_args(argv)
     if args.jobs < 1:
         raise ToolError(f'--jobs must be >= 1, got {args.jobs}')
-    args.command = 'python tools/transfer.py ' + shlex.join(list(argv) if argv is not None else sys.argv[1:])
+    args.command = tool_command('transfer', argv)
     summary = run_transfer(args, progress=not args.no_progress)
     print(f'[transfer] wrote {osp.join(args.out, "transfer.md")}, transfer.csv and the plots')
     if summary['failures']:

@@ -12,10 +12,10 @@ import argparse
 import json
 import logging
 import os
-import shlex
 import sys
 from typing import Optional, Sequence
 
+from attnzero.io import tool_command
 from attnzero.search.config import PRESETS, SearchConfig
 
 from .analyze import write_report as write_bench_report
@@ -92,7 +92,7 @@ def build_main(argv: Optional[Sequence[str]] = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format='%(asctime)s %(levelname)s %(message)s')
     args_list = argv if argv is not None else sys.argv[1:]
-    command = 'python tools/build_bench.py ' + ' '.join(shlex.quote(a) for a in args_list)
+    command = tool_command('build_bench', args_list)
     if args.finalize:
         m = finalize(args.out, command, parquet=args.parquet)
         print(json.dumps(dict(records=m['records'], counts=m.get('counts'),

@@ -28,6 +28,7 @@ from torch.export import Dim
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from attnzero.attention import ATTENTIONS
+from attnzero.io import tool_command
 from attnzero.space import genome_problem
 
 from . import MODEL_NAMES
@@ -306,7 +307,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     if args.model == 'all':
         prefix = args.out or os.path.join('docs', 'deploy', 'export_cpu')
-        cmd = 'python tools/export.py ' + ' '.join(argv if argv is not None else sys.argv[1:])
+        cmd = tool_command('export', argv)
         rows = export_table(MODEL_NAMES, FORMATS, prefix, os.path.join('exports', 'table'),
                             (args.img_size[0], args.img_size[-1]), dynamic=args.dynamic,
                             attn=args.attn, command=cmd)

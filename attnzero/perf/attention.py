@@ -50,7 +50,7 @@ import torch.nn.functional as F
 from attnzero.attention import build_kernel
 from attnzero.attention.base import ATTENTIONS
 from attnzero.attention.linear import linear_attention_apply, linear_attention_state
-from attnzero.io import loadavg
+from attnzero.io import loadavg, tool_command
 from attnzero.space import TRIAL_105, Genome
 from attnzero.space import fast as fast_executor
 
@@ -499,7 +499,7 @@ def main(argv=None) -> int:
     p.add_argument('--reference', action='store_true', help='acceptance: also the reference evaluator')
     p.add_argument('-v', '--verbose', action='store_true')
     args = p.parse_args(argv)
-    args.command = 'python tools/benchmark_attention.py ' + ' '.join(argv if argv is not None else sys.argv[1:])
+    args.command = tool_command('benchmark_attention', argv)
     device = torch.device(args.device)
     args.dtype = args.dtype or ('fp16' if device.type == 'cuda' else 'fp32')
     dtype = DTYPES[args.dtype]

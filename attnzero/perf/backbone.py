@@ -44,7 +44,7 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 import attnzero.models  # noqa: F401  (registers the backbones with timm)
-from attnzero.io import loadavg
+from attnzero.io import loadavg, tool_command
 
 from .timing import (interleaved, machine_info, md_table, median, peak_memory_mib,
                      set_mem_limit, setup_malloc)
@@ -171,7 +171,7 @@ def main(argv=None) -> int:
         setup_malloc(args.default_malloc)
         print(json.dumps(child(json.loads(args.child))))
         return 0
-    command = 'python tools/benchmark_backbone.py ' + ' '.join(argv if argv is not None else sys.argv[1:])
+    command = tool_command('benchmark_backbone', argv)
     torch.set_num_threads(args.threads)
     set_mem_limit(args.mem_limit_gib)
     setup_malloc(args.default_malloc)

@@ -24,6 +24,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from attnzero.io import tool_command
 from attnzero.mm.runner import setup_scope, speed_up_base_lookup
 
 from .runtime import proc_status_kib, reset_peak_rss
@@ -197,8 +198,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(json.dumps(r))
             rows.append(r)
     load = os.getloadavg()
-    cmd = 'python tools/benchmark_cp_memory.py ' + ' '.join(
-        list(argv) if argv is not None else sys.argv[1:])
+    cmd = tool_command('benchmark_cp_memory', argv)
     conditions = (f'CPU, one synthetic {args.shape[0]}x{args.shape[1]} image with {args.objects} '
                   'boxes and masks, batch 1, one training step (loss forward + backward + AdamW '
                   'step) in a fresh process per row; backbone randomly initialised; glibc default '

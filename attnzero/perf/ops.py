@@ -23,7 +23,7 @@ from typing import Dict, List
 import torch
 import torch.nn.functional as F
 
-from attnzero.io import loadavg
+from attnzero.io import loadavg, tool_command
 from attnzero.space.ops import elu_plus_one
 
 from .timing import interleaved, machine_info, md_table, median, setup_malloc
@@ -107,7 +107,7 @@ def main(argv=None) -> int:
     p.add_argument('--quick', action='store_true', help='tiny setting (tests)')
     p.add_argument('--default-malloc', action='store_true', help="ELU table: keep glibc's adaptive malloc")
     args = p.parse_args(argv)
-    command = 'python tools/benchmark_ops.py ' + ' '.join(argv if argv is not None else sys.argv[1:])
+    command = tool_command('benchmark_ops', argv)
     torch.set_num_threads(args.threads)
     setup_malloc(args.default_malloc)  # for the ELU table (the fault table sets its own per subprocess)
     if args.quick:

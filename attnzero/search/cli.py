@@ -17,12 +17,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
 import sys
 import time
 from typing import Any, Dict, Optional, Sequence
 
-from attnzero.io import loadavg
+from attnzero.io import loadavg, tool_command
 from attnzero.space.shape import SHAPE_SPACES, ShapeError
 
 from .config import PRESETS, SPACES, ConfigError, SearchConfig, preset
@@ -191,11 +190,6 @@ def config_from_args(args: argparse.Namespace) -> SearchConfig:
         raise ConfigError(str(e)) from e
 
 
-def _command(tool: str, argv: Optional[Sequence[str]]) -> str:
-    """The command line as a user types it, recorded in the tool's outputs."""
-    return f'python tools/{tool}.py ' + shlex.join(list(argv) if argv is not None else sys.argv[1:])
-
-
 def _print_file(path: str) -> None:
     with open(path, encoding='utf-8') as f:
         print(f.read())
@@ -257,7 +251,7 @@ def proxy_fidelity_parser() -> argparse.ArgumentParser:
 def proxy_fidelity_main(argv: Optional[Sequence[str]] = None) -> int:
     """``tools/proxy_fidelity.py`` (console script ``attnzero-proxy-fidelity``)."""
     args = proxy_fidelity_parser().parse_args(argv)
-    command = _command('proxy_fidelity', argv)
+    command = tool_command('proxy_fidelity', argv)
     try:
         if args.compare:
             sums = {}
@@ -314,7 +308,7 @@ def search_efficiency_parser() -> argparse.ArgumentParser:
 def search_efficiency_main(argv: Optional[Sequence[str]] = None) -> int:
     """``tools/search_efficiency.py`` (console script ``attnzero-search-efficiency``)."""
     args = search_efficiency_parser().parse_args(argv)
-    command = _command('search_efficiency', argv)
+    command = tool_command('search_efficiency', argv)
     try:
         cfg = config_from_args(args)
         if args.seeds < 1:
@@ -363,7 +357,7 @@ def supernet_parser() -> argparse.ArgumentParser:
 def supernet_main(argv: Optional[Sequence[str]] = None) -> int:
     """``tools/supernet.py`` (console script ``attnzero-supernet``)."""
     args = supernet_parser().parse_args(argv)
-    command = _command('supernet', argv)
+    command = tool_command('supernet', argv)
     t0, load_start = time.perf_counter(), loadavg()
     try:
         cfg = config_from_args(args)
@@ -410,7 +404,7 @@ def slim_parser() -> argparse.ArgumentParser:
 def slim_main(argv: Optional[Sequence[str]] = None) -> int:
     """``tools/slim.py`` (console script ``attnzero-slim``)."""
     args = slim_parser().parse_args(argv)
-    command = _command('slim', argv)
+    command = tool_command('slim', argv)
     try:
         cfg = config_from_args(args)
         run_slim(cfg, args.out, attn=args.attn, genome=args.genome, shape=args.shape, target=args.target,
