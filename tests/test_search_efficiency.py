@@ -400,3 +400,32 @@ def test_variants_option_runs_only_those_and_refuses_unknown_names(tmp_path, cap
     assert sorted(os.listdir(os.path.join(out, 'seed-0'))) == ['full', 'naive']
     rows = list(csv.DictReader(open(os.path.join(out, 'efficiency.csv'))))
     assert [r['variant'] for r in rows] == ['naive', 'full']
+
+
+def test_searches_may_run_longer_and_stop_at_the_naive_result(measured):
+    """``--extend 3`` (the default): every search but the naive one may run 3x the generations and
+    stops after the first generation at which it reaches the naive run's final hypervolume, in
+    the naive run's box -- the box the report measures every run of the seed in."""
+    out = measured['out']
+    naive_cfg = _cfg(out, 'naive')
+    target = efficiency.naive_target(os.path.join(out, 'seed-0', 'naive'))
+    assert target is not None
+    normalise, goal = target
+    rows = {r['variant']: r for r in csv.DictReader(open(os.path.join(out, 'efficiency.csv')))}
+    assert float(rows['naive']['target_hv']) == pytest.approx(goal, abs=1e-6)
+    for name in efficiency.variants():
+        cfg, state = _cfg(out, name), _state(out, name)
+        assert cfg.generations == naive_cfg.generations * (1 if name == 'naive' else 3)
+        stop = efficiency.stop_at_target(target, cfg)
+        gens = sorted({r['gen'] for r in state.records.values()})
+        assert state.done and gens[-1] == state.generation
+        upto = lambda g: {i: r for i, r in state.records.items() if r['gen'] <= g}  # noqa: E731
+        if state.stopped:   # stopped at the first generation that reaches the target, not later
+            assert state.generation < cfg.generations and 'reached' in state.stopped
+            assert stop(upto(state.generation)) and not any(stop(upto(g)) for g in gens[:-1])
+            assert rows[name]['reached'] == '1'
+        elif name != 'naive':
+            assert state.generation == cfg.generations and not any(stop(upto(g)) for g in gens[:-1])
+    assert efficiency.naive_target(os.path.join(out, 'seed-0', 'missing')) is None
+    with pytest.raises(efficiency.EfficiencyError, match='--extend 0'):
+        efficiency.run_measurement(preset('tiny'), os.path.join(out, 'x'), extend=0)

@@ -296,6 +296,13 @@ def search_efficiency_parser() -> argparse.ArgumentParser:
                    help='also measure the pre-screen deferral by SCORE (e.g. early_loss; the kept '
                         'fraction from --set prescreen_keep=...): on in the full search, off in the '
                         'naive one, plus a no_prescreen ablation')
+    p.add_argument('--surrogate', action='store_true',
+                   help='also measure the online surrogate deferral (surrogate_min / surrogate_z from '
+                        '--set): on in the full search, off in the naive one, plus a no_surrogate ablation')
+    p.add_argument('--extend', type=int, default=3,
+                   help='every search but the naive one may run up to this many times the generations, '
+                        "stopping after the first generation at which it reaches the naive search's final "
+                        'hypervolume (3; 1: the same generations for all)')
     p.add_argument('--variants', default=None, metavar='V1,V2',
                    help='run only these variants of every seed (e.g. naive,full; default all: naive, '
                         'full and one no_<accelerator> ablation each); the report takes every run in OUT')
@@ -322,10 +329,14 @@ def search_efficiency_main(argv: Optional[Sequence[str]] = None) -> int:
         if args.prescreen:
             accelerators = accelerators + (efficiency.prescreen_accelerator(args.prescreen),)
             cfg = cfg.replace(prescreen=args.prescreen)
+        if args.surrogate:
+            accelerators = accelerators + (efficiency.surrogate_accelerator(),)
+            cfg = cfg.replace(surrogate=True)
         if not args.report_only:
             efficiency.run_measurement(cfg, args.out, seeds=args.seeds, progress=not args.no_progress,
                                        command=command, accelerators=accelerators,
                                        only=None if args.variants is None else args.variants.split(','),
+                                       extend=args.extend,
                                        log=lambda m: print(m, file=sys.stderr, flush=True))
         result = efficiency.analyse(args.out, seeds=[cfg.seed + i for i in range(args.seeds)],
                                     accelerators=accelerators)

@@ -35,7 +35,8 @@ ACCELERATOR_FIELDS = ('program_check', 'cache', 'rejection')
 SEARCH_ONLY_FIELDS = ('pop_size', 'generations', 'n_offsprings', 'crossover_prob', 'mutation_prob',
                       'init_genomes', 'acc_objective', 'baseline', 'min_acc_ratio', 'workers',
                       'dask_scheduler', 'eval_timeout_s', 'retries', 'fault_injection', 'cache',
-                      'rungs', 'eta', 'prescreen', 'prescreen_keep', 'shape_space', 'shape_evaluator')
+                      'rungs', 'eta', 'prescreen', 'prescreen_keep', 'surrogate', 'surrogate_min', 'surrogate_z',
+                      'shape_space', 'shape_evaluator')
 #: the default proxy's architectures and their shapes (``docs/fidelity/DESIGN.md`` says why: depth
 #: is what makes the proxy rank hydra's global gating below the attentions that route between
 #: tokens; an 8-block DeiT of width 32 ranks the published attentions better over five seeds than
@@ -132,6 +133,15 @@ Accelerators (each ``True`` by default; all ``False`` is the *naive* search that
             the message, and are no cache source: proposed again, they are scored again. Scores are
             checkpointed; their CPU time counts in ``check_cpu_seconds``.
         prescreen_keep: the fraction of a generation's scored candidates that train (``(0, 1]``).
+        surrogate: defer candidates by the online accuracy surrogate (:mod:`attnzero.search.surrogate`;
+            off by default): before a generation trains, a Bayesian ridge fitted on the run's
+            full-budget results of the earlier generations predicts each candidate's accuracy; one
+            whose optimistic prediction (mean + ``surrogate_z`` standard deviations) is dominated
+            by a result the run has is recorded as ``rejected`` with reason ``deferred``
+            (``stage='surrogate'``) and not trained. Needs scikit-learn and ``acc_objective='mean'``.
+        surrogate_min: the results the surrogate needs before it defers anything (``>= 3``).
+        surrogate_z: predictive standard deviations added to the prediction (``>= 0``; larger
+            defers less).
 
     Objectives:
         archs: proxy architectures (:data:`attnzero.search.archs.ARCHS`).
@@ -195,6 +205,9 @@ Accelerators (each ``True`` by default; all ``False`` is the *naive* search that
     eta: int = 3
     prescreen: str = ''
     prescreen_keep: float = 0.5
+    surrogate: bool = False
+    surrogate_min: int = 8
+    surrogate_z: float = 1.0
     # objectives
     archs: List[str] = field(default_factory=lambda: list(DEFAULT_ARCHS))
     acc_objective: str = 'mean'
@@ -271,6 +284,13 @@ Accelerators (each ``True`` by default; all ``False`` is the *naive* search that
         need(self.prescreen in ('',) + PRESCREEN_SCORES, 'prescreen',
              f"must be '' (off) or one of {', '.join(PRESCREEN_SCORES)}")
         need(0.0 < self.prescreen_keep <= 1.0, 'prescreen_keep', 'must be in (0, 1]')
+        need(isinstance(self.surrogate, bool), 'surrogate', 'must be true or false')
+        need(isinstance(self.surrogate_min, int) and self.surrogate_min >= 3, 'surrogate_min',
+             'must be an integer >= 3')
+        need(isinstance(self.surrogate_z, (int, float)) and self.surrogate_z >= 0, 'surrogate_z', 'must be >= 0')
+        if self.surrogate:
+            need(self.acc_objective == 'mean', 'acc_objective', "the surrogate predicts the mean accuracy: "
+                 "surrogate=True needs acc_objective='mean'")
         need(isinstance(self.archs, (list, tuple)) and len(self.archs) > 0, 'archs',
              'must name at least one architecture')
         for a in self.archs:
@@ -314,8 +334,9 @@ Accelerators (each ``True`` by default; all ``False`` is the *naive* search that
              f"must be one of {', '.join(SHAPE_EVALUATORS)}")
         if self.shape_evaluator == 'supernet':
             need(self.space == 'joint', 'shape_evaluator', "the supernet scores shapes: it needs space='joint'")
-            need(self.rungs == 1 and not self.prescreen, 'shape_evaluator',
-                 'the supernet evaluator trains once per genome: it takes no rungs and no prescreen')
+            need(self.rungs == 1 and not self.prescreen and not self.surrogate, 'shape_evaluator',
+                 'the supernet evaluator trains once per genome: it takes no rungs, no prescreen and no '
+                 'surrogate')
         for text in self.init_genomes:
             if self.space == 'joint':
                 _parse_joint(text, SHAPE_SPACES[self.shape_space], 'init_genomes')

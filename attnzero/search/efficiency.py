@@ -81,7 +81,7 @@ from .state import RunState, atomic_write_json
 __all__ = ['Accelerator', 'ACCELERATORS', 'EfficiencyError', 'variants', 'variant_config',
            'run_measurement', 'curve', 'hv_normaliser', 'reach', 'median_ratio', 'analyse',
            'write_report', 'loadavg', 'has_cpu_seconds', 'SESSIONS_FILE', 'rungs_accelerator',
-           'prescreen_accelerator']
+           'prescreen_accelerator', 'surrogate_accelerator']
 
 SESSIONS_FILE = 'sessions.jsonl'
 #: reasons of the rejection protocol (``crash`` is a failure, not a rejection)
@@ -136,6 +136,14 @@ def prescreen_accelerator(score: str) -> Accelerator:
                        f'pre-screen deferral by {score} (the best prescreen_keep of a generation train)')
 
 
+def surrogate_accelerator() -> Accelerator:
+    """The online surrogate's deferral (``SearchConfig.surrogate``, opt-in) as an accelerator:
+    ``tools/search_efficiency.py --surrogate``."""
+    return Accelerator('surrogate', dict(surrogate=True), dict(surrogate=False),
+                       'online surrogate: a candidate whose optimistic predicted accuracy is dominated by a '
+                       'result of the run is deferred')
+
+
 def variants(accelerators: Sequence[Accelerator] = ACCELERATORS) -> Dict[str, Dict[str, Any]]:
     """``{variant name: config fields}``: ``naive``, ``full``, then ``no_<name>`` per accelerator."""
     on: Dict[str, Any] = {}
@@ -150,12 +158,50 @@ def variants(accelerators: Sequence[Accelerator] = ACCELERATORS) -> Dict[str, Di
 
 
 def variant_config(base: SearchConfig, variant: str, seed: int,
-                   accelerators: Sequence[Accelerator] = ACCELERATORS) -> SearchConfig:
-    """``base`` with the variant's switches and ``seed``."""
+                   accelerators: Sequence[Accelerator] = ACCELERATORS, extend: int = 1) -> SearchConfig:
+    """``base`` with the variant's switches and ``seed``; every variant but ``naive`` may search
+    up to ``extend`` times the generations (it stops once it reaches the naive search's result)."""
     table = variants(accelerators)
     if variant not in table:
         raise EfficiencyError(f'unknown variant {variant!r}; known: {", ".join(table)}')
-    return base.replace(seed=int(seed), **table[variant])
+    gens = base.generations * (1 if variant == 'naive' else extend)
+    return base.replace(seed=int(seed), generations=gens, **table[variant])
+
+
+def naive_target(run_dir: str) -> Optional[Tuple[Callable[[np.ndarray], np.ndarray], float]]:
+    """``(normalise, target)`` of a finished naive run: the normalisation of its admissible
+    feasible points (its ideal -> 0, its nadir -> 1) and its final hypervolume under it (``None``
+    if the run is not finished or has no such point). Every run of the seed is measured in this
+    box (:func:`analyse`), and a search of the measurement stops once it reaches ``target``."""
+    status, cfg, state = _run_state(run_dir)
+    if status != 'finished':
+        return None
+    admissible = _admissibility()
+    pts = [list(r['F']) for r in state.records.values()
+           if r.get('G') is not None and r['G'][0] <= 0 and r.get('F') is not None and admissible(cfg, r)]
+    if not pts:
+        return None
+    normalise, _ = hv_normaliser(np.asarray(pts, dtype=float))
+    hv = HV(ref_point=np.full(cfg.n_objectives, REF))
+    return normalise, float(hv(normalise(np.asarray(pts, dtype=float))))
+
+
+def stop_at_target(target: Tuple[Callable[[np.ndarray], np.ndarray], float], cfg: SearchConfig
+                   ) -> Callable[[Dict[int, Dict[str, Any]]], str]:
+    """A ``Search(stop=...)`` criterion: the run's hypervolume (admissible feasible points, the
+    naive run's box) has reached the naive run's final one. It reads the records only."""
+    normalise, goal = target
+    hv = HV(ref_point=np.full(cfg.n_objectives, REF))
+    admissible = _admissibility()
+
+    def stop(records: Dict[int, Dict[str, Any]]) -> str:
+        pts = [list(r['F']) for r in records.values()
+               if r.get('G') is not None and r['G'][0] <= 0 and r.get('F') is not None and admissible(cfg, r)]
+        if pts and float(hv(normalise(np.asarray(pts, dtype=float)))) >= goal:
+            return f"reached the naive search's final hypervolume ({goal:.4f})"
+        return ''
+
+    return stop
 
 
 def _jsonable(d: Dict[str, Any]) -> Dict[str, Any]:
@@ -185,13 +231,18 @@ def _run_state(run_dir: str) -> Tuple[str, Optional[SearchConfig], Optional[RunS
 
 def run_measurement(base: SearchConfig, out_dir: str, *, seeds: int = 3, progress: bool = True,
                     command: str = '', accelerators: Sequence[Accelerator] = ACCELERATORS,
-                    only: Optional[Sequence[str]] = None,
+                    only: Optional[Sequence[str]] = None, extend: int = 1,
                     log: Callable[[str], None] = lambda s: None) -> Dict[Tuple[int, str], str]:
     """Run (or continue) every search of the measurement; returns ``{(seed, variant): action}``
     with action ``reused`` / ``resumed`` / ``new``. ``only``: run just these variants (for example
     ``naive`` and ``full`` of every seed first, the ablations later; the report takes what is
-    there). Each search session is logged to ``OUT/sessions.jsonl`` (load averages at its start and
-    end, wall seconds, command)."""
+    there). ``extend``: every search but the naive one may run up to ``extend`` x the generations
+    and stops after the first generation at which it reaches the naive search's final hypervolume
+    (:func:`stop_at_target`; with no finished naive run of its seed it runs them all), so that
+    a cheaper search gets the chance to reach that result. Each search session is logged to
+    ``OUT/sessions.jsonl`` (load averages at its start and end, wall seconds, command)."""
+    if not isinstance(extend, int) or extend < 1:
+        raise EfficiencyError(f'--extend {extend!r}: must be an integer >= 1')
     seed_list = _seed_list(base, seeds)
     _check_base(base, accelerators)
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
@@ -208,7 +259,7 @@ def run_measurement(base: SearchConfig, out_dir: str, *, seeds: int = 3, progres
     plan = []
     for seed in seed_list:
         for name in table:
-            cfg = variant_config(base, name, seed, accelerators)
+            cfg = variant_config(base, name, seed, accelerators, extend)
             run_dir = os.path.join(out_dir, f'seed-{seed}', name)
             status, saved, _ = _run_state(run_dir)
             if status == 'foreign':
@@ -230,11 +281,15 @@ def run_measurement(base: SearchConfig, out_dir: str, *, seeds: int = 3, progres
         action = 'resumed' if status == 'unfinished' else 'new'
         log(f'seed {seed} {name}: {"resuming" if action == "resumed" else "starting"} {run_dir}')
         t0, load0, started = time.perf_counter(), loadavg(), time.strftime('%Y-%m-%d %H:%M:%S')
+        stop = None
+        if name != 'naive' and extend > 1:
+            target = naive_target(os.path.join(out_dir, f'seed-{seed}', 'naive'))
+            stop = None if target is None else stop_at_target(target, cfg)
         if action == 'resumed':
-            search = Search(None, run_dir, resume=True, progress=progress,
+            search = Search(None, run_dir, resume=True, progress=progress, stop=stop,
                             overrides=dict(workers=cfg.workers, dask_scheduler=cfg.dask_scheduler))
         else:
-            search = Search(cfg, run_dir, progress=progress)
+            search = Search(cfg, run_dir, progress=progress, stop=stop)
         search.run()
         append_line(os.path.join(out_dir, SESSIONS_FILE), json.dumps(dict(
             seed=seed, variant=name, action=action, started=started, load_start=load0,
@@ -263,6 +318,9 @@ def _check_base(base: SearchConfig, accelerators: Sequence[Accelerator]) -> None
     if base.rungs != 1 and not any('rungs' in a.on for a in accelerators):
         raise EfficiencyError(f'rungs={base.rungs!r}: the naive search would have rungs too; measure '
                               f'them as an accelerator (--rungs {base.rungs})')
+    if base.surrogate and not any('surrogate' in a.on for a in accelerators):
+        raise EfficiencyError('surrogate=True: the naive search would use the surrogate too; measure it as '
+                              'an accelerator (--surrogate)')
     if base.prescreen and not any('prescreen' in a.on for a in accelerators):
         raise EfficiencyError(f'prescreen={base.prescreen!r}: the naive search would pre-screen too; '
                               f'measure it as an accelerator (--prescreen {base.prescreen})')
@@ -381,14 +439,16 @@ def _admissibility() -> Callable[[SearchConfig, Dict[str, Any]], bool]:
 
 
 def _counts(state: RunState) -> Dict[str, int]:
-    c = dict(evaluations=0, trained=0, ok=0, check=0, protocol=0, crash=0, cached=0, lost=0)
+    c = dict(evaluations=0, trained=0, ok=0, check=0, protocol=0, crash=0, cached=0, lost=0, deferred=0)
     for r in state.records.values():
         c['evaluations'] += 1
         if r['status'] == 'cached':
             c['cached'] += 1
             continue
-        if r.get('stage') in ('train', 'worker'):
+        if r.get('stage') in ('train', 'worker') or str(r.get('stage', '')).startswith('rung'):
             c['trained'] += 1
+        if r.get('reason') == 'deferred':
+            c['deferred'] += 1
         if r.get('lost'):
             c['lost'] += 1
         if r['status'] == 'ok':
@@ -434,7 +494,12 @@ def analyse(out_dir: str, seeds: Optional[Sequence[int]] = None,
 def _analyse_seed(runs: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
     admissible = _admissibility()
     pts = []
-    for r in runs.values():
+    # the box: the naive run's admissible points (its final hypervolume is the target every run is
+    # measured against, and the criterion a search of the measurement stops at); without a naive
+    # run, the union of the runs'
+    for name, r in runs.items():
+        if 'naive' in runs and name != 'naive':
+            continue
         for rec in r['state'].records.values():
             if rec.get('G') is not None and rec['G'][0] <= 0 and admissible(r['cfg'], rec):
                 pts.append(list(rec['F']))
@@ -450,6 +515,7 @@ def _analyse_seed(runs: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
             status=r['status'], run_dir=r['run_dir'], cpu_measure='cpu' if cpu else 'wall',
             curve=c, final_hv=c['hv'][-1], total_cpu_s=c['cpu_s'][-1], total_gflops=c['gflops'][-1],
             wall_seconds=state.wall_seconds, counts=_counts(state), generations=state.generation,
+            max_generations=cfg.generations, stopped=state.stopped,
             switches={k: getattr(cfg, k) for k in ACCELERATOR_FIELDS},
             same_candidates_speedup=old['speedup_seconds'])
     naive = out['runs'].get('naive')
@@ -548,16 +614,16 @@ def write_report(result: Dict[str, Any], out_dir: str, command: str = '',
     # per seed x variant table
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(['seed', 'variant', 'status', 'evaluations', 'trained', 'rejected_check',
-                'rejected_protocol', 'crash', 'cached', 'lost', 'excluded_inadmissible', 'final_hv',
+    w.writerow(['seed', 'variant', 'status', 'generations', 'max_generations', 'evaluations', 'trained',
+                'rejected_check', 'rejected_protocol', 'deferred', 'crash', 'cached', 'lost', 'excluded_inadmissible', 'final_hv',
                 'target_hv', 'cpu_s', 'gflops', 'cpu_measure', 'reached', 'reached_at_idx',
                 'cpu_s_to_reach', 'gflops_to_reach', 'ratio_to_reach_cpu', 'ratio_total_cpu',
                 'ratio_to_reach_gflops', 'ratio_total_gflops', 'wall_s'])
     for seed, name, r in _runs_in_order(seeds, names):
         c = r['counts']
         rc, rg = (r.get('reach') or {}).get('cpu_s'), (r.get('reach') or {}).get('gflops')
-        w.writerow([seed, name, r['status'], c['evaluations'], c['trained'], c['check'], c['protocol'],
-                    c['crash'], c['cached'], c['lost'], r['curve']['excluded'], f'{r["final_hv"]:.6f}',
+        w.writerow([seed, name, r['status'], r['generations'], r['max_generations'], c['evaluations'],
+                    c['trained'], c['check'], c['protocol'], c['deferred'], c['crash'], c['cached'], c['lost'], r['curve']['excluded'], f'{r["final_hv"]:.6f}',
                     _f(seeds[seed].get('target_hv'), '.6f'), f'{r["total_cpu_s"]:.3f}', _f(r['total_gflops'], '.3f'),
                     r['cpu_measure'], '' if rc is None else int(rc['reached']),
                     '' if rc is None else _f(rc['at_idx'], 'd'),
@@ -619,9 +685,12 @@ def _markdown(result: Dict[str, Any], command: str, load_now: Optional[str]) -> 
             ([f'unfinished runs: {", ".join(f"seed {a} {b}" for a, b in unfinished)}'] if unfinished else [])
             + ([f'missing runs: {", ".join(f"seed {a} {b}" for a, b in missing)}'] if missing else [])) + '.', '']
     cpu_kinds = {r['cpu_measure'] for s in seeds.values() for r in s['runs'].values()}
+    gens = {n: r['max_generations'] for s in seeds.values() for n, r in s['runs'].items()}
+    gens_naive = gens.get('naive', cfg0.generations)
+    gens_max = max(gens.values())
     L += ['## Setting', '',
           f'Proxy `{cfg0.proxy}`, architectures {", ".join(cfg0.archs)}, {cfg0.epochs} epoch(s), '
-          f'population {cfg0.pop_size}, {cfg0.generations} generation(s), offspring '
+          f'population {cfg0.pop_size}, {gens_naive} generation(s) (naive), offspring '
           f'{cfg0.n_offsprings or cfg0.pop_size}, objectives {", ".join(cfg0.objective_names)}; '
           f'torch threads per evaluation {cfg0.threads}, {cfg0.workers} worker process(es); seeds '
           f'{", ".join(str(s) for s in seeds)}. Machine: {"; ".join(machines)}.', '',
@@ -641,8 +710,14 @@ def _markdown(result: Dict[str, Any], command: str, load_now: Optional[str]) -> 
     L += ['Hypervolume: `pymoo.indicators.hv.HV` of the search\'s minimised objectives over every feasible '
           'evaluation so far whose genome passes the static and program checks (results of a run without '
           'the check that fail it are excluded: the full search could not return them). Per seed the '
-          'objectives are normalised to [0, 1] over the union of all runs\' points and the reference point '
-          f'is {REF} in each (the union\'s nadir + 10 % of its range); the same for every run of the seed.',
+          'objectives are normalised so that the naive run\'s points span [0, 1] (its ideal -> 0, its nadir '
+          f'-> 1; a better point of another run lies below 0) and the reference point is {REF} in each (the '
+          'naive nadir + 10 % of its range); the same for every run of the seed, and the naive run\'s final '
+          'hypervolume in this box is the target.' + (
+              f' Every search but the naive one may run up to {gens_max} generations (the naive one runs '
+              f'{gens_naive}) and stops after the first generation at which it reaches the target: a '
+              'cheaper search gets the chance to reach the naive result, and is not charged beyond it.'
+              if gens_max > gens_naive else ''),
           '', '## Accelerators', '', '| accelerator | what it does | naive | ablation |', '|---|---|---|---|']
     for a in result['accelerators']:
         L.append(f'| {a["name"]} | {a["doc"]} | off | `no_{a["name"]}`: only this one off |')
@@ -678,14 +753,16 @@ def _markdown(result: Dict[str, Any], command: str, load_now: Optional[str]) -> 
                  f'{row["ratio_to_reach_cpu_s_text"]} / {row["ratio_total_cpu_s_text"]} | '
                  f'{row["ratio_to_reach_gflops_text"]} / {row["ratio_total_gflops_text"]} |')
     L += ['', '## Runs', '',
-          '| seed | variant | status | evaluations | trained | rejected: check | rejected: protocol | crash '
-          '| cached | lost | excluded (inadmissible) | same-candidates speedup | wall s |',
-          '|---|---|---|---|---|---|---|---|---|---|---|---|---|']
+          '| seed | variant | status | generations | evaluations | trained | rejected: check | rejected: protocol '
+          '| deferred | crash | cached | lost | excluded (inadmissible) | same-candidates speedup | wall s |',
+          '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|']
     for seed, name, r in _runs_in_order(seeds, names):
         c = r['counts']
-        L.append(f'| {seed} | {name} | {r["status"]} | {c["evaluations"]} | {c["trained"]} | {c["check"]} | '
-                 f'{c["protocol"]} | {c["crash"]} | {c["cached"]} | {c["lost"]} | {r["curve"]["excluded"]} | '
-                 f'{_ratio(r["same_candidates_speedup"])} | {r["wall_seconds"]:.1f} |')
+        status = r['status'] + (' (stopped at the target)' if r.get('stopped') else '')
+        L.append(f'| {seed} | {name} | {status} | {r["generations"]} of {r["max_generations"]} | '
+                 f'{c["evaluations"]} | {c["trained"]} | {c["check"]} | '
+                 f'{c["protocol"]} | {c["deferred"]} | {c["crash"]} | {c["cached"]} | {c["lost"]} | '
+                 f'{r["curve"]["excluded"]} | {_ratio(r["same_candidates_speedup"])} | {r["wall_seconds"]:.1f} |')
     L += ['', 'The *same-candidates speedup* is the figure each search prints (`summary.json`): the compute '
           'a naive search would spend on **the candidates this search proposed**, estimated from the mean '
           'full-budget training time, over the compute spent. It does not ask whether a naive search '

@@ -14,7 +14,7 @@ import logging
 import math
 import os
 import time
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 from pymoo.core.evaluator import Evaluator
@@ -26,6 +26,7 @@ from .evaluate import baseline_task, objectives, precheck, training_task
 from .supernet import supernet_task
 from .executor import make_executor
 from .operators import GenomeProblem, build_algorithm, fec_key
+from . import surrogate as surrogate_mod
 from .prescreen import prescreen_task
 from .proxies import load_proxy
 from .state import RunDirError, RunState, atomic_write_json
@@ -74,8 +75,14 @@ class Search:
 
     def __init__(self, cfg: Optional[SearchConfig], run_dir: str, *, resume: bool = False,
                  progress: bool = True, overrides: Optional[Dict[str, Any]] = None,
-                 dask_client: Any = None) -> None:
+                 dask_client: Any = None,
+                 stop: Optional[Callable[[Dict[int, Dict[str, Any]]], str]] = None) -> None:
         self.run_dir = os.path.abspath(run_dir)
+        #: checked after every generation with the records so far; a non-empty answer ends the run
+        #: there (``state.stopped``). It must depend on the records only, so that a resumed run
+        #: stops where an uninterrupted one does (``tools/search_efficiency.py`` stops a search
+        #: once it reaches the naive search's result)
+        self.stop = stop
         self.progress = progress
         self.dask_client = dask_client
         cfg_path = os.path.join(self.run_dir, 'config.json')
@@ -116,6 +123,8 @@ class Search:
             atomic_write_json(cfg_path, self.cfg.to_dict())
             self.state = RunState(self.run_dir)
             open(self.state.path('evaluations.jsonl'), 'a').close()
+        if self.cfg.surrogate:
+            surrogate_mod.require_sklearn()
         self.state.sessions += 1
         self._order = max([r.get('order', -1) for r in self.state.records.values()] + [-1]) + 1
         self._by_hash: Dict[str, int] = {}
@@ -128,7 +137,7 @@ class Search:
 
     # ---- cache ---------------------------------------------------------------------------
     def _index(self, rec: Dict[str, Any]) -> None:
-        if rec['status'] == 'cached' or rec.get('lost') or rec.get('stage') == 'prescreen':
+        if rec['status'] == 'cached' or rec.get('lost') or rec.get('stage') in ('prescreen', 'surrogate'):
             return  # only first-hand results are cache sources; a lost worker or a deferral is no verdict
         if rec.get('hash'):
             self._by_hash.setdefault(rec['hash'], rec['idx'])
@@ -280,6 +289,8 @@ class Search:
         generation = range(first_idx, first_idx + len(texts))
         if self.cfg.prescreen and jobs:
             jobs = self._prescreen(jobs, executor, generation, out)
+        if self.cfg.surrogate and jobs:
+            jobs = self._surrogate(jobs, gen, out)
         for _, _, payload in jobs:
             log.info('dispatch idx=%d genome=%s', payload['idx'], payload['genome'])
         results = (self._successive_halving(jobs, executor, generation)
@@ -341,6 +352,38 @@ class Search:
             rec['F'], rec['G'] = objectives(cfg, 'rejected', {}, rec['cost'], rec.get('macs'))
             self._commit(rec)
         return [pending[i] for i in sorted(pending) if i in kept]
+
+    def _surrogate(self, jobs: List[Tuple[str, Any, Dict[str, Any]]], gen: int,
+                   out: Dict[int, Dict[str, Any]]) -> List[Tuple[str, Any, Dict[str, Any]]]:
+        """Predict the candidates of ``jobs`` with the online surrogate
+        (:mod:`attnzero.search.surrogate`), commit the deferred ones and return the jobs of the
+        others. Its CPU time is charged evenly to the candidates' check time."""
+        cfg = self.cfg
+        cands = [out[p['idx']] for _, _, p in jobs]
+        res = surrogate_mod.decide(cands, list(self.state.records.values()), gen, cfg, objectives)
+        share_s, share_cpu = res['seconds'] / len(cands), res['cpu_seconds'] / len(cands)
+        kept = []
+        for job, rec in zip(jobs, cands):
+            rec['check_seconds'] += share_s
+            rec['check_cpu_seconds'] += share_cpu
+            d = res['decisions'].get(rec['idx'])
+            if d is None:   # too few results yet: the candidate trains
+                kept.append(job)
+                continue
+            rec['surrogate'] = d
+            if not d['deferred']:
+                kept.append(job)
+                continue
+            by = self.state.records[d['dominated_by']]
+            rec.update(status='rejected', reason='deferred', stage='surrogate',
+                       message=(f'surrogate: predicted accuracy {d["pred"]:.4f} + {cfg.surrogate_z:g} x '
+                                f'{d["std"]:.4f} is dominated by evaluation {by["idx"]} (accuracy '
+                                f'{by["acc_mean"]:.4f}, cost {by["cost"]:.4g}); fitted on {d["n_train"]} results'),
+                       gflops=rec.get('prescreen_gflops', 0.0))
+            rec.pop('prescreen_gflops', None)
+            rec['F'], rec['G'] = objectives(cfg, 'rejected', {}, rec['cost'], rec.get('macs'))
+            self._commit(rec)
+        return kept
 
     def _successive_halving(self, jobs: List[Tuple[str, Any, Dict[str, Any]]], executor,
                             generation: range) -> Iterator[Tuple[str, Dict[str, Any]]]:
@@ -475,6 +518,13 @@ class Search:
                 self.state.rng_state = _jsonable_rng(algorithm.random_state)
                 self.state.save()
                 log.info('generation %d done: %d evaluations so far', gen, len(self.state.records))
+                if self.state.stopped and gen >= self.state.generation:
+                    break   # a run that stopped early stays stopped: a resume replays it to there
+                why = self.stop(self.state.records) if self.stop is not None else ''
+                if why and algorithm.has_next():
+                    self.state.stopped = f'stopped after generation {gen} of {cfg.generations}: {why}'
+                    log.info(self.state.stopped)
+                    break
             self.state.done = True
             self.state.wall_seconds = self._wall0 + (time.perf_counter() - self._t0)
             self.state.save()

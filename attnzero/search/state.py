@@ -54,6 +54,8 @@ class RunState:
         self.rng_state: Optional[Dict[str, Any]] = None
         self.rng_history: List[Dict[str, Any]] = []
         self.done = False
+        #: why the run ended before its last generation (a ``Search(stop=...)`` criterion), else ''
+        self.stopped = ''
         self.wall_seconds = 0.0
         self.sessions = 0
 
@@ -68,7 +70,7 @@ class RunState:
                     prescreen={str(k): self.prescreen[k] for k in sorted(self.prescreen)},
                     baselines=self.baselines, generation=self.generation,
                     population=self.population, rng_state=self.rng_state,
-                    rng_history=self.rng_history, done=self.done,
+                    rng_history=self.rng_history, done=self.done, stopped=self.stopped,
                     wall_seconds=self.wall_seconds, sessions=self.sessions)
 
     def save(self) -> None:
@@ -106,6 +108,7 @@ class RunState:
         st.rng_state = data.get('rng_state')
         st.rng_history = data.get('rng_history', [])
         st.done = bool(data.get('done', False))
+        st.stopped = str(data.get('stopped', ''))
         st.wall_seconds = float(data.get('wall_seconds', 0.0))
         st.sessions = int(data.get('sessions', 0))
         return st
