@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Search efficiency: compute the full search needs to reach the naive search's hypervolume.
 
-    python tools/search_efficiency.py --out docs/efficiency/search --workers 2   # default proxy (hours)
+    python tools/search_efficiency.py --out docs/efficiency/search/default --workers 2 \
+        --prescreen attn_rank --surrogate                                     # default proxy (hours)
     python tools/search_efficiency.py --preset tiny --seeds 2 --out /tmp/eff     # seconds
 
 What it runs and writes, and every option: ``python tools/search_efficiency.py --help``. The logic

@@ -92,7 +92,9 @@ EFFICIENCY_DOC = """Search efficiency: compute to reach the naive search's hyper
 For each of --seeds seeds (--seed, --seed+1, ...) runs the naive search (no program check, no
 evaluation cache, no rejection protocol: every candidate trained for the full budget), the full
 search, and one ablation per accelerator (the full search with only that one off), all with the
-same configuration otherwise; each in OUT/seed-<seed>/<variant>/. Then reports the hypervolume
+same configuration otherwise; each in OUT/seed-<seed>/<variant>/. Every search but the naive one
+may run up to --extend times the generations and stops after the first generation at which it
+reaches the naive search's final hypervolume. Then reports the hypervolume
 (accuracy x cost, the search's own objectives) against compute (CPU-seconds of evaluation and
 GFLOPs), the ratio of compute the full search needs to reach the naive search's final hypervolume
 (per seed and median), and the ablation table: OUT/efficiency.md / .csv / .json / .png and
@@ -101,9 +103,11 @@ reused, an unfinished one is resumed).
 
 Examples::
 
-    python tools/search_efficiency.py --out docs/efficiency/search --workers 2     # default proxy (hours)
+    python tools/search_efficiency.py --out docs/efficiency/search/default --workers 2 \\
+        --prescreen attn_rank --surrogate                                        # default proxy (hours)
     python tools/search_efficiency.py --preset tiny --seeds 2 --out /tmp/eff       # seconds
-    python tools/search_efficiency.py --out docs/efficiency/search --report-only   # report what is there
+    python tools/search_efficiency.py --out docs/efficiency/search/default --prescreen attn_rank \\
+        --surrogate --report-only                                                # report what is there
 """
 
 # (argparse dest, SearchConfig field) of the plain options

@@ -13,7 +13,13 @@ times, each in its own run directory ``OUT/seed-<seed>/<variant>/``:
 * ``full`` -- every accelerator on (the search as it runs by default);
 * ``no_<name>`` -- ablations: ``full`` with the one accelerator ``<name>`` off.
 
-Everything else (proxy, architectures, population, generations, seed) is the same. An
+Everything else (proxy, architectures, population, seed) is the same, and so are the generations,
+except that with ``extend > 1`` (the command line's ``--extend``, 3 by default) every search but
+the naive one may run up to ``extend`` x the generations and stops after the first generation at
+which its hypervolume reaches the naive run's final one (:func:`stop_at_target`, a criterion on the
+records only, so a resumed run stops where an uninterrupted one does). A search whose candidates
+cost less is given the chance to reach the naive result, and is not charged for searching beyond
+it. An
 interrupted measurement continues where it stopped: a finished run is reused, an unfinished one
 is continued with the search's own resume (:class:`~attnzero.search.runner.Search`), a missing
 one is started. An accelerator added later (rungs, a pre-screen, a surrogate) is one more entry
@@ -42,10 +48,11 @@ feasible evaluation so far that the full search could also return: a result of a
 program check counts only if its genome passes :func:`~attnzero.search.evaluate.precheck` with the
 checks on (a quadratic or batch-dependent genome is not a result of this search space, however
 well it trains; that check is run here, and not charged to the run). The objectives are
-normalised per seed to [0, 1] over the union of the admissible points of every run of that seed
-(ideal -> 0, nadir -> 1; an objective with no spread is only shifted) and the reference point is
-1.1 in every objective (the union's nadir plus 10 % of its range), so every run of a seed is
-measured against the same fixed point and a hypervolume is a fraction of the same box.
+normalised per seed so that the naive run's admissible points span [0, 1] (its ideal -> 0, its
+nadir -> 1; an objective with no spread is only shifted; a better point of another run lies below
+0) and the reference point is 1.1 in every objective (the naive nadir plus 10 % of its range), so
+every run of a seed is measured against the same fixed point, and the target does not move when
+runs are added. Without a naive run the union of the runs' points makes the box.
 
 *The ratio*: the naive search's final hypervolume ``T`` is the target; each search's compute to
 reach it is its compute at the first evaluation where its hypervolume is ``>= T``. The report
