@@ -183,14 +183,12 @@ def naive_target(run_dir: str) -> Optional[Tuple[Callable[[np.ndarray], np.ndarr
     status, cfg, state = _run_state(run_dir)
     if status != 'finished':
         return None
-    admissible = _admissibility()
-    pts = [list(r['F']) for r in state.records.values()
-           if r.get('G') is not None and r['G'][0] <= 0 and r.get('F') is not None and admissible(cfg, r)]
-    if not pts:
+    pts = _admissible_points(state.records.values(), cfg, _admissibility())
+    if not len(pts):
         return None
-    normalise, _ = hv_normaliser(np.asarray(pts, dtype=float))
+    normalise, _ = hv_normaliser(pts)
     hv = HV(ref_point=np.full(cfg.n_objectives, REF))
-    return normalise, float(hv(normalise(np.asarray(pts, dtype=float))))
+    return normalise, float(hv(normalise(pts)))
 
 
 def stop_at_target(target: Tuple[Callable[[np.ndarray], np.ndarray], float], cfg: SearchConfig
@@ -202,9 +200,8 @@ def stop_at_target(target: Tuple[Callable[[np.ndarray], np.ndarray], float], cfg
     admissible = _admissibility()
 
     def stop(records: Dict[int, Dict[str, Any]]) -> str:
-        pts = [list(r['F']) for r in records.values()
-               if r.get('G') is not None and r['G'][0] <= 0 and r.get('F') is not None and admissible(cfg, r)]
-        if pts and float(hv(normalise(np.asarray(pts, dtype=float)))) >= goal:
+        pts = _admissible_points(records.values(), cfg, admissible)
+        if len(pts) and float(hv(normalise(pts))) >= goal:
             return f"reached the naive search's final hypervolume ({goal:.4f})"
         return ''
 
@@ -445,6 +442,15 @@ def _admissibility() -> Callable[[SearchConfig, Dict[str, Any]], bool]:
     return admissible
 
 
+def _admissible_points(records, cfg: SearchConfig,
+                       admissible: Callable[[SearchConfig, Dict[str, Any]], bool]) -> np.ndarray:
+    """The objectives ``F`` of the feasible records the full search could return (an array of
+    shape ``(n, n_objectives)``)."""
+    pts = [list(r['F']) for r in records
+           if r.get('G') is not None and r['G'][0] <= 0 and r.get('F') is not None and admissible(cfg, r)]
+    return np.asarray(pts, dtype=float).reshape(len(pts), -1)
+
+
 def _counts(state: RunState) -> Dict[str, int]:
     c = dict(evaluations=0, trained=0, ok=0, check=0, protocol=0, crash=0, cached=0, lost=0, deferred=0)
     for r in state.records.values():
@@ -500,16 +506,11 @@ def analyse(out_dir: str, seeds: Optional[Sequence[int]] = None,
 
 def _analyse_seed(runs: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
     admissible = _admissibility()
-    pts = []
     # the box: the naive run's admissible points (its final hypervolume is the target every run is
     # measured against, and the criterion a search of the measurement stops at); without a naive
     # run, the union of the runs'
-    for name, r in runs.items():
-        if 'naive' in runs and name != 'naive':
-            continue
-        for rec in r['state'].records.values():
-            if rec.get('G') is not None and rec['G'][0] <= 0 and admissible(r['cfg'], rec):
-                pts.append(list(rec['F']))
+    boxed = [runs['naive']] if 'naive' in runs else list(runs.values())
+    pts = [p for r in boxed for p in _admissible_points(r['state'].records.values(), r['cfg'], admissible).tolist()]
     normalise, box = hv_normaliser(np.asarray(pts, dtype=float))
     out: Dict[str, Any] = dict(box=box, runs={})
     for name, r in runs.items():

@@ -345,13 +345,16 @@ class Search:
             if i in kept:
                 rec['prescreen_gflops'] = pre.get('gflops')
                 continue
-            rec.update(status='rejected', reason='deferred', stage='prescreen',
-                       message=(f'pre-screen {cfg.prescreen}: rank {ranked.index(i) + 1} of {len(scored)}, '
-                                f'below the best {cfg.prescreen_keep:g} that train'),
-                       gflops=pre.get('gflops'))
-            rec['F'], rec['G'] = objectives(cfg, 'rejected', {}, rec['cost'], rec.get('macs'))
-            self._commit(rec)
+            self._defer(rec, 'prescreen', f'pre-screen {cfg.prescreen}: rank {ranked.index(i) + 1} of '
+                        f'{len(scored)}, below the best {cfg.prescreen_keep:g} that train', pre.get('gflops'))
         return [pending[i] for i in sorted(pending) if i in kept]
+
+    def _defer(self, rec: Dict[str, Any], stage: str, message: str, gflops: Optional[float]) -> None:
+        """Commit ``rec`` as deferred by ``stage`` (``prescreen`` / ``surrogate``): rejected with
+        reason ``deferred``, never trained; ``gflops``: what deciding it cost."""
+        rec.update(status='rejected', reason='deferred', stage=stage, message=message, gflops=gflops)
+        rec['F'], rec['G'] = objectives(self.cfg, 'rejected', {}, rec['cost'], rec.get('macs'))
+        self._commit(rec)
 
     def _surrogate(self, jobs: List[Tuple[str, Any, Dict[str, Any]]], gen: int,
                    out: Dict[int, Dict[str, Any]]) -> List[Tuple[str, Any, Dict[str, Any]]]:
@@ -375,14 +378,10 @@ class Search:
                 kept.append(job)
                 continue
             by = self.state.records[d['dominated_by']]
-            rec.update(status='rejected', reason='deferred', stage='surrogate',
-                       message=(f'surrogate: predicted accuracy {d["pred"]:.4f} + {cfg.surrogate_z:g} x '
-                                f'{d["std"]:.4f} is dominated by evaluation {by["idx"]} (accuracy '
-                                f'{by["acc_mean"]:.4f}, cost {by["cost"]:.4g}); fitted on {d["n_train"]} results'),
-                       gflops=rec.get('prescreen_gflops', 0.0))
-            rec.pop('prescreen_gflops', None)
-            rec['F'], rec['G'] = objectives(cfg, 'rejected', {}, rec['cost'], rec.get('macs'))
-            self._commit(rec)
+            self._defer(rec, 'surrogate',
+                        f'surrogate: predicted accuracy {d["pred"]:.4f} + {cfg.surrogate_z:g} x {d["std"]:.4f} '
+                        f'is dominated by evaluation {by["idx"]} (accuracy {by["acc_mean"]:.4f}, cost '
+                        f'{by["cost"]:.4g}); fitted on {d["n_train"]} results', rec.pop('prescreen_gflops', 0.0))
         return kept
 
     def _successive_halving(self, jobs: List[Tuple[str, Any, Dict[str, Any]]], executor,

@@ -6,9 +6,9 @@ features of :func:`attnzero.space.features.genome_features` (the bench surrogate
 candidate's ``log10`` cost (and ``log10`` MACs in the joint space), against its mean validation
 accuracy. Its uncertainty ``std`` is the root of the sum of squares of the model's predictive
 standard deviation and its cross-validated error on the training results (the predictive one alone
-is over-confident when there are fewer results than features). A candidate is **deferred** when even
-its optimistic prediction, mean + ``surrogate_z`` x ``std``, is dominated by a result the run already has (no more costly and
-at least as accurate, better in one): it is recorded as ``rejected`` with reason ``deferred``,
+is over-confident when there are fewer results than features). A candidate is **deferred** when
+even its optimistic prediction, mean + ``surrogate_z`` x ``std``, is dominated by a result the run
+already has (no more costly and at least as accurate, better in one): it is recorded as ``rejected`` with reason ``deferred``,
 stage ``surrogate``, the prediction and the result that dominates it, and it is never a cache
 source. Nothing acts before ``surrogate_min`` results exist.
 
@@ -27,6 +27,7 @@ import time
 from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
+from pymoo.util.dominator import Dominator
 
 from attnzero.space import Genome
 from attnzero.space.features import genome_features
@@ -91,10 +92,6 @@ def fit(train: Sequence[Dict[str, Any]], cfg: SearchConfig):
     return _model().fit(X, y), float(np.sqrt(np.mean(np.square(err))))
 
 
-def _dominates(a: Sequence[float], b: Sequence[float]) -> bool:
-    return all(x <= y for x, y in zip(a, b)) and any(x < y for x, y in zip(a, b))
-
-
 def decide(candidates: Sequence[Dict[str, Any]], records: Sequence[Dict[str, Any]], gen: int,
            cfg: SearchConfig, objectives) -> Dict[str, Any]:
     """Predict ``candidates`` (records not yet trained) from the results of generations ``< gen``.
@@ -114,15 +111,15 @@ def decide(candidates: Sequence[Dict[str, Any]], records: Sequence[Dict[str, Any
                 for c in candidates]
         mu = [float(m[0]) for m, _ in pred]
         sd = [float(np.sqrt(s[0] ** 2 + cv_rmse ** 2)) for _, s in pred]
-        front = [r for r in records if r['gen'] < gen and r.get('G') is not None and r['G'][0] <= 0
-                 and r.get('F') is not None]
+        front = sorted((r for r in records if r['gen'] < gen and r.get('G') is not None and r['G'][0] <= 0
+                        and r.get('F') is not None), key=lambda r: r['idx'])
         for c, m, s in zip(candidates, mu, sd):
             opt = float(m + cfg.surrogate_z * s)
             F, _ = objectives(cfg, 'ok', {a: opt for a in cfg.archs}, c.get('cost'), c.get('macs'))
-            by = next((r['idx'] for r in sorted(front, key=lambda r: r['idx']) if _dominates(r['F'], F)), None)
+            by = next((r['idx'] for r in front if Dominator.get_relation(r['F'], F) == 1), None)
             out['decisions'][c['idx']] = dict(pred=float(m), std=float(s), cv_rmse=cv_rmse, z=cfg.surrogate_z,
-                                              optimistic=opt,
-                                              n_train=len(train), deferred=by is not None, dominated_by=by)
+                                              optimistic=opt, n_train=len(train), deferred=by is not None,
+                                              dominated_by=by)
     out['seconds'] = time.perf_counter() - t0
     out['cpu_seconds'] = time.process_time() - c0
     return out
