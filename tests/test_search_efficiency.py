@@ -382,8 +382,8 @@ def test_rungs_and_prescreen_accelerators_and_bad_values(tmp_path, capsys):
     assert '--rungs 2' in capsys.readouterr().err
     assert tool.main(['--preset', 'tiny', '--set', 'prescreen=snip', '--out', str(tmp_path / 'b')]) == 2
     assert '--prescreen snip' in capsys.readouterr().err
-    assert tool.main(['--preset', 'tiny', '--rungs', '2', '--out', str(tmp_path / 'c')]) == 2
-    assert 'distinct budgets' in capsys.readouterr().err
+    assert tool.main(['--preset', 'tiny', '--rungs', '5', '--out', str(tmp_path / 'c')]) == 2
+    assert 'rungs=5' in capsys.readouterr().err and not os.path.exists(tmp_path / 'c' / 'seed-0')
     assert tool.main(['--preset', 'tiny', '--prescreen', 'bogus', '--out', str(tmp_path / 'c')]) == 2
     assert "'bogus'" in capsys.readouterr().err
 
@@ -429,3 +429,14 @@ def test_searches_may_run_longer_and_stop_at_the_naive_result(measured):
     assert efficiency.naive_target(os.path.join(out, 'seed-0', 'missing')) is None
     with pytest.raises(efficiency.EfficiencyError, match='--extend 0'):
         efficiency.run_measurement(preset('tiny'), os.path.join(out, 'x'), extend=0)
+
+
+def test_stop_criterion_before_any_feasible_result():
+    """A search whose first generation has no feasible admissible result is not stopped (and
+    the criterion does not fail on the empty set)."""
+    cfg = preset('tiny')
+    target = (lambda f: f, 0.5)
+    stop = efficiency.stop_at_target(target, cfg)
+    rejected = dict(idx=0, status='rejected', reason='check:ignores_input', stage='check', F=[0.0, 1.0], G=[1.0])
+    assert stop({0: rejected}) == ''
+    assert efficiency._admissible_points([rejected], cfg, efficiency._admissibility()).shape == (0, cfg.n_objectives)

@@ -1,7 +1,8 @@
-"""Successive-halving rungs in the search (``SearchConfig.rungs``, issue 17): promotion of the best
+"""Successive-halving rungs in the search (``SearchConfig.rungs``, issue 17): a rung continues the
+training of the rung below (segments equal to the one-piece training), promotion of the best
 ``1/eta``, non-promoted candidates kept with their rung's result, the last rung equal to a one-rung
-training, compute summed over the rungs, and SIGKILL in the middle of a rung: no rung training
-lost or repeated, the same final population."""
+training with no compute spent twice, and SIGKILL in the middle of a rung: no rung training lost or
+repeated, the same final population."""
 from __future__ import annotations
 
 import json
@@ -17,24 +18,48 @@ from conftest import kill_search_when
 
 
 def _cfg(**kw):
-    return preset('tiny').replace(epochs=3, checkpoint_epoch=1, rungs=2, eta=2, seed=3, **kw)
+    # no rejection protocol: on the tiny proxy it stops most candidates at epoch 1, inside rung 0,
+    # and the promotions would have nothing to choose from
+    return preset('tiny').replace(epochs=3, checkpoint_epoch=1, rungs=2, eta=2, seed=3, rejection=False, **kw)
 
 
 def test_rung_budgets_and_bad_values():
-    assert SearchConfig(epochs=7, rungs=3).rung_epochs == [1, 3, 7]
-    assert SearchConfig(epochs=7, rungs=2, eta=2).rung_epochs == [4, 7]
+    assert SearchConfig(epochs=9, rungs=3).rung_epochs == [1, 3, 9]
+    assert SearchConfig(epochs=7, rungs=2, eta=2).rung_epochs == [3.5, 7]
+    assert SearchConfig(epochs=2, rungs=2, eta=3).validate().rung_epochs == pytest.approx([2 / 3, 2])
     assert SearchConfig().rung_epochs == [SearchConfig().epochs]   # off by default
-    with pytest.raises(ConfigError, match=r'rungs=3: needs distinct budgets.*\[1, 1, 2\]'):
-        SearchConfig(epochs=2, rungs=3).validate()
     with pytest.raises(ConfigError, match='eta=1'):
         SearchConfig(eta=1).validate()
     with pytest.raises(ConfigError, match='rungs=0'):
         SearchConfig(rungs=0).validate()
 
 
+@pytest.mark.parametrize('cuts', [[0.7, 1.5], [1.0], [0.2, 0.4, 2.5]])
+def test_training_in_segments_equals_one_training(cuts):
+    """Pausing the training and resuming from its state (the rungs) gives exactly the one-piece
+    training: accuracy, test predictions, losses; the segments' images add up to it."""
+    from attnzero.search.proxies import load_proxy
+    from attnzero.search.train import train_proxy
+
+    cfg = preset('tiny').replace(epochs=3, checkpoint_epoch=1)
+    data, arch = load_proxy(cfg.proxy), cfg.archs[0]
+    one = train_proxy(arch, 'relu_linear', None, cfg, data, 7)
+    state, parts = None, []
+    for stop in cuts + [None]:
+        part = train_proxy(arch, 'relu_linear', None, cfg, data, 7, stop_epochs=stop, resume=state)
+        assert part['status'] == 'ok' and part.get('paused', False) == (stop is not None)
+        state = part.pop('state', None)
+        parts.append(part)
+    last = parts[-1]
+    for k in ('acc', 'ckpt_acc', 'test_pred', 'loss_first', 'loss_last', 'steps'):
+        assert last[k] == one[k], k
+    assert sum(p['samples'] for p in parts) == one['samples']
+    assert all(0 < p['acc'] < 1 for p in parts[:-1])
+
+
 def test_rungs_promote_the_best_and_keep_the_others(tmp_path):
     cfg = _cfg(generations=1, pop_size=6)
-    assert cfg.rung_epochs == [2, 3]
+    assert cfg.rung_epochs == [1.5, 3]
     s = Search(cfg, str(tmp_path / 'rungs'), progress=False)
     s.run()
     one = Search(cfg.replace(rungs=1), str(tmp_path / 'one'), progress=False)
@@ -43,20 +68,26 @@ def test_rungs_promote_the_best_and_keep_the_others(tmp_path):
     assert trained, 'no candidate went to training'
     promoted = [r for r in trained if r['rung'] == 1]
     ok0 = [r for r in trained if r['rungs'][0]['status'] == 'ok']
+    assert promoted and len(ok0) > len(promoted), 'nothing promoted, or everything'
     assert len(promoted) == min(len(ok0), math.ceil(len(trained) / cfg.eta))
     mean0 = lambda r: sum(r['rungs'][0]['accs'].values()) / len(r['rungs'][0]['accs'])  # noqa: E731
-    if promoted and len(ok0) > len(promoted):   # the promoted are the best of rung 0
-        assert min(mean0(r) for r in promoted) >= max(mean0(r) for r in ok0 if r['rung'] == 0)
+    # the promoted are the best of rung 0
+    assert min(mean0(r) for r in promoted) >= max(mean0(r) for r in ok0 if r['rung'] == 0)
     for r in trained:
         if r['rung'] == 0:   # deferred, not dropped: its rung-0 result, its budget, the reason
-            assert r['stage'] == 'rung0' and r['fidelity_epochs'] == 2 and len(r['rungs']) == 1
+            assert r['stage'] == 'rung0' and r['fidelity_epochs'] == 1.5 and len(r['rungs']) == 1
             assert 'not promoted after rung 0' in r['message']
         else:                # the full budget: exactly the one-rung search's result
-            assert r['fidelity_epochs'] == 3 and [x['epochs'] for x in r['rungs']] == [2, 3]
+            assert r['fidelity_epochs'] == 3 and [x['epochs'] for x in r['rungs']] == [1.5, 3]
             assert r['F'] == one.state.records[r['idx']]['F']
             assert r['cpu_seconds'] == pytest.approx(sum(x['cpu_seconds'] for x in r['rungs']))
+            # rung 1 continued rung 0: the images trained are those of one full-budget training
+            assert r['samples'] == one.state.records[r['idx']]['samples']
+            assert [x['samples'] for x in r['rungs']] == [r['samples'] // 2] * 2
     # the rung-0 results stay in the state (a resume recomputes the promotions from them)
     assert set(s.state.rungs) == {r['idx'] for r in trained}
+    # the training states are removed once their generation is final
+    assert os.listdir(os.path.join(s.run_dir, 'rungs')) == []
 
 
 def test_rungs_at_the_default_epochs_train_and_are_counted(tmp_path):
@@ -66,7 +97,7 @@ def test_rungs_at_the_default_epochs_train_and_are_counted(tmp_path):
     from attnzero.search.report import _counts
 
     cfg = preset('tiny').replace(epochs=2, checkpoint_epoch=1, rungs=2, eta=2, seed=3, generations=1, pop_size=6)
-    assert cfg.rung_epochs == [1, 2]
+    assert cfg.rung_epochs == [1.0, 2]
     s = Search(cfg, str(tmp_path / 'r'), progress=False)
     s.run()
     recs = list(s.state.records.values())
@@ -92,7 +123,7 @@ def test_kill_in_the_middle_of_a_rung_and_resume(tmp_path):
     resumed.run()
     log = open(os.path.join(killed, 'search.log')).read()
     session2 = log.split('session 2 in')[1]
-    rerun = {int(m) for m in re.findall(r'rung 0 \(\d+ epochs\) idx=(\d+)', session2)} & had_rung0
+    rerun = {int(m) for m in re.findall(r'rung 0 \([\d.]+ epochs\) idx=(\d+)', session2)} & had_rung0
     assert not rerun, f'rung-0 trainings {sorted(rerun)} were run twice'
     for i in had_rung0:   # the saved rung results are the ones used
         assert resumed.state.rungs[i][0]['per_arch'] == [

@@ -115,14 +115,16 @@ Accelerators (each ``True`` by default; all ``False`` is the *naive* search that
             protocol is their only use). A training that raises is still recorded as ``crash``.
         rungs: successive-halving rungs over the training budget (``1``: off, the default). With
             ``k`` rungs the candidates of a generation that go to training first train
-            ``epochs / eta^(k-1)`` epochs (rounded up), the best ``1/eta`` of them (by mean proxy
-            accuracy; the rejected never) train ``eta`` times longer, and so on up to ``epochs``.
-            Every rung trains from scratch with the candidate's own seed (a rung is a shorter run
-            of the same training, so the last rung's result is exactly the one-rung result). A
-            candidate that is not promoted keeps the result of its last rung, recorded with its
-            budget (``fidelity_epochs``) and ``stage='rung<r>'``: deferred, not dropped. Results of
-            every rung are checkpointed, so a kill loses none and a resume makes the same
-            promotions.
+            ``epochs / eta^(k-1)`` epochs (a fraction of an epoch is rounded up to a whole step),
+            the best ``1/eta`` of them (by mean proxy accuracy; the rejected never) continue to
+            ``eta`` times that, and so on up to ``epochs``. A rung *continues* the training of the
+            rung below: the training follows the full budget's schedule and pauses at the rung's
+            budget, and a promoted candidate resumes from the saved training state, so the last
+            rung's result is exactly the one-rung result and the compute of the lower rungs is
+            not spent again. A candidate that is not promoted keeps the validation accuracy at
+            its last rung, recorded with its budget (``fidelity_epochs``) and ``stage='rung<r>'``:
+            deferred, not dropped. Results and training states of every rung are checkpointed, so
+            a kill loses none and a resume makes the same promotions.
         eta: the promotion factor of the rungs (``>= 2``).
         prescreen: defer candidates by a pre-screen score (``''``: off, the default; one of
             :data:`PRESCREEN_SCORES`, :mod:`attnzero.search.prescreen`): the candidates of a
@@ -305,9 +307,6 @@ Accelerators (each ``True`` by default; all ``False`` is the *naive* search that
         need(self.cost_tokens >= 1 and self.cost_head_dim >= 1, 'cost_tokens', 'sizes must be >= 1')
         parse_proxy_spec(self.proxy)  # raises ProxyError naming the bad spec
         need(self.epochs >= 1, 'epochs', 'must be >= 1')
-        budgets = self.rung_epochs
-        need(all(a < b for a, b in zip(budgets, budgets[1:])), 'rungs',
-             f'needs distinct budgets, but {self.epochs} epochs with eta={self.eta} give {budgets}')
         need(self.batch_size >= 1, 'batch_size', 'must be >= 1')
         need(self.lr > 0, 'lr', 'must be > 0')
         need(0.0 <= self.warmup_frac < 1.0, 'warmup_frac', 'must be in [0, 1)')
@@ -345,9 +344,10 @@ Accelerators (each ``True`` by default; all ``False`` is the *naive* search that
         return self
 
     @property
-    def rung_epochs(self) -> List[int]:
-        """The training budget (epochs) of each rung, ascending; the last is ``epochs``."""
-        return [max(1, -(-self.epochs // self.eta ** (self.rungs - 1 - r))) for r in range(self.rungs)]
+    def rung_epochs(self) -> List[float]:
+        """The training budget (epochs, fractional below the last) of each rung, ascending; the
+        last is ``epochs``."""
+        return [self.epochs / self.eta ** (self.rungs - 1 - r) for r in range(self.rungs)]
 
     @property
     def n_objectives(self) -> int:

@@ -448,7 +448,7 @@ def _admissible_points(records, cfg: SearchConfig,
     shape ``(n, n_objectives)``)."""
     pts = [list(r['F']) for r in records
            if r.get('G') is not None and r['G'][0] <= 0 and r.get('F') is not None and admissible(cfg, r)]
-    return np.asarray(pts, dtype=float).reshape(len(pts), -1)
+    return np.asarray(pts, dtype=float).reshape(len(pts), cfg.n_objectives)
 
 
 def _counts(state: RunState) -> Dict[str, int]:

@@ -196,11 +196,14 @@ def training_task(payload: Dict[str, Any]) -> Dict[str, Any]:
     """Worker entry point: train ``payload['genome']`` in every proxy architecture.
 
     ``payload``: ``genome`` (canonical text), ``hash``, ``config`` (dict), ``baselines``
-    (``{arch: checkpoint accuracy}``), ``fault`` (test hook or ``None``). (The joint space's
+    (``{arch: checkpoint accuracy}``), ``fault`` (test hook or ``None``), and for a
+    successive-halving rung ``rung``: ``{'stop_epochs': pause after these epochs of the full
+    schedule (None: to the end), 'resume': {arch: state bytes} or None}``. (The joint space's
     ``shape_evaluator='supernet'`` scores candidates with
     :func:`attnzero.search.supernet.supernet_task` instead.)
     Returns ``status``, ``reason``, ``message``, ``per_arch`` (list of :func:`train_proxy`
-    dicts), ``seconds``, ``cpu_seconds`` (CPU time of the process: one evaluation per process
+    dicts, without their training states), ``paused`` and ``states`` (``{arch: bytes}``: a rung's
+    result, to resume from), ``seconds``, ``cpu_seconds`` (CPU time of the process: one evaluation per process
     in-process or on local workers; on a Dask worker running several tasks at once it includes
     theirs), ``gflops`` (``None`` if the FLOPs of an architecture are unknown), ``samples``.
     """
@@ -210,19 +213,28 @@ def training_task(payload: Dict[str, Any]) -> Dict[str, Any]:
     per_arch: List[Dict[str, Any]] = []
     status, reason, message = 'ok', '', ''
     shape, genome = candidate_parts(cfg, payload['genome'])
+    rung = payload.get('rung') or {}
+    resume = rung.get('resume') or {}
+    states: Dict[str, bytes] = {}
     for arch in cfg.archs:
         seed = candidate_seed(cfg, payload['hash'], arch)
         r = train_proxy(arch, 'attnzero', genome, cfg, data, seed,
                         baseline_ckpt_acc=(payload.get('baselines') or {}).get(arch),
-                        reject=cfg.rejection, fault=payload.get('fault'), shape=shape)
+                        reject=cfg.rejection, fault=payload.get('fault'), shape=shape,
+                        stop_epochs=rung.get('stop_epochs'), resume=resume.get(arch))
+        if 'state' in r:
+            states[arch] = r.pop('state')
         per_arch.append(r)
         if r['status'] != 'ok':
             status, reason, message = 'rejected', r['reason'], f'{arch}: {r["message"]}'
             break
-    return dict(status=status, reason=reason, message=message, per_arch=per_arch,
-                seconds=time.perf_counter() - t0, cpu_seconds=time.process_time() - c0,
-                gflops=_total(r['gflops'] for r in per_arch),
-                samples=sum(r['samples'] for r in per_arch))
+    out = dict(status=status, reason=reason, message=message, per_arch=per_arch,
+               seconds=time.perf_counter() - t0, cpu_seconds=time.process_time() - c0,
+               gflops=_total(r['gflops'] for r in per_arch),
+               samples=sum(r['samples'] for r in per_arch))
+    if status == 'ok' and states:
+        out.update(paused=True, states=states)
+    return out
 
 
 def _total(values) -> Optional[float]:

@@ -30,6 +30,7 @@ from . import surrogate as surrogate_mod
 from .prescreen import prescreen_task
 from .proxies import load_proxy
 from .state import RunDirError, RunState, atomic_write_json
+from attnzero.io import atomic_write_bytes
 
 __all__ = ['Search', 'run_search', 'RESUMABLE_FIELDS']
 
@@ -304,6 +305,8 @@ class Search:
             self._fill_cached(rec, self.state.records[src])
             self._commit(rec)
             out[rec['idx']] = rec
+        if self.cfg.rungs > 1:   # every evaluation of the generation is final: no rung resumes
+            self._drop_rung_states(generation)
         return [out[first_idx + j] for j in range(len(texts))]
 
     def _prescreen(self, jobs: List[Tuple[str, Any, Dict[str, Any]]], executor, generation: range,
@@ -391,7 +394,13 @@ class Search:
 
         The candidates of a rung are all the generation's trained candidates that reached it:
         those of ``jobs`` and, after a resume, those already final whose rung results are in
-        ``state.rungs``; so the promotions after a kill are the ones the first session made."""
+        ``state.rungs``; so the promotions after a kill are the ones the first session made.
+
+        A rung continues the training of the rung below it: it pauses the full budget's training
+        after the rung's epochs, and the promoted candidates resume from the saved training state
+        (``rungs/<idx>-r<rung>-<arch>.pt`` in the run directory, written before the rung's result
+        is checkpointed in the state, removed once the generation is final). Each rung's result
+        holds the compute of its own segment only."""
         cfg = self.cfg
         budgets = cfg.rung_epochs
         pending = {p['idx']: (key, fn, p) for key, fn, p in jobs}
@@ -406,22 +415,26 @@ class Search:
                     results[i] = done[r]
                 elif i in pending:
                     key, fn, p = pending[i]
-                    # a shorter run of the same training (one plain training: rungs=1, so that the
-                    # worker's config is valid whatever the rung's epochs); the checkpoint rejection
-                    # (set against the baseline's full-budget run) only where this run passes that epoch
-                    ckpt = cfg.checkpoint_epoch if cfg.checkpoint_epoch < epochs or last else 0
-                    todo.append((key, fn, dict(p, config=dict(p['config'], epochs=epochs, rungs=1,
-                                                              checkpoint_epoch=ckpt))))
+                    rung = dict(stop_epochs=None if last else epochs,
+                                resume=self._rung_states(i, r - 1) if r else None)
+                    todo.append((key, fn, dict(p, rung=rung)))
             for key, res in executor.run(todo):
                 i = int(key.split('-', 1)[1])
+                states = res.pop('states', None)
                 res = dict(res, epochs=epochs)
+                res.pop('paused', None)
                 if last:
                     yield key, self._rung_result(i, res, r, len(budgets))
                     continue
+                if res.get('status') == 'ok':
+                    if not states:   # a paused training always returns its state
+                        raise RuntimeError(f'rung {r} of evaluation {i} returned no training state')
+                    for arch, data in states.items():
+                        atomic_write_bytes(self._rung_state_path(i, r, arch), data)
                 self.state.rungs.setdefault(i, []).append(res)
                 self.state.save()
                 results[i] = res
-                log.info('rung %d (%d epochs) idx=%d status=%s', r, epochs, i, res.get('status'))
+                log.info('rung %d (%g epochs) idx=%d status=%s', r, epochs, i, res.get('status'))
             if last:
                 return
             ok = [i for i in alive if results[i].get('status') == 'ok']
@@ -431,6 +444,29 @@ class Search:
                 if i not in promoted and i in pending:
                     yield pending[i][0], self._rung_result(i, results[i], r, len(budgets))
             alive = [i for i in alive if i in promoted]
+
+    def _rung_state_path(self, idx: int, rung: int, arch: str) -> str:
+        folder = self.state.path('rungs')
+        os.makedirs(folder, exist_ok=True)
+        return os.path.join(folder, f'{idx}-r{rung}-{arch}.pt')
+
+    def _rung_states(self, idx: int, rung: int) -> Dict[str, bytes]:
+        """The saved training states of evaluation ``idx`` after rung ``rung``, per architecture."""
+        out = {}
+        for arch in self.cfg.archs:
+            with open(self._rung_state_path(idx, rung, arch), 'rb') as f:
+                out[arch] = f.read()
+        return out
+
+    def _drop_rung_states(self, indices) -> None:
+        """Remove the saved training states of these (final) evaluations."""
+        folder = self.state.path('rungs')
+        if not os.path.isdir(folder):
+            return
+        prefixes = tuple(f'{i}-r' for i in indices)
+        for name in os.listdir(folder):
+            if name.startswith(prefixes):
+                os.remove(os.path.join(folder, name))
 
     def _rung_result(self, idx: int, res: Dict[str, Any], rung: int, n_rungs: int) -> Dict[str, Any]:
         """The result of rung ``rung`` as the candidate's result: its compute summed over every

@@ -23,10 +23,11 @@ text) without reading a test label: the search scores them for its final Pareto 
 from __future__ import annotations
 
 import contextlib
+import io
 import math
 import os
 import time
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -131,9 +132,33 @@ def proxy_optimizer(model: torch.nn.Module, cfg: SearchConfig) -> torch.optim.Op
                               dict(params=no_decay, weight_decay=0.0)], lr=cfg.lr)
 
 
+def _snapshot(step: int, perm: Optional[torch.Tensor], model: torch.nn.Module, opt: torch.optim.Optimizer,
+              gen: torch.Generator, losses: List[float], res: Dict[str, Any]) -> bytes:
+    """The training state of a paused :func:`train_proxy` run, as bytes (``torch.save``)."""
+    buf = io.BytesIO()
+    torch.save(dict(step=step, perm=perm, model=model.state_dict(), opt=opt.state_dict(),
+                    gen=gen.get_state(), rng=torch.get_rng_state(), losses=list(losses),
+                    ckpt_acc=res['ckpt_acc']), buf)
+    return buf.getvalue()
+
+
+def _restore(data: bytes, model: torch.nn.Module, opt: torch.optim.Optimizer, gen: torch.Generator,
+             losses: List[float], res: Dict[str, Any]) -> Tuple[int, Optional[torch.Tensor]]:
+    """Load a :func:`_snapshot` into the freshly built run; returns ``(step, perm)``."""
+    s = torch.load(io.BytesIO(data), weights_only=True)
+    model.load_state_dict(s['model'])
+    opt.load_state_dict(s['opt'])
+    gen.set_state(s['gen'])
+    torch.set_rng_state(s['rng'])
+    losses.extend(s['losses'])
+    res['ckpt_acc'] = s['ckpt_acc']
+    return int(s['step']), s['perm']
+
+
 def train_proxy(arch: str, attn: str, genome: Optional[str], cfg: SearchConfig, data: ProxyData,
                 seed: int, baseline_ckpt_acc: Optional[float] = None, reject: bool = True,
-                fault: Optional[str] = None, shape: Optional[str] = None) -> Dict[str, Any]:
+                fault: Optional[str] = None, shape: Optional[str] = None,
+                stop_epochs: Optional[float] = None, resume: Optional[bytes] = None) -> Dict[str, Any]:
     """Train the ``arch`` proxy with ``attn``/``genome`` (at the ViT ``shape`` of a joint-search
     candidate, if given) on ``data``; never raises for a bad candidate (a crash is a rejection
     with reason ``crash``).
@@ -146,12 +171,22 @@ def train_proxy(arch: str, attn: str, genome: Optional[str], cfg: SearchConfig, 
     both ``None`` when the model's FLOPs could not be counted),
     ``loss_first``, ``loss_last``, ``cpu_seconds`` (CPU time of the process over the run: unlike
     ``seconds``, it does not grow when other work shares the cores).
+
+    A run can be trained in segments (the successive-halving rungs of the search):
+    ``stop_epochs`` pauses it after that many epochs of the *full* budget's schedule (rounded up to
+    a whole step; ``None``: train to the end). A paused run is ``status='ok'`` with
+    ``paused=True``, ``acc`` measured on the validation set at the pause, and ``state``: the bytes
+    of its training state (model, optimiser, data order, random generators, losses). ``resume``
+    continues from such bytes, so that the segments together are exactly the one-piece training.
+    ``samples``, ``eval_samples``, ``seconds``, ``cpu_seconds`` and ``gflops`` are the segment's
+    own; ``steps`` counts from the start of the training.
     """
     t0 = time.perf_counter()
     c0 = time.process_time()
     n = len(data.train_x)
     spe = steps_per_epoch(n, cfg.batch_size)
     total = cfg.epochs * spe
+    stop_step = total if stop_epochs is None else min(total, max(1, math.ceil(stop_epochs * spe - 1e-9)))
     check_step = max(2, int(math.ceil(cfg.loss_check_frac * total)))
     window = max(1, check_step // 4)
     res: Dict[str, Any] = dict(arch=arch, status='ok', reason='', message='', acc=None,
@@ -177,32 +212,36 @@ def train_proxy(arch: str, attn: str, genome: Optional[str], cfg: SearchConfig, 
             res['flops_per_image'] = model_flops_per_image(model, data.img_size)
             opt = proxy_optimizer(model, cfg)
             gen = torch.Generator().manual_seed(seed)
-            step = 0
+            step, perm = 0, None
+            if resume is not None:
+                step, perm = _restore(resume, model, opt, gen, losses, res)
+                res['steps'] = step
             model.train()
-            for epoch in range(1, cfg.epochs + 1):
-                perm = torch.randperm(n, generator=gen)
-                for i in range(0, n, cfg.batch_size):
-                    idx = perm[i:i + cfg.batch_size]
-                    for group in opt.param_groups:
-                        group['lr'] = _lr_at(step, total, cfg.lr, cfg.warmup_frac)
-                    if fault == 'hang':
-                        time.sleep(10 ** 6)
-                    if fault == 'exit':
-                        os._exit(17)
-                    if fault == 'raise' and step == 1:
-                        raise InjectedFault('injected crash (fault_injection=raise)')
-                    loss = F.cross_entropy(model(data.train_x[idx]), data.train_y[idx])
-                    if fault == 'nan' and step >= 1:
-                        loss = loss * float('nan')
-                    res['samples'] += len(idx)
-                    step += 1
-                    res['steps'] = step
-                    lv = float(loss.detach())
-                    losses.append(lv)
-                    if not math.isfinite(lv):
-                        if reject and cfg.reject_nonfinite:
-                            return finish('rejected', 'nonfinite_loss', f'loss {lv} at step {step}')
-                        continue
+            while step < stop_step:
+                pos = step % spe
+                if pos == 0:   # a new epoch: its order of the training images
+                    perm = torch.randperm(n, generator=gen)
+                idx = perm[pos * cfg.batch_size:(pos + 1) * cfg.batch_size]
+                for group in opt.param_groups:
+                    group['lr'] = _lr_at(step, total, cfg.lr, cfg.warmup_frac)
+                if fault == 'hang':
+                    time.sleep(10 ** 6)
+                if fault == 'exit':
+                    os._exit(17)
+                if fault == 'raise' and step == 1:
+                    raise InjectedFault('injected crash (fault_injection=raise)')
+                loss = F.cross_entropy(model(data.train_x[idx]), data.train_y[idx])
+                if fault == 'nan' and step >= 1:
+                    loss = loss * float('nan')
+                res['samples'] += len(idx)
+                step += 1
+                res['steps'] = step
+                lv = float(loss.detach())
+                losses.append(lv)
+                if not math.isfinite(lv):
+                    if reject and cfg.reject_nonfinite:
+                        return finish('rejected', 'nonfinite_loss', f'loss {lv} at step {step}')
+                else:
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     if cfg.grad_clip > 0:
@@ -215,7 +254,8 @@ def train_proxy(arch: str, attn: str, genome: Optional[str], cfg: SearchConfig, 
                             return finish('rejected', 'loss_not_decreasing',
                                           f'mean loss {last:.4f} over steps {step - window + 1}-{step} '
                                           f'vs {first:.4f} over the first {window}')
-                if epoch == cfg.checkpoint_epoch and cfg.rejection:
+                epoch = step // spe
+                if step % spe == 0 and epoch == cfg.checkpoint_epoch and cfg.rejection:
                     acc = _accuracy(model, data.val_x, data.val_y)
                     res['eval_samples'] += len(data.val_x)
                     res['ckpt_acc'] = acc
@@ -226,6 +266,12 @@ def train_proxy(arch: str, attn: str, genome: Optional[str], cfg: SearchConfig, 
                             return finish('rejected', 'below_baseline',
                                           f'accuracy {acc:.4f} after epoch {epoch} < threshold '
                                           f'{thr:.4f} (baseline {baseline_ckpt_acc:.4f})')
+            if step < total:   # paused at a rung: the accuracy there, and the state to continue from
+                if not (cfg.rejection and step == cfg.checkpoint_epoch * spe):
+                    res['acc'] = _accuracy(model, data.val_x, data.val_y)
+                    res['eval_samples'] += len(data.val_x)
+                res.update(paused=True, state=_snapshot(step, perm, model, opt, gen, losses, res))
+                return finish('ok')
             if res['ckpt_acc'] is None or cfg.checkpoint_epoch != cfg.epochs:
                 res['acc'] = _accuracy(model, data.val_x, data.val_y)
                 res['eval_samples'] += len(data.val_x)
