@@ -88,7 +88,7 @@ setup(
         'attnzero-get-flops=attnzero.perf.flops:main',
         'attnzero-make-toy-data=attnzero.data.toy:main',
         'attnzero-transfer=attnzero.transfer:main',
-        'attnzero-zero-cost=attnzero.search.prescreen:main',
+        'attnzero-zero-cost=attnzero.bench.cli:zero_cost_main',
         'attnzero-space-report=attnzero.space.report:main',
     ]},
     classifiers=[

@@ -77,6 +77,38 @@ def test_study_writes_tables_and_reuses_its_scores(tmp_path, monkeypatch):
 
 
 def test_cli_names_a_folder_that_is_not_a_fidelity_run(tmp_path, capsys):
+    from attnzero.bench.cli import zero_cost_main
+
     with pytest.raises(SystemExit) as e:
-        prescreen.main(['--fidelity', str(tmp_path), '--out', str(tmp_path / 'o')])
+        zero_cost_main(['--fidelity', str(tmp_path), '--out', str(tmp_path / 'o')])
     assert e.value.code == 2 and 'has no settings.json' in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:   # one source, not both
+        zero_cost_main(['--fidelity', str(tmp_path), '--bench', '--out', str(tmp_path / 'o')])
+    assert e.value.code == 2 and 'not allowed with' in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        zero_cost_main(['--bench', str(tmp_path / 'nothing'), '--out', str(tmp_path / 'o')])
+    assert e.value.code == 2 and 'nothing' in capsys.readouterr().err
+
+
+def test_bench_scores_correlated_with_the_bench(tmp_path, capsys):
+    """``--bench --limit N``: N of the shipped bench's trained genomes (a seeded draw) and its zoo
+    baselines, scored in the bench's proxy configuration and correlated with the bench's scores."""
+    from attnzero.bench.analyze import zero_cost_rows
+    from attnzero.bench.cli import zero_cost_main
+    from attnzero.bench.query import load
+
+    bench = load()
+    rows, cfg, source = zero_cost_rows(bench, 4, seed=1)
+    samples = [r for r in rows if r['kind'] == 'sample']
+    assert len(samples) == 4 and rows[4:] and all(r['kind'] == 'reference' for r in rows[4:])
+    assert [r['genome'] for r in samples] == [r['genome'] for r in zero_cost_rows(bench, 4, seed=1)[0][:4]]
+    by_genome = {r['genome']: r for r in bench.records}
+    assert all(by_genome[r['genome']]['score'] == r['trained_1x'] for r in samples)
+    assert cfg.proxy == bench.settings['search']['proxy'] and list(cfg.archs) == bench.archs
+    assert '4 of its' in source
+    out = tmp_path / 'z'
+    assert zero_cost_main(['--bench', '--limit', '4', '--seed', '1', '--archs', 'deit', '--batch', '8',
+                           '--early-steps', '2', '--out', str(out)]) == 0
+    md = (out / 'zero_cost.md').read_text()
+    assert 'python tools/zero_cost.py --bench --limit 4' in md and 'Attn-Bench-101' in md
+    assert '| attn_rank |' in md and 'tau vs 1x' in capsys.readouterr().out

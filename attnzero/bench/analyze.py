@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import math
 import os
+import random
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from attnzero.search.config import SearchConfig
 from attnzero.space import GRAPHS
 
 from .format import BENCH_FILE, sha256_file
 from .surrogate import Surrogate
 
 __all__ = ['analyse', 'render_report', 'write_report', 'report_text', 'make_plots', 'plot_names',
-           'OP_CATEGORIES', 'TOP_FRAC']
+           'zero_cost_rows', 'OP_CATEGORIES', 'TOP_FRAC']
 
 #: share of the trained genomes that forms the "top candidates" set (at least ``TOP_MIN`` genomes)
 TOP_FRAC = 0.10
@@ -616,3 +618,30 @@ def write_report(bench, out_dir: str, bench_label: str, plots: bool = True,
     with open(path, 'w', encoding='utf-8') as f:
         f.write(text)
     return path
+
+
+def zero_cost_rows(bench, n: Optional[int] = None, seed: int = 0) -> Tuple[List[Dict[str, Any]], Any, str]:
+    """The bench's trained genomes (status ``ok``; ``n`` of them drawn without replacement with
+    ``seed``, or all) and its zoo baselines as rows for
+    :func:`attnzero.search.prescreen.correlate`, the bench's search configuration, and a
+    description of them for the report. The trained score is the bench's ``score`` (the mean proxy
+    accuracy over its architectures at its budget)."""
+    fields = {k: v for k, v in bench.settings['search'].items() if k in SearchConfig.__dataclass_fields__}
+    cfg = SearchConfig(**fields)
+    trained = [r for r in bench.records if r.get('status') == 'ok' and r.get('score') is not None]
+    if n is not None and n < len(trained):
+        trained = sorted(random.Random(seed).sample(trained, n), key=lambda r: r['sample_index'])
+    nan = float('nan')
+    rows = [dict(kind='sample', name=r['genome'], attn='attnzero', genome=r['genome'],
+                 trained_1x=float(r['score']), trained_4x=nan) for r in trained]
+    for b in bench.baselines:
+        if b.get('acc_mean') is not None:
+            rows.append(dict(kind='reference', name=b['name'], attn=b.get('attn') or 'attnzero', genome=b.get('genome'),
+                             trained_1x=float(b['acc_mean']), trained_4x=nan))
+    n_ok = sum(1 for r in bench.records if r.get('status') == 'ok')
+    source = (f'Attn-Bench-101 `{os.path.basename(os.path.normpath(bench.path))}` (format {bench.records[0].get("format_version")}): '
+              f'{len(trained)} of its {n_ok} trained genomes' + (f' (drawn with seed {seed})' if len(trained) < n_ok else '')
+              + f' and {len(rows) - len(trained)} zoo baselines, scored by the bench at budget '
+              f'{bench.budgets} epochs; there is no 4x score')
+    return rows, cfg, source
+

@@ -1,7 +1,9 @@
 """The command lines of the bench tools, as functions (``main(argv) -> exit code``):
 
 * :func:`build_main` -- ``tools/build_bench.py`` / ``attnzero-build-bench``;
-* :func:`analyze_main` -- ``tools/analyze_bench.py`` / ``attnzero-analyze-bench``.
+* :func:`analyze_main` -- ``tools/analyze_bench.py`` / ``attnzero-analyze-bench``;
+* :func:`zero_cost_main` -- ``tools/zero_cost.py`` / ``attnzero-zero-cost`` (it lives here, above
+  the search layer, because it reads a fidelity run *or* a bench).
 
 Argument parsing and printing only: the work is :mod:`attnzero.bench` (building, analysis).
 The search tools' command lines are :mod:`attnzero.search.cli`. The usage texts below are the tools' ``--help``.
@@ -18,12 +20,14 @@ from typing import Optional, Sequence
 from attnzero.io import tool_command
 from attnzero.search.config import PRESETS, SearchConfig
 
-from .analyze import write_report as write_bench_report
+from attnzero.search import prescreen
+
+from .analyze import write_report as write_bench_report, zero_cost_rows
 from .build import build, finalize
 from .evaluate import BenchSettings
 from .query import default_path, load
 
-__all__ = ['build_main', 'analyze_main']
+__all__ = ['build_main', 'analyze_main', 'zero_cost_main']
 
 #: the repository of a source checkout (where the reports are written by default)
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -130,5 +134,59 @@ def analyze_main(argv: Optional[Sequence[str]] = None) -> int:
     bench = load(args.bench, verify=not args.no_verify)
     path = write_bench_report(bench, args.out, label_of(args.bench), plots=not args.no_plots)
     print(path)
+    return 0
+
+
+# ----------------------------------------------------------------------------- zero-cost scores
+ZERO_COST_DOC = """Training-free pre-screen scores (grad norm, SNIP, synflow, NASWOT, attention rank;
+early loss as a reference) of a fidelity run's genomes and references, or of Attn-Bench-101's
+trained genomes and baselines, correlated with their trained scores.
+
+    python tools/zero_cost.py --fidelity docs/fidelity/default --out docs/efficiency/zero_cost/default
+    python tools/zero_cost.py --bench --limit 300 --out docs/efficiency/zero_cost/bench-v1
+
+See attnzero.search.prescreen."""
+
+
+def zero_cost_main(argv: Optional[Sequence[str]] = None) -> int:
+    """``tools/zero_cost.py`` (console script ``attnzero-zero-cost``)."""
+    p = argparse.ArgumentParser(description=ZERO_COST_DOC, formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument('--fidelity', help='a proxy_fidelity.py output folder (its settings, stability.csv and '
+                     'fidelity.csv)')
+    src.add_argument('--bench', nargs='?', const=default_path(), default=None,
+                     help='an Attn-Bench-101 directory (without a value: the shipped bench)')
+    p.add_argument('--out', required=True)
+    p.add_argument('--archs', default=None, help="comma-separated proxy architectures (default: the source's)")
+    p.add_argument('--seed', type=int, default=0, help='seed of the scores (and of the bench draw)')
+    p.add_argument('--batch', type=int, default=64)
+    p.add_argument('--early-steps', type=int, default=16)
+    p.add_argument('--limit', type=int, default=None,
+                   help='fidelity: the first N sampled genomes only (tests); bench: N trained genomes drawn '
+                        'with --seed (default all)')
+    args = p.parse_args(argv)
+    if args.limit is not None and args.limit < 3:
+        p.error(f'--limit {args.limit}: needs at least 3 genomes to correlate')
+    archs = None if args.archs is None else tuple(a for a in args.archs.split(',') if a)
+    try:
+        if args.fidelity is not None:
+            for f in ('settings.json', 'stability.csv', 'fidelity.csv'):
+                if not os.path.isfile(os.path.join(args.fidelity, f)):
+                    p.error(f'--fidelity {args.fidelity!r} has no {f} (a tools/proxy_fidelity.py output folder)')
+            res = prescreen.study(args.fidelity, args.out, archs, args.seed, args.batch, args.early_steps, args.limit)
+        else:
+            try:
+                bench = load(args.bench)
+            except (OSError, ValueError) as e:
+                p.error(f'--bench {args.bench!r}: {e}')
+            rows, cfg, source = zero_cost_rows(bench, args.limit, args.seed)
+            command = tool_command('zero_cost', argv)
+            res = prescreen.correlate(rows, cfg, args.out, source, command, archs, args.seed, args.batch,
+                                      args.early_steps)
+    except ValueError as e:
+        p.error(str(e))
+    for e in res['table']:
+        print(f'{e["score"]:11s} tau vs 1x {e["tau_trained_1x"]:+.3f}  vs 4x {e["tau_trained_4x"]:+.3f}  '
+              f'refs {e["tau_references_1x"]:+.3f}  failures {e["nan"]}  {e["seconds"]:.2f} s')
     return 0
 

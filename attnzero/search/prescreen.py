@@ -1,7 +1,8 @@
 """Training-free pre-screen scores of a candidate attention (issue 17, first part), and the study
 of how well each ranks candidates the way the trained proxy does.
 
-    python tools/zero_cost.py --fidelity docs/fidelity/scenes --out docs/efficiency/zero_cost
+    python tools/zero_cost.py --fidelity docs/fidelity/default --out docs/efficiency/zero_cost/default
+    python tools/zero_cost.py --bench --out docs/efficiency/zero_cost/bench-v1
 
 Every score is computed on the proxy architecture *at initialisation* (seeded as the search seeds
 its training), on one batch of the proxy's training images:
@@ -23,11 +24,12 @@ its training), on one batch of the proxy's training images:
 A candidate whose forward fails, or whose score is not finite, gets ``nan`` (ranked last).
 :func:`study` correlates each score (mean of its per-architecture ranks) with the trained proxy
 scores the fidelity tool recorded (``stability.csv``: sampled genomes at 1x and 4x the budget;
-``fidelity.csv``: the zoo references), and writes md / csv / png.
+``fidelity.csv``: the zoo references), and writes md / csv / png; :func:`correlate` does it for any
+rows (Attn-Bench-101's: :func:`attnzero.bench.analyze.zero_cost_rows`). The command line is
+:func:`attnzero.bench.cli.zero_cost_main`.
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
@@ -51,7 +53,7 @@ from .proxies import ProxyData, load_proxy
 from .archs import model_flops_per_image
 from .train import deterministic_torch, init_proxy_model, proxy_optimizer
 
-__all__ = ['SCORES', 'zero_cost_scores', 'prescreen_task', 'study', 'main']
+__all__ = ['SCORES', 'zero_cost_scores', 'prescreen_task', 'fidelity_rows', 'study', 'correlate']
 
 SCORES = PRESCREEN_SCORES
 #: steps of ``early_loss`` (the study's and the search's)
@@ -215,21 +217,11 @@ def _read_csv(path: str) -> List[Dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def study(fidelity_dir: str, out: str, archs: Optional[Sequence[str]] = None, seed: int = 0,
-          batch: int = 64, early_steps: int = 16, limit: Optional[int] = None) -> Dict[str, Any]:
-    """Zero-cost scores of the fidelity run's sampled genomes and references, correlated with
-    their trained scores; writes ``zero_cost.{md,csv,png}`` and ``scores.jsonl`` to ``out``.
-    ``archs``: the proxy architectures to score in (default: those of the fidelity run)."""
-    from scipy.stats import kendalltau, spearmanr
-
+def fidelity_rows(fidelity_dir: str, limit: Optional[int] = None) -> Tuple[List[Dict[str, Any]], SearchConfig]:
+    """The rows of a fidelity run to score (its sampled genomes, trained at 1x and 4x the budget,
+    and the zoo references, trained at 1x) and its search configuration."""
     settings = json.load(open(os.path.join(fidelity_dir, 'settings.json')))
     cfg = SearchConfig(**{k: v for k, v in settings['config'].items() if k in SearchConfig.__dataclass_fields__})
-    archs = tuple(archs) if archs else tuple(cfg.archs)
-    unknown = [a for a in archs if a not in cfg.archs]
-    if unknown:
-        raise ValueError(f'--archs {",".join(archs)!r}: {unknown[0]!r} is not an architecture of the fidelity '
-                         f'run ({",".join(cfg.archs)})')
-    data = load_proxy(cfg.proxy)
     rows: List[Dict[str, Any]] = []
     for r in _read_csv(os.path.join(fidelity_dir, 'stability.csv'))[:limit]:
         rows.append(dict(kind='sample', name=r['genome'], attn='attnzero', genome=r['genome'],
@@ -241,6 +233,42 @@ def study(fidelity_dir: str, out: str, archs: Optional[Sequence[str]] = None, se
         if objective:
             rows.append(dict(kind='reference', name=name, attn=attn, genome=genome,
                              trained_1x=objective[0], trained_4x=float('nan')))
+    return rows, cfg
+
+
+def study(fidelity_dir: str, out: str, archs: Optional[Sequence[str]] = None, seed: int = 0,
+          batch: int = 64, early_steps: int = 16, limit: Optional[int] = None) -> Dict[str, Any]:
+    """Zero-cost scores of the fidelity run's sampled genomes and references, correlated with
+    their trained scores; writes ``zero_cost.{md,csv,png}`` and ``scores.jsonl`` to ``out``.
+    ``archs``: the proxy architectures to score in (default: those of the fidelity run)."""
+    rows, cfg = fidelity_rows(fidelity_dir, limit)
+    source = (f'the search configuration of `{fidelity_dir}/settings.json`; '
+              f'{sum(r["kind"] == "sample" for r in rows)} sampled genomes (trained at 1x and 4x the budget by '
+              f'the fidelity tool) and {sum(r["kind"] == "reference" for r in rows)} zoo references (trained at '
+              '1x, 3 seeds)')
+    command = f'python tools/zero_cost.py --fidelity {fidelity_dir} --out {out}'
+    return correlate(rows, cfg, out, source, command, archs, seed, batch, early_steps)
+
+
+def correlate(rows: List[Dict[str, Any]], cfg: SearchConfig, out: str, source: str, command: str,
+              archs: Optional[Sequence[str]] = None, seed: int = 0, batch: int = 64,
+              early_steps: int = 16) -> Dict[str, Any]:
+    """Score ``rows`` (dicts with ``kind`` -- ``sample`` / ``reference`` --, ``name``, ``attn``,
+    ``genome``, ``trained_1x``, ``trained_4x`` (``nan`` if unknown), optionally
+    ``trained_seconds``) in the architectures ``archs`` of ``cfg`` (default all) on ``cfg``'s
+    proxy, correlate each score with the trained scores and write ``zero_cost.{md,csv,png}``;
+    the scores are cached in ``out/scores.jsonl`` (a re-run scores nothing twice). ``source``
+    says in the report where the rows come from; ``command`` produced it."""
+    from scipy.stats import kendalltau, spearmanr
+
+    archs = tuple(archs) if archs else tuple(cfg.archs)
+    unknown = [a for a in archs if a not in cfg.archs]
+    if unknown:
+        raise ValueError(f'--archs {",".join(archs)!r}: {unknown[0]!r} is not an architecture of the '
+                         f'configuration ({",".join(cfg.archs)})')
+    if tuple(archs) != tuple(cfg.archs):
+        command += f' --archs {",".join(archs)}'
+    data = load_proxy(cfg.proxy)
     os.makedirs(out, exist_ok=True)
     cache_path = os.path.join(out, 'scores.jsonl')
     cache: Dict[str, Dict[str, Any]] = {}
@@ -262,7 +290,9 @@ def study(fidelity_dir: str, out: str, archs: Optional[Sequence[str]] = None, se
         for row, v in zip(rows, combined):
             row.setdefault('rank', {})[s] = float(v)
         entry = dict(score=s)
-        for target, subset in (('trained_1x', rows), ('trained_4x', [r for r in rows if r['kind'] == 'sample']),
+        for target, subset in (('trained_1x', rows),
+                               ('trained_4x', [r for r in rows if r['kind'] == 'sample'
+                                               and math.isfinite(r['trained_4x'])]),
                                ('references_1x', [r for r in rows if r['kind'] == 'reference'])):
             col = 'trained_4x' if target == 'trained_4x' else 'trained_1x'
             xs = [r['rank'][s] for r in subset]
@@ -276,11 +306,11 @@ def study(fidelity_dir: str, out: str, archs: Optional[Sequence[str]] = None, se
         secs = 'early_loss_seconds' if s == 'early_loss' else 'seconds'
         entry['seconds'] = float(np.mean([row[a][secs] for row in rows for a in archs]))
         table.append(entry)
-    _write(out, fidelity_dir, rows, table, archs, cfg, batch, early_steps, seed)
+    _write(out, command, source, rows, table, archs, cfg, batch, early_steps, seed)
     return dict(rows=rows, table=table)
 
 
-def _write(out: str, fidelity_dir: str, rows, table, archs, cfg, batch, early_steps, seed) -> None:
+def _write(out: str, cmd: str, source: str, rows, table, archs, cfg, batch, early_steps, seed) -> None:
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(['kind', 'name', 'trained_1x', 'trained_4x'] + [f'{s}_{a}' for s in SCORES for a in archs])
@@ -288,15 +318,8 @@ def _write(out: str, fidelity_dir: str, rows, table, archs, cfg, batch, early_st
         w.writerow([r['kind'], r['name'], f'{r["trained_1x"]:.4f}', f'{r["trained_4x"]:.4f}']
                    + [f'{r[a][s]:.6g}' for s in SCORES for a in archs])
     atomic_write_text(os.path.join(out, 'zero_cost.csv'), buf.getvalue())
-    n_s = sum(r['kind'] == 'sample' for r in rows)
-    n_r = len(rows) - n_s
-    cmd = f'python tools/zero_cost.py --fidelity {fidelity_dir} --out {out}'
-    if tuple(archs) != tuple(cfg.archs):
-        cmd += f' --archs {",".join(archs)}'
     md = ['# Zero-cost pre-screen scores against the trained proxy', '', 'Produced by:', '', '```bash', cmd, '```', '',
-          f'Proxy `{cfg.proxy}`, architectures {", ".join(archs)} (the search configuration of '
-          f'`{fidelity_dir}/settings.json`); {n_s} sampled genomes (trained at 1x and 4x the budget by '
-          f'the fidelity tool) and {n_r} zoo references (trained at 1x, 3 seeds). Each score on one batch '
+          f'Proxy `{cfg.proxy}`, architectures {", ".join(archs)} ({source}). Each score on one batch '
           f'of {batch} training images at initialisation (seed {seed}); `early_loss` after {early_steps} '
           'training steps. A score is the mean over the architectures of its per-architecture rank '
           '(failures ranked last). Kendall tau-b / Spearman rho against the trained scores:', '',
@@ -307,10 +330,11 @@ def _write(out: str, fidelity_dir: str, rows, table, archs, cfg, batch, early_st
                   f'{e["tau_trained_4x"]:.3f} | {e["p_trained_4x"]:.3f} | {e["rho_trained_4x"]:.3f} | '
                   f'{e["tau_references_1x"]:.3f} | {e["nan"]} | {e["seconds"]:.2f} |')
     trained = [r['trained_seconds'] / len(archs) for r in rows if 'trained_seconds' in r]
+    against = (f', against {np.mean(trained):.1f} s for one trained proxy run of this configuration (mean '
+               'of the trained runs, per architecture)' if trained else '')
     md += ['', 'Seconds are per candidate and architecture on one thread (the training-free scores together; '
-           f'`early_loss` alone), against {np.mean(trained):.1f} s for one trained proxy run of this '
-           'configuration (mean of `stability.csv`, per architecture). p: two-sided p-value of tau '
-           '(scipy). Failures: candidates whose score is not finite in some architecture.']
+           f'`early_loss` alone){against}. p: two-sided p-value of tau (scipy); nan: no such trained score. '
+           'Failures: candidates whose score is not finite in some architecture.']
     atomic_write_text(os.path.join(out, 'zero_cost.md'), '\n'.join(md) + '\n')
     try:
         import matplotlib
@@ -331,29 +355,3 @@ def _write(out: str, fidelity_dir: str, rows, table, archs, cfg, batch, early_st
         plt.close(fig)
     except Exception as e:  # noqa: BLE001 - a plot failure must not lose the tables
         atomic_write_text(os.path.join(out, 'zero_cost.png.error.txt'), f'{type(e).__name__}: {e}\n')
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """``tools/zero_cost.py`` (console script ``attnzero-zero-cost``)."""
-    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    p.add_argument('--fidelity', required=True, help='a proxy_fidelity.py output folder (its settings, '
-                   'stability.csv and fidelity.csv)')
-    p.add_argument('--out', required=True)
-    p.add_argument('--archs', default=None, help="comma-separated proxy architectures (default: the fidelity run's)")
-    p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--batch', type=int, default=64)
-    p.add_argument('--early-steps', type=int, default=16)
-    p.add_argument('--limit', type=int, default=None, help='first N sampled genomes only (tests)')
-    args = p.parse_args(argv)
-    for f in ('settings.json', 'stability.csv', 'fidelity.csv'):
-        if not os.path.isfile(os.path.join(args.fidelity, f)):
-            p.error(f'--fidelity {args.fidelity!r} has no {f} (a tools/proxy_fidelity.py output folder)')
-    archs = None if args.archs is None else tuple(a for a in args.archs.split(',') if a)
-    try:
-        res = study(args.fidelity, args.out, archs, args.seed, args.batch, args.early_steps, args.limit)
-    except ValueError as e:
-        p.error(str(e))
-    for e in res['table']:
-        print(f'{e["score"]:11s} tau vs 1x {e["tau_trained_1x"]:+.3f}  vs 4x {e["tau_trained_4x"]:+.3f}  '
-              f'refs {e["tau_references_1x"]:+.3f}  failures {e["nan"]}  {e["seconds"]:.2f} s')
-    return 0
