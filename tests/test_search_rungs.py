@@ -110,6 +110,14 @@ def test_rungs_at_the_default_epochs_train_and_are_counted(tmp_path):
     assert c['not_promoted'] == sum(r['stage'] == 'rung0' for r in trained)
 
 
+def test_a_missing_training_state_is_named(tmp_path):
+    from attnzero.search.state import RunDirError
+
+    s = Search(_cfg(generations=1, pop_size=6), str(tmp_path / 'r'), progress=False)
+    with pytest.raises(RunDirError, match=r'3-r0-deit\.pt: the training state of evaluation 3 after rung 0'):
+        s._rung_states(3, 0)
+
+
 def test_kill_in_the_middle_of_a_rung_and_resume(tmp_path):
     killed = str(tmp_path / 'killed')
     cfg_file = tmp_path / 'cfg.json'

@@ -454,8 +454,13 @@ class Search:
         """The saved training states of evaluation ``idx`` after rung ``rung``, per architecture."""
         out = {}
         for arch in self.cfg.archs:
-            with open(self._rung_state_path(idx, rung, arch), 'rb') as f:
-                out[arch] = f.read()
+            path = self._rung_state_path(idx, rung, arch)
+            try:
+                with open(path, 'rb') as f:
+                    out[arch] = f.read()
+            except FileNotFoundError:
+                raise RunDirError(f'{path}: the training state of evaluation {idx} after rung {rung} is '
+                                  'missing; its promotion cannot continue it') from None
         return out
 
     def _drop_rung_states(self, indices) -> None:
