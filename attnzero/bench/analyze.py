@@ -639,9 +639,11 @@ def zero_cost_rows(bench, n: Optional[int] = None, seed: int = 0) -> Tuple[List[
             rows.append(dict(kind='reference', name=b['name'], attn=b.get('attn') or 'attnzero', genome=b.get('genome'),
                              trained_1x=float(b['acc_mean']), trained_4x=nan))
     n_ok = sum(1 for r in bench.records if r.get('status') == 'ok')
+    near_chance = sum(1 for r in trained if abs(float(r['score']) - bench.chance) <= 0.05)
     source = (f'Attn-Bench-101 `{os.path.basename(os.path.normpath(bench.path))}` (format {bench.records[0].get("format_version")}): '
               f'{len(trained)} of its {n_ok} trained genomes' + (f' (drawn with seed {seed})' if len(trained) < n_ok else '')
               + f' and {len(rows) - len(trained)} zoo baselines, scored by the bench at budget '
-              f'{bench.budgets} epochs; there is no 4x score')
+              f'{bench.budgets} epochs; there is no 4x score. {near_chance} of the {len(trained)} genomes '
+              f'score within 0.05 of chance ({bench.chance:.3f})')
     return rows, cfg, source
 
