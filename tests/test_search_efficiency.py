@@ -440,3 +440,13 @@ def test_stop_criterion_before_any_feasible_result():
     rejected = dict(idx=0, status='rejected', reason='check:ignores_input', stage='check', F=[0.0, 1.0], G=[1.0])
     assert stop({0: rejected}) == ''
     assert efficiency._admissible_points([rejected], cfg, efficiency._admissibility()).shape == (0, cfg.n_objectives)
+
+
+@pytest.mark.parametrize('field,value,flag', [('rungs', 2, '--rungs 2'), ('prescreen', 'snip', '--prescreen snip'),
+                                              ('surrogate', True, '--surrogate')])
+def test_an_opt_in_accelerator_on_the_base_config_is_refused(tmp_path, field, value, flag):
+    """Set on the base config (``--set``) an opt-in accelerator would be on in the naive search too."""
+    base = preset('tiny').replace(**{field: value})
+    with pytest.raises(efficiency.EfficiencyError, match=f'{field}={value!r}: the naive search would have it too.*{flag}'):
+        efficiency.run_measurement(base, str(tmp_path / 'o'), seeds=1, progress=False)
+    assert not os.path.exists(tmp_path / 'o')

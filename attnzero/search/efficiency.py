@@ -319,15 +319,19 @@ def _check_base(base: SearchConfig, accelerators: Sequence[Accelerator]) -> None
             if getattr(base, k) != v:
                 raise EfficiencyError(f'{k}={getattr(base, k)!r}: the measurement switches the '
                                       f'accelerators itself; leave {k} at {v!r}')
-    if base.rungs != 1 and not any('rungs' in a.on for a in accelerators):
-        raise EfficiencyError(f'rungs={base.rungs!r}: the naive search would have rungs too; measure '
-                              f'them as an accelerator (--rungs {base.rungs})')
-    if base.surrogate and not any('surrogate' in a.on for a in accelerators):
-        raise EfficiencyError('surrogate=True: the naive search would use the surrogate too; measure it as '
-                              'an accelerator (--surrogate)')
-    if base.prescreen and not any('prescreen' in a.on for a in accelerators):
-        raise EfficiencyError(f'prescreen={base.prescreen!r}: the naive search would pre-screen too; '
-                              f'measure it as an accelerator (--prescreen {base.prescreen})')
+    for field, (off, flag) in _OPT_IN.items():
+        value = getattr(base, field)
+        if value != off and not any(field in a.on for a in accelerators):
+            raise EfficiencyError(f'{field}={value!r}: the naive search would have it too; measure it as an '
+                                  f'accelerator ({flag(value)})')
+
+
+#: the opt-in accelerators set on a base config: field -> (its off value, the option that measures it)
+_OPT_IN: Dict[str, Tuple[Any, Callable[[Any], str]]] = {
+    'rungs': (1, lambda v: f'--rungs {v}'),
+    'prescreen': ('', lambda v: f'--prescreen {v}'),
+    'surrogate': (False, lambda v: '--surrogate'),
+}
 
 
 # ---- curves ----------------------------------------------------------------------------------
