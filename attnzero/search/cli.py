@@ -31,7 +31,7 @@ from .fidelity import FidelityError, run_fidelity, summarise, write_comparison, 
 from .proxies import ProxyError
 from .report import format_front, format_summary, pareto_records
 from .runner import Search
-from .slim import DEFAULT_LAM, DEFAULT_MASK_TRAVEL, SLIM_DOC, SlimError, run_slim
+from .slim import DEFAULT_LAM, DEFAULT_MASK_TRAVEL, SLIM_DOC, SlimError, report_paths as slim_report_paths, run_slim
 from .state import RunDirError
 from .supernet import SupernetError
 from .supernet_fidelity import DOC as SUPERNET_DOC
@@ -430,5 +430,5 @@ def slim_main(argv: Optional[Sequence[str]] = None) -> int:
     except (SlimError, ConfigError, ProxyError) as e:
         print(f'slim.py: error: {e}', file=sys.stderr)
         return 2
-    _print_file(os.path.join(args.out, 'slim.md'))
+    _print_file(slim_report_paths(args.out)['md'])
     return 0

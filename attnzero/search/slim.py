@@ -67,7 +67,7 @@ from .train import _accuracy, _lr_at, _predict, deterministic_torch, init_proxy_
     steps_per_epoch
 
 __all__ = ['SlimError', 'SlimMasks', 'heads_separable', 'unit_flops', 'plan_cut', 'static_model',
-           'proxy_timm_kwargs', 'train_epochs', 'run_slim', 'write_report',
+           'proxy_timm_kwargs', 'train_epochs', 'run_slim', 'write_report', 'report_paths',
            'DEFAULT_LAM', 'DEFAULT_MASK_TRAVEL', 'SLIM_DOC']
 
 #: the default weight of the mask L1 term (each part the mean |mask|, so both are in [0, 1] at the start)
@@ -564,11 +564,16 @@ def _quantiles(t: torch.Tensor) -> Dict[str, float]:
 
 
 # ---------------------------------------------------------------------------------- report
+def report_paths(out_dir: str) -> Dict[str, str]:
+    """The report files of a slimming run in ``out_dir``: ``md``, ``csv``, ``png``, ``json``."""
+    return {k: os.path.join(out_dir, f) for k, f in
+            (('md', 'slim.md'), ('csv', 'slim.csv'), ('png', 'slim.png'), ('json', 'summary.json'))}
+
+
 def write_report(summary: Dict[str, Any], out_dir: str) -> Dict[str, str]:
     """``slim.md``, ``slim.csv`` (one row per block), ``slim.png`` (mask values per block, accuracy
     against FLOPs) and ``summary.json`` in ``out_dir``; returns their paths."""
-    paths = {k: os.path.join(out_dir, f) for k, f in
-             (('md', 'slim.md'), ('csv', 'slim.csv'), ('png', 'slim.png'), ('json', 'summary.json'))}
+    paths = report_paths(out_dir)
     atomic_write_json(paths['json'], summary)
     with open(paths['csv'], 'w', newline='', encoding='utf-8') as f:
         w = csv.writer(f)
