@@ -301,3 +301,19 @@ def test_mm_config_fragment_builds_the_chosen_model(joint_run, tmp_path):
         feats = backbone(torch.randn(1, 3, 64, 64))
     assert len(feats) == 4 and [f.shape[1] for f in feats] == list(m.neck.in_channels)
     assert [f.shape[-1] for f in feats] == [16, 8, 4, 2]
+
+
+def test_the_seed_shape_presets_build_the_seed_shape_deit():
+    """The presets whose DeiT is the joint search's seed shape (scenes-v2/-v3, joint) override it
+    to exactly that shape's width and depth."""
+    from attnzero.search.config import JOINT_SEED_SHAPE, PRESETS
+    from attnzero.space.shape import ViTShape
+
+    seed = ViTShape.parse(JOINT_SEED_SHAPE)
+    for name in ('scenes-v2', 'scenes-v3', 'joint'):
+        assert PRESETS[name]['arch_overrides'] == {'deit': {'depth': len(seed.num_heads), 'embed_dim': seed.embed_dim}}
+    PRESETS['joint']['arch_overrides']['deit']['depth'] = 99   # no preset shares another's dict
+    try:
+        assert PRESETS['scenes-v3']['arch_overrides']['deit']['depth'] == len(seed.num_heads)
+    finally:
+        PRESETS['joint']['arch_overrides']['deit']['depth'] = len(seed.num_heads)

@@ -52,6 +52,14 @@ DEFAULT_PROXY_SHAPE = 'e32:hd16:h2,2,2,2,2,2,2,2:r2,2,2,2,2,2,2,2'
 #: the ``scenes-v3`` proxy (4 blocks at width 48), which the space was built around; the joint
 #: search starts from it (with Trial-105) and the supernet measurement always samples it
 JOINT_SEED_SHAPE = 'e48:hd24:h2,2,2,2:r2,2,2,2'
+
+
+def _seed_shape_overrides() -> Dict[str, Dict[str, Any]]:
+    """``arch_overrides`` of the DeiT at :data:`JOINT_SEED_SHAPE` (the ``scenes-v3`` proxy's), a
+    fresh dict per preset."""
+    return {'deit': {'depth': 4, 'embed_dim': 48}}
+
+
 #: how the joint search scores a candidate's shape (:class:`SearchConfig`, ``shape_evaluator``)
 SHAPE_EVALUATORS = ('train', 'supernet')
 #: the pre-screen scores (:mod:`attnzero.search.prescreen`) a search can defer candidates by
@@ -406,10 +414,10 @@ PRESETS: Dict[str, Dict[str, Any]] = {
     'scenes-v1': dict(proxy='scenes', archs=['deit', 'pvt'], arch_overrides={}, epochs=7, checkpoint_epoch=2,
                       common_seed=False),
     'scenes-v2': dict(proxy='scenes?train=14000&val=4000', archs=['deit'],
-                      arch_overrides={'deit': {'depth': 4, 'embed_dim': 48}}, epochs=2, checkpoint_epoch=1,
+                      arch_overrides=_seed_shape_overrides(), epochs=2, checkpoint_epoch=1,
                       common_seed=False),
     'scenes-v3': dict(proxy='scenes?train=14000&val=4000', archs=['deit'],
-                      arch_overrides={'deit': {'depth': 4, 'embed_dim': 48}}, epochs=2, checkpoint_epoch=1),
+                      arch_overrides=_seed_shape_overrides(), epochs=2, checkpoint_epoch=1),
     'relational': dict(proxy='relational', archs=['deit', 'pvt'], arch_overrides={}, epochs=2, batch_size=32,
                        lr=3e-3, checkpoint_epoch=1, common_seed=False),
     'tiny': dict(proxy='relational?train=192&val=64&test=96', epochs=1, batch_size=32, lr=3e-3, pop_size=4,
@@ -422,7 +430,7 @@ PRESETS: Dict[str, Dict[str, Any]] = {
     # (JOINT_SEED_SHAPE). 8 + 3 x 8 = 32 candidates and one baseline, at most ~50 s of one core
     # each, on 2 workers: 7.5 min on 2 cores (docs/joint/default/joint.md).
     'joint': dict(space='joint', shape_space='proxy', archs=['deit'], pop_size=8, generations=4, workers=2,
-                  arch_overrides={'deit': {'depth': 4, 'embed_dim': 48}},   # the softmax baseline's shape
+                  arch_overrides=_seed_shape_overrides(),   # the softmax baseline's shape
                   init_genomes=[f'{JOINT_SEED_SHAPE}|{TRIAL_105}']),
     # the joint search's test configuration (seconds): the 'tiny' training in the proxy shape space
     'joint-tiny': dict(space='joint', shape_space='proxy', proxy='relational?train=192&val=64&test=96',
