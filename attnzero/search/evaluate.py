@@ -95,40 +95,41 @@ def candidate_parts(cfg: SearchConfig, text: str) -> Tuple[Optional[str], str]:
     return j.shape.to_string(), j.attention.to_string()
 
 
-def _parse_candidate(text: str, cfg: SearchConfig, out: Dict[str, Any]) -> Optional[Genome]:
-    """Step 1: the attention genome of ``text`` (``None`` after setting an ``invalid`` verdict in
-    ``out``); fills ``canonical`` and ``hash``, and in the joint space ``shape``."""
+def _parse_candidate(text: str, cfg: SearchConfig, out: Dict[str, Any]) -> Tuple[Optional[Genome], Any]:
+    """Step 1: ``(attention genome, shape)`` of ``text`` (the shape ``None`` outside the joint
+    space; ``(None, None)`` after setting an ``invalid`` verdict in ``out``); fills ``canonical``
+    and ``hash``, and in the joint space ``shape`` (its text)."""
     if cfg.space != 'joint':
         try:
             g = Genome.parse(text)
         except Exception as e:  # noqa: BLE001
             out.update(reason='invalid', message=f'unparsable genome: {e}')
-            return None
+            return None, None
         out['canonical'], out['hash'] = g.to_string(), g.hash
-        return g
+        return g, None
     try:
         j = JointGenome.parse(text)
     except Exception as e:  # noqa: BLE001
         out.update(reason='invalid', message=f'unparsable joint genome {text!r}: {e}')
-        return None
+        return None, None
     out['canonical'], out['hash'], out['shape'] = j.to_string(), j.hash, j.shape.to_string()
     space = SHAPE_SPACES[cfg.shape_space]
     why = space.problem(j.shape)
     if why:
         out.update(reason='invalid', message=f'shape {j.shape.to_string()!r} is not in the {space.name!r} '
                                              f'shape space: {why}')
-        return None
-    return j.attention
+        return None, None
+    return j.attention, j.shape
 
 
-def _cost(g: Genome, cfg: SearchConfig, out: Dict[str, Any]) -> None:
+def _cost(g: Genome, shape: Any, cfg: SearchConfig, out: Dict[str, Any]) -> None:
     """The cost objective's raw value into ``out['cost']``; in the joint space the full-size
-    parameter count (``params``; ``cost`` is it in millions) and MACs (``macs``) of the shape
-    with ``g``. Raises what the cost analysis raises."""
+    parameter count (``params``; ``cost`` is it in millions) and MACs (``macs``) of ``shape`` with
+    ``g``. Raises what the cost analysis raises."""
     if cfg.space != 'joint':
         out['cost'] = genome_cost(g, cfg)
         return
-    space, shape = SHAPE_SPACES[cfg.shape_space], JointGenome.parse(out['canonical']).shape
+    space = SHAPE_SPACES[cfg.shape_space]
     out['params'] = space.params(shape, g)
     out['macs'] = float(space.macs(shape, g))
     out['cost'] = out['params'] / 1e6
@@ -139,13 +140,13 @@ def _precheck(text: str, cfg: SearchConfig) -> Dict[str, Any]:
     out: Dict[str, Any] = dict(ok=False, reason='', message='', cost=None, canonical=text, hash=None)
     if cfg.space == 'joint':
         out.update(shape=None, params=None, macs=None)
-    g = _parse_candidate(text, cfg, out)
+    g, shape = _parse_candidate(text, cfg, out)
     if g is None:
         out['seconds'] = time.perf_counter() - t0
         return out
     if not cfg.program_check:
         try:
-            _cost(g, cfg, out)
+            _cost(g, shape, cfg, out)
         except Exception:  # noqa: BLE001 - no check: the cost of a genome that cannot run is unknown
             out['cost'] = None
         out.update(ok=True, seconds=time.perf_counter() - t0)
@@ -158,7 +159,7 @@ def _precheck(text: str, cfg: SearchConfig) -> Dict[str, Any]:
         out.update(reason=reason.value, message=msg, seconds=time.perf_counter() - t0)
         return out
     try:
-        _cost(g, cfg, out)
+        _cost(g, shape, cfg, out)
     except Exception as e:  # noqa: BLE001
         out.update(reason='invalid', message=f'cost analysis failed: {type(e).__name__}: {e}',
                    seconds=time.perf_counter() - t0)
