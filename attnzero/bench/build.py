@@ -24,9 +24,10 @@ from attnzero.space import (DEFAULT_DISTRIBUTION, ORIGINAL_DISTRIBUTION, REFEREN
 
 from .evaluate import (REFERENCE_ATTENTIONS, REFERENCE_GENOME_NAMES, BenchSettings, arch_config,
                        baseline_eval_task, evaluate_task)
-from .format import (BASELINES_FILE, BENCH_FILE, FORMAT_VERSION, PARQUET_FILE, BenchError,
+from .format import (BASELINES_FILE, BENCH_FILE, LEVELS_FILE, PARQUET_FILE, BenchError,
                      append_record, read_jsonl, write_manifest)
 from .query import Bench
+from .records import merge_levels
 
 __all__ = ['build', 'finalize', 'BUILD_FILE', 'STOP_FILE', 'load_build_info']
 
@@ -58,9 +59,16 @@ def finalize(out_dir: str, command: str, parquet: bool = False) -> Dict[str, Any
     info = load_build_info(out_dir) or {}
     records, _ = read_jsonl(os.path.join(out_dir, BENCH_FILE), repair=True)
     baselines, _ = read_jsonl(os.path.join(out_dir, BASELINES_FILE), repair=True)
+    levels_path = os.path.join(out_dir, LEVELS_FILE)
+    level_lines = read_jsonl(levels_path, repair=True)[0] if os.path.exists(levels_path) else []
     settings = info.get('settings')
     public = BenchSettings.from_dict(settings).public() if settings else (
         records[0]['settings'] if records else None)
+    version = BenchSettings.from_dict(settings).format_version if settings else (
+        records[0].get('format_version', 1) if records else 1)
+    compute = _compute(records, baselines, level_lines)
+    if level_lines:
+        merge_levels(records, baselines, level_lines, public)
     if parquet:
         Bench(records, baselines, path=out_dir).to_pandas().to_parquet(
             os.path.join(out_dir, PARQUET_FILE), index=False)
@@ -76,11 +84,31 @@ def finalize(out_dir: str, command: str, parquet: bool = False) -> Dict[str, Any
         command = commands[0]
     else:
         extra_cmd = {}
-    extra = dict(counts=_counts(records), baselines=sorted(str(b.get('name')) for b in baselines),
+    counts = _counts(records)
+    if version >= 2:  # genomes per fidelity level
+        for r in records:
+            if r.get('fidelity'):
+                for k in r.get('scores') or {}:
+                    counts[f'level:{k}'] = counts.get(f'level:{k}', 0) + 1
+        counts = dict(sorted(counts.items()))
+    extra = dict(counts=counts, compute=compute,
+                 baselines=sorted(str(b.get('name')) for b in baselines),
                  proxy=proxy, sampler=info.get('sampler'), arch_config=arch_cfg,
                  created=time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()), **extra_cmd)
     return write_manifest(out_dir, settings=public, command=command, extra=extra,
-                          files=(BENCH_FILE, BASELINES_FILE, BUILD_FILE, PARQUET_FILE))
+                          files=(BENCH_FILE, BASELINES_FILE, LEVELS_FILE, BUILD_FILE, PARQUET_FILE),
+                          format_version=version)
+
+
+def _compute(records, baselines, level_lines) -> Dict[str, Any]:
+    """The compute a bench holds: wall seconds of its evaluations and CPU seconds of its training
+    runs (summed over the records, references and later levels; ``cpu_hours`` counts only the runs
+    that recorded their CPU time)."""
+    wall = sum(float(r.get('eval_seconds') or 0.0) for r in list(records) + list(baselines) + list(level_lines))
+    runs = [run for r in list(records) + list(baselines) + list(level_lines) for run in r.get('runs') or []]
+    cpu = [float(run['cpu_seconds']) for run in runs if run.get('cpu_seconds') is not None]
+    return dict(eval_hours=round(wall / 3600.0, 3), cpu_hours=round(sum(cpu) / 3600.0, 3),
+                runs=len(runs), runs_with_cpu=len(cpu))
 
 
 def _candidates(sampler_seed: int, space: str, skip_hash: set, skip_fec: set
@@ -180,7 +208,7 @@ def _build(out_dir, n, settings, *, until, sampler_seed, space, workers, dask_sc
     elif settings is None:
         raise BenchError(f'{out_dir} holds no bench yet: give the settings')
     else:
-        info = dict(format_version=FORMAT_VERSION, settings=settings.to_dict(),
+        info = dict(format_version=settings.format_version, settings=settings.to_dict(),
                     sampler=dict(seed=sampler_seed, space=space, distribution=f'{space}'))
         atomic_write_text(os.path.join(out_dir, BUILD_FILE), json.dumps(info, indent=2, sort_keys=True) + '\n')
     # the proxy ViTs are defined in code (attnzero.search.archs): refuse to mix architectures

@@ -23,7 +23,8 @@ from attnzero.search.config import PRESETS, SearchConfig
 from attnzero.search import prescreen
 
 from .analyze import write_report as write_bench_report, zero_cost_rows
-from .build import build, finalize
+from .build import build, finalize, load_build_info
+from .multifidelity import LevelPlan, build_levels
 from .evaluate import BenchSettings
 from .query import default_path, load
 
@@ -40,7 +41,7 @@ ANALYZE_DOC = ('Measure design insights on an Attn-Bench-101 directory and write
 
 # ----------------------------------------------------------------------------- bench
 def _bench_settings(args):
-    given = [args.preset, args.proxy, args.archs, args.budgets, args.seeds, args.set]
+    given = [args.preset, args.proxy, args.archs, args.budgets, args.seeds, args.set, args.rungs]
     if all(x is None or x == [] for x in given):
         return None  # resume with the saved settings (or fail if there are none)
     d = dict(PRESETS[args.preset or 'default'])
@@ -59,7 +60,71 @@ def _bench_settings(args):
     cfg['epochs'] = max(budgets)
     SearchConfig.from_dict(cfg)  # validate with the search's rules
     seeds = [int(s) for s in args.seeds.split(',')] if args.seeds else [0]
-    return BenchSettings(cfg, seeds=seeds, budgets=budgets)
+    return BenchSettings(cfg, seeds=seeds, budgets=budgets, rungs=_rungs(args.rungs))
+
+
+def _rungs(text: Optional[str]):
+    """``--rungs 2/3,1`` -> ``[0.666.., 1.0]`` (fractions allowed); a bad value is named."""
+    from fractions import Fraction
+
+    out = []
+    for part in (text or '').split(','):
+        if not part.strip():
+            continue
+        try:
+            out.append(float(Fraction(part.strip())))
+        except (ValueError, ZeroDivisionError):
+            raise SystemExit(f'--rungs: {part!r} is not a number of epochs (e.g. 2/3 or 0.5)') from None
+    return out
+
+
+def _ints(text: Optional[str], flag: str):
+    if text is None:
+        return None
+    try:
+        return [int(x) for x in text.split(',') if x.strip()]
+    except ValueError:
+        raise SystemExit(f'{flag}: {text!r} is not a comma-separated list of integers') from None
+
+
+def _plan(args, n_given: bool):
+    """The multi-fidelity plan from the flags (``None``: resume with the saved one)."""
+    fields = dict(n=args.n if n_given else None, n_full=args.n_full, n_long=args.n_long,
+                  batch=args.batch, promote_top=args.promote_top, promote_random=args.promote_random,
+                  long_top=args.long_top, reference_seeds=_ints(args.reference_seeds, '--reference-seeds'),
+                  reference_long_seeds=_ints(args.reference_long_seeds, '--reference-long-seeds'),
+                  runs=_run_files(args.from_runs) if args.from_runs else None)
+    given = {k: v for k, v in fields.items() if v is not None}
+    info = load_build_info(args.out)
+    multi = bool(args.rungs) or bool(info and info.get('plan'))
+    if not multi:
+        extra = sorted(k for k in given if k != 'n')
+        if extra:
+            raise SystemExit(f'the plan flags ({", ".join(extra)}) need a multi-fidelity bench (--rungs)')
+        return None
+    if not given and not args.rungs:
+        return None
+    base = LevelPlan.from_dict(info['plan']).to_dict() if info and info.get('plan') else LevelPlan().to_dict()
+    base.update(given)
+    try:
+        return LevelPlan(**base)
+    except ValueError as e:
+        raise SystemExit(f'bad plan: {e}') from None
+
+
+def _run_files(patterns: Sequence[str]):
+    """Search runs' ``evaluations.jsonl`` from globs (a run folder stands for its file), sorted."""
+    import glob
+
+    files = []
+    for pat in patterns:
+        hits = sorted(glob.glob(pat)) or [pat]
+        for h in hits:
+            f = os.path.join(h, 'evaluations.jsonl') if os.path.isdir(h) else h
+            if not os.path.exists(f):
+                raise SystemExit(f'--from-runs: no search run at {pat!r} ({f} does not exist)')
+            files.append(os.path.relpath(f) if not os.path.isabs(pat) else f)
+    return sorted(dict.fromkeys(files))
 
 
 def build_main(argv: Optional[Sequence[str]] = None) -> int:
@@ -88,6 +153,23 @@ def build_main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument('--no-baselines', action='store_true', help='skip the reference attentions')
     p.add_argument('--baseline-seeds', default='0,1,2', help='seed indices of the baselines')
     p.add_argument('--max-minutes', type=float, default=None, help='stop (cleanly) after this long')
+    g.add_argument('--rungs', default=None,
+                   help='multi-fidelity (format 2): epochs of the first budget at which a genome is '
+                        'first measured, e.g. 2/3 (the search\'s first rung with --rungs 2)')
+    m = p.add_argument_group('multi-fidelity plan (with --rungs; left out on resume)')
+    m.add_argument('--n-full', type=int, default=None, help='genomes promoted to the first budget (500)')
+    m.add_argument('--n-long', type=int, default=None, help='genomes trained for the longest budget (30)')
+    m.add_argument('--long-top', type=int, default=None,
+                   help='of those, the best by first-budget score (15; the rest at random)')
+    m.add_argument('--batch', type=int, default=None, help='trained genomes per promotion batch (24)')
+    m.add_argument('--promote-top', type=int, default=None, help='best of a batch promoted (4)')
+    m.add_argument('--promote-random', type=int, default=None, help='drawn from the rest of a batch (2)')
+    m.add_argument('--reference-seeds', default=None, help='seeds of the references (0,1,2,3,4)')
+    m.add_argument('--reference-long-seeds', default=None,
+                   help='seeds of the references at the longest budget (0)')
+    m.add_argument('--from-runs', nargs='+', default=None, metavar='RUN',
+                   help='search runs (folders or evaluations.jsonl, globs allowed) whose genomes come '
+                        'before the random ones')
     p.add_argument('--finalize', action='store_true', help='only rewrite MANIFEST.json')
     p.add_argument('--parquet', action='store_true', help='also write bench.parquet (in the manifest)')
     p.add_argument('--no-progress', action='store_true')
@@ -101,6 +183,17 @@ def build_main(argv: Optional[Sequence[str]] = None) -> int:
         m = finalize(args.out, command, parquet=args.parquet)
         print(json.dumps(dict(records=m['records'], counts=m.get('counts'),
                               files={k: v['sha256'] for k, v in m['files'].items()}), indent=2))
+        return 0
+    n_given = any(a == '-n' or a.startswith('-n') for a in args_list)
+    plan = _plan(args, n_given)
+    info = load_build_info(args.out)
+    if plan is not None or (info and info.get('plan')):
+        counts = build_levels(args.out, _bench_settings(args), plan, sampler_seed=args.sampler_seed,
+                              space=args.space, workers=args.workers, dask_scheduler=args.dask,
+                              timeout=args.timeout, retries=args.retries,
+                              progress=not args.no_progress, command=command, parquet=args.parquet,
+                              max_seconds=None if args.max_minutes is None else 60 * args.max_minutes)
+        print(json.dumps(counts, sort_keys=True))
         return 0
     counts = build(args.out, args.n, _bench_settings(args), until=args.until,
                    sampler_seed=args.sampler_seed, space=args.space, workers=args.workers,

@@ -16,7 +16,12 @@ Differences from a search evaluation, by design:
 * several seeds: seed index ``s`` runs the search config with ``seed=s`` (the per-run seed is then
   :func:`attnzero.search.evaluate.candidate_seed` of that config, as in the search);
 * several epoch budgets: budget ``b`` is a separate training run with ``epochs=b`` (its own
-  learning-rate schedule); each run also reports the accuracy at the config's checkpoint epoch.
+  learning-rate schedule); each run also reports the accuracy at the config's checkpoint epoch;
+* rungs (a multi-fidelity bench, format version 2): the first budget's training is paused at each
+  rung (the search's successive-halving rungs) and its accuracy recorded there; a genome's first
+  level is the first rung alone (:func:`evaluate_task` with ``level='rung'``), and the builder
+  continues a promoted genome's paused runs to the full budget (:func:`level_task`), which gives
+  exactly the one-piece training.
 """
 from __future__ import annotations
 
@@ -26,13 +31,15 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from attnzero.search.archs import PROXY_ARCHS, build_proxy_model
 from attnzero.search.config import LEGACY_VALUES, SEARCH_ONLY_FIELDS, SearchConfig
-from attnzero.search.evaluate import baseline_seed, baseline_task, candidate_seed, precheck, training_task
+from attnzero.search.evaluate import baseline_seed, candidate_seed, precheck, training_task
+from attnzero.search.train import train_proxy
 from attnzero.search.proxies import load_proxy
 from attnzero.space import Genome, fingerprint
 
 from .format import FORMAT_VERSION, settings_id
+from .records import budget_key, summarise
 
-__all__ = ['BenchSettings', 'NON_TRAINING_FIELDS', 'evaluate_task', 'baseline_eval_task',
+__all__ = ['BenchSettings', 'NON_TRAINING_FIELDS', 'evaluate_task', 'baseline_eval_task', 'level_task',
            'genome_fields', 'REFERENCE_ATTENTIONS', 'REFERENCE_GENOME_NAMES']
 
 #: SearchConfig fields that only drive the search or its execution (everything else changes what a
@@ -67,16 +74,31 @@ class BenchSettings:
     budgets: List[int] = field(default_factory=lambda: [3])
     ref_tokens: int = 3136
     ref_head_dim: int = 32
+    rungs: List[float] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.seeds = [int(s) for s in self.seeds]
         self.budgets = sorted(int(b) for b in self.budgets)
+        self.rungs = sorted(float(r) for r in self.rungs or [])
         if not self.seeds or not self.budgets:
             raise ValueError('a bench needs at least one seed and one epoch budget')
         if len(set(self.seeds)) != len(self.seeds) or len(set(self.budgets)) != len(self.budgets):
             raise ValueError(f'duplicate seeds {self.seeds} or budgets {self.budgets}')
         if min(self.budgets) < 1:
             raise ValueError(f'epoch budgets must be >= 1, got {self.budgets}')
+        if len(set(map(budget_key, self.rungs))) != len(self.rungs) or any(
+                not 0 < r < self.budgets[0] for r in self.rungs):
+            raise ValueError(f'rungs must be distinct epoch counts between 0 and the first budget '
+                             f'({self.budgets[0]}), got {self.rungs}')
+
+    @property
+    def multi_fidelity(self) -> bool:
+        """A bench with rungs (format version 2): a genome holds the levels it was promoted to."""
+        return bool(self.rungs)
+
+    @property
+    def format_version(self) -> int:
+        return FORMAT_VERSION if self.multi_fidelity else 1
 
     @property
     def archs(self) -> List[str]:
@@ -98,8 +120,11 @@ class BenchSettings:
         # epochs is replaced by the budgets
         search = {k: v for k, v in sorted(self.search.items()) if k not in NON_TRAINING_FIELDS
                   and not (k in LATER_FIELDS and v == LATER_FIELDS[k])}
-        return dict(search=search, seeds=list(self.seeds), budgets=list(self.budgets),
-                    ref_tokens=self.ref_tokens, ref_head_dim=self.ref_head_dim)
+        out = dict(search=search, seeds=list(self.seeds), budgets=list(self.budgets),
+                   ref_tokens=self.ref_tokens, ref_head_dim=self.ref_head_dim)
+        if self.rungs:  # a single-fidelity bench keeps the settings id it had before rungs existed
+            out['rungs'] = list(self.rungs)
+        return out
 
     @property
     def id(self) -> str:
@@ -172,73 +197,103 @@ def arch_config(settings: 'BenchSettings') -> Dict[str, Any]:
 
 
 _RUN_KEYS = ('status', 'reason', 'message', 'acc', 'ckpt_acc', 'steps', 'total_steps', 'seconds',
-             'flops_per_image', 'gflops', 'loss_first', 'loss_last')
+             'cpu_seconds', 'flops_per_image', 'gflops', 'loss_first', 'loss_last')
 
 
 def _summarise(record: Dict[str, Any], settings: BenchSettings, chance: float) -> None:
-    """Fill ``acc`` / ``ckpt_acc`` tables and the scalar summaries from ``runs``."""
-    runs = record['runs']
-    acc: Dict[str, Dict[str, List[Optional[float]]]] = {}
-    ckpt: Dict[str, Dict[str, List[Optional[float]]]] = {}
-    for arch in settings.archs:
-        acc[arch], ckpt[arch] = {}, {}
-        for b in settings.budgets:
-            row = [r for r in runs if r['arch'] == arch and r['epochs'] == b]
-            row.sort(key=lambda r: settings.seeds.index(r['seed_index']))
-            acc[arch][str(b)] = [r['acc'] if r['status'] == 'ok' else None for r in row]
-            ckpt[arch][str(b)] = [r['ckpt_acc'] for r in row]
-    record['acc'], record['ckpt_acc'] = acc, ckpt
-    top = str(settings.budgets[-1])
-    # separate test column (never a selection criterion): mean test accuracy of the completed runs
-    # at the largest budget
-    tests = [r['test_acc'] for r in runs if r['epochs'] == settings.budgets[-1] and r['status'] == 'ok'
-             and r.get('test_acc') is not None]
-    record['test_score'] = sum(tests) / len(tests) if tests else None
-    # score: mean over architectures and seeds of the final accuracy at the largest budget; a run
-    # stopped by the rejection protocol counts as chance (the search scores it as infeasible)
-    vals, all_ok = [], True
-    for arch in settings.archs:
-        for a in acc[arch][top]:
-            if a is None:
-                all_ok = False
-            vals.append(chance if a is None else a)
-    if runs and vals:
-        record['score'] = sum(vals) / len(vals)
-        record['acc_mean'] = record['score'] if all_ok else None
+    """:func:`attnzero.bench.records.summarise` with these settings."""
+    summarise(record, settings.public(), chance, seeds=settings.seeds)
+
+
+def _train(settings: BenchSettings, arch: str, seed_index: int, budget: int, *,
+           genome: Optional[str] = None, key: Optional[str] = None, attn: Optional[str] = None,
+           stop: Optional[float] = None, resume: Optional[bytes] = None):
+    """One training run of a genome (with the search's ``training_task``: the rejection protocol,
+    no ``below_baseline`` stop) or of a named zoo attention (``attn``: the search's baseline
+    training, no rejection), at ``budget`` epochs or paused at ``stop`` epochs of that schedule,
+    from scratch or continued from ``resume`` (state bytes of a paused run).
+
+    Returns ``(run, state)``: the run's record entry and, for a paused run, its training state."""
+    cfg = settings.config(arch=arch, seed=seed_index, epochs=budget)
+    if attn is None:
+        res = training_task(dict(genome=genome, hash=key, config=cfg.to_dict(), baselines=None,
+                                 fault=None, rung=dict(stop_epochs=stop,
+                                                       resume={arch: resume} if resume else None)))
+        r = res['per_arch'][0] if res.get('per_arch') else dict(
+            status='rejected', reason=res.get('reason', 'crash'), message=res.get('message', ''))
+        state = (res.get('states') or {}).get(arch)
+        seed = candidate_seed(cfg, key, arch)
     else:
-        record['score'] = record['acc_mean'] = None
-    record['train_seconds'] = float(sum(r.get('seconds') or 0.0 for r in runs))
-    rej = [r for r in runs if r['status'] != 'ok']
-    if record['status'] == 'check_failed':
-        return
-    if rej:
-        record['status'] = 'rejected' if len(rej) == len(runs) else 'partial'
-        record['reject_reason'] = rej[0]['reason']
-    else:
-        record['status'] = 'ok'
+        data = load_proxy(cfg.proxy)
+        seed = baseline_seed(cfg, attn, arch)
+        r = train_proxy(arch, attn, None, cfg, data, seed, reject=False, stop_epochs=stop, resume=resume)
+        state = r.pop('state', None)
+    run = dict(arch=arch, seed_index=seed_index, epochs=float(stop) if stop is not None else budget,
+               ckpt_epoch=cfg.checkpoint_epoch, seed=seed)
+    run.update({k: r.get(k) for k in _RUN_KEYS})
+    run['status'] = 'ok' if r.get('status') == 'ok' else 'rejected'
+    run['test_acc'] = _test_acc(settings, r)
+    run['message'] = (run.get('message') or '')[:300]
+    if r.get('paused'):
+        run['paused'] = True
+    if resume is not None:
+        run['resumed'] = True
+    return run, (state if run['status'] == 'ok' else None)
+
+
+def _runs(settings: BenchSettings, seeds: Sequence[int], budgets: Sequence[int], **who) -> List[Dict[str, Any]]:
+    """Every run of a record trained whole: each budget x seed x architecture; in a bench with rungs
+    the first budget is trained in segments (each rung, then the rest), so that the record holds the
+    rung accuracies of the same training."""
+    runs = []
+    for b in budgets:
+        for s in seeds:
+            for arch in settings.archs:
+                state = None
+                if b == settings.budgets[0] and settings.rungs:
+                    for rung in settings.rungs:
+                        run, state = _train(settings, arch, s, b, stop=rung, resume=state, **who)
+                        runs.append(run)
+                        if state is None:  # rejected at the rung: no later segment
+                            break
+                    if state is None:
+                        continue
+                run, _ = _train(settings, arch, s, b, resume=state, **who)
+                runs.append(run)
+    return runs
+
+
+def _base_record(settings: BenchSettings, payload: Dict[str, Any]) -> Dict[str, Any]:
+    base = BenchSettings.from_dict(payload['settings'])
+    return dict(format_version=base.format_version, proxy=_proxy_info(settings),
+                settings=base.public(), settings_id=base.id, source=payload.get('source'))
 
 
 def evaluate_task(payload: Dict[str, Any]) -> Dict[str, Any]:
     """Worker entry point (picklable): one complete bench record for ``payload['genome']``.
 
     ``payload``: ``genome`` (text), ``settings`` (:meth:`BenchSettings.to_dict`), optional
-    ``sample_index`` and ``sampler`` (provenance), ``fec`` (precomputed fingerprint).
+    ``sample_index`` and ``sampler`` (provenance), ``source`` (how the genome was chosen), ``fec``
+    (precomputed fingerprint), ``seeds`` and ``budgets`` (subsets: a reference genome gets more seeds),
+    and ``level``: ``None`` (every budget, the first one through its rungs) or ``'rung'`` (a
+    multi-fidelity bench's first level: each seed and architecture trained to the first rung only;
+    the record then carries ``_states`` ``{'<arch>:<seed>': bytes}`` of the paused runs, which the
+    builder keeps for a promotion and never writes to the bench).
     """
     t0 = time.perf_counter()
     settings = BenchSettings.from_dict(payload['settings'])
     if payload.get('seeds'):  # reference genomes may get more seeds than the bench genomes
         settings = BenchSettings(settings.search, list(payload['seeds']), settings.budgets,
-                                 settings.ref_tokens, settings.ref_head_dim)
+                                 settings.ref_tokens, settings.ref_head_dim, settings.rungs)
     genome = Genome.parse(payload['genome'])
-    rec: Dict[str, Any] = dict(format_version=FORMAT_VERSION)
+    rec: Dict[str, Any] = _base_record(settings, payload)
     rec.update(genome_fields(genome, settings.ref_tokens, settings.ref_head_dim))
     if payload.get('fec') and payload['fec'] != rec['fec']:
         raise RuntimeError(f'fingerprint mismatch for {rec["genome"]}: {payload["fec"]} vs {rec["fec"]}')
-    proxy = _proxy_info(settings)
-    base = BenchSettings.from_dict(payload['settings'])
-    rec.update(proxy=proxy, settings=base.public(), settings_id=base.id,
-               sample_index=payload.get('sample_index'), sampler=payload.get('sampler'),
+    rec.update(sample_index=payload.get('sample_index'), sampler=payload.get('sampler'),
                role=payload.get('role', 'sample'), name=payload.get('name'))
+    if payload.get('batch') is not None:
+        rec['batch'] = payload['batch']
     cfg0 = settings.config(epochs=settings.budgets[-1])
     pre = precheck(rec['genome'], cfg0)
     rec['check'] = dict(ok=bool(pre['ok']), reason='ok' if pre['ok'] else pre['reason'],
@@ -247,30 +302,30 @@ def evaluate_task(payload: Dict[str, Any]) -> Dict[str, Any]:
     rec['runs'] = []
     rec['params'] = {}
     rec['status'], rec['reject_reason'] = 'ok', ''
+    chance = rec['proxy']['chance']
     if not pre['ok']:
         rec['status'], rec['reject_reason'] = 'check_failed', pre['reason']
-        _summarise(rec, settings, proxy['chance'])
+        _summarise(rec, settings, chance)
         rec['eval_seconds'] = time.perf_counter() - t0
         return rec
-    for b in settings.budgets:
+    who = dict(genome=rec['genome'], key=rec['hash'])
+    if payload.get('level') == 'rung':
+        if not settings.rungs:
+            raise ValueError('level "rung" needs a bench with rungs')
+        states = {}
         for s in settings.seeds:
             for arch in settings.archs:
-                cfg = settings.config(arch=arch, seed=s, epochs=b)
-                res = training_task(dict(genome=rec['genome'], hash=rec['hash'], config=cfg.to_dict(),
-                                         baselines=None, fault=None))
-                r = res['per_arch'][0] if res.get('per_arch') else dict(
-                    status='rejected', reason=res.get('reason', 'crash'), message=res.get('message', ''))
-                run = dict(arch=arch, seed_index=s, epochs=b, ckpt_epoch=cfg.checkpoint_epoch)
-                run['seed'] = candidate_seed(cfg, rec['hash'], arch)
-                run.update({k: r.get(k) for k in _RUN_KEYS})
-                run['status'] = 'ok' if r.get('status') == 'ok' else 'rejected'
-                run['test_acc'] = _test_acc(settings, r)
-                run['message'] = (run.get('message') or '')[:300]
+                run, state = _train(settings, arch, s, settings.budgets[0], stop=settings.rungs[0], **who)
                 rec['runs'].append(run)
+                if state is not None:
+                    states[f'{arch}:{s}'] = state
+        rec['_states'] = states
+    else:
+        rec['runs'] = _runs(settings, settings.seeds, payload.get('budgets') or settings.budgets, **who)
     for arch in settings.archs:
         rec['params'][arch] = _params(settings, arch, 'attnzero', rec['genome'])
     rec['arch_config'] = arch_config(settings)
-    _summarise(rec, settings, proxy['chance'])
+    _summarise(rec, settings, chance)
     rec['eval_seconds'] = time.perf_counter() - t0
     return rec
 
@@ -285,33 +340,57 @@ def _test_acc(settings: BenchSettings, run: Dict[str, Any]) -> Optional[float]:
 
 def baseline_eval_task(payload: Dict[str, Any]) -> Dict[str, Any]:
     """Worker entry point: a named zoo attention (``payload['attn']``, e.g. ``'softmax'``) trained
-    with the search's ``baseline_task`` (no rejection) for every arch / seed / budget."""
+    like the search's ``baseline_task`` (no rejection) for every arch / seed / budget (``seeds``,
+    ``budgets``: subsets); in a bench with rungs the first budget through its rungs."""
     t0 = time.perf_counter()
     settings = BenchSettings.from_dict(payload['settings'])
     seeds: Sequence[int] = payload.get('seeds') or settings.seeds
     attn = payload['attn']
-    proxy = _proxy_info(settings)
-    rec: Dict[str, Any] = dict(format_version=FORMAT_VERSION, role='baseline', name=attn, attn=attn,
-                               sample_index=None, sampler=None,
-                               genome=None, hash=None, fec=None, proxy=proxy,
-                               settings=settings.public(), settings_id=settings.id, runs=[],
-                               params={}, status='ok', reject_reason='',
-                               check=dict(ok=True, reason='ok', message='', seconds=0.0))
-    for b in settings.budgets:
-        for s in seeds:
-            for arch in settings.archs:
-                cfg = settings.config(arch=arch, seed=s, epochs=b)
-                r = baseline_task(dict(attn=attn, arch=arch, config=cfg.to_dict()))
-                run = dict(arch=arch, seed_index=s, epochs=b, ckpt_epoch=cfg.checkpoint_epoch,
-                           seed=baseline_seed(cfg, attn, arch))
-                run.update({k: r.get(k) for k in _RUN_KEYS})
-                run['status'] = 'ok' if r.get('status') == 'ok' else 'rejected'
-                run['test_acc'] = _test_acc(settings, r)
-                rec['runs'].append(run)
+    s2 = BenchSettings(settings.search, list(seeds), settings.budgets, settings.ref_tokens,
+                       settings.ref_head_dim, settings.rungs)
+    rec: Dict[str, Any] = _base_record(settings, payload)
+    rec.update(role='baseline', name=attn, attn=attn, sample_index=None, sampler=None,
+               genome=None, hash=None, fec=None, runs=[], params={}, status='ok', reject_reason='',
+               check=dict(ok=True, reason='ok', message='', seconds=0.0))
+    if not rec.get('source'):
+        rec.pop('source')
+    rec['runs'] = _runs(s2, list(seeds), payload.get('budgets') or settings.budgets, attn=attn)
     for arch in settings.archs:
         rec['params'][arch] = _params(settings, arch, attn, None)
-    s2 = BenchSettings(settings.search, list(seeds), settings.budgets, settings.ref_tokens,
-                       settings.ref_head_dim)
-    _summarise(rec, s2, proxy['chance'])
+    _summarise(rec, s2, rec['proxy']['chance'])
     rec['eval_seconds'] = time.perf_counter() - t0
     return rec
+
+
+def level_task(payload: Dict[str, Any]) -> Dict[str, Any]:
+    """Worker entry point: a later level of a multi-fidelity bench for one record -- its runs at
+    ``payload['budget']`` for ``seeds`` (default: the bench's) and every architecture, continued
+    from the record's paused rung runs where ``states`` (``{'<arch>:<seed>': bytes}``) holds them
+    (the first budget), else trained from scratch (a longer budget has its own schedule; a lost
+    rung state is retrained, which gives the same result). ``key`` is the record's hash (a genome:
+    ``genome``) or name (a zoo attention: ``attn``). Returns one ``levels.jsonl`` line."""
+    t0 = time.perf_counter()
+    settings = BenchSettings.from_dict(payload['settings'])
+    budget = int(payload['budget'])
+    if budget not in settings.budgets:
+        raise ValueError(f'budget {budget} is not one of the bench budgets {settings.budgets}')
+    seeds = list(payload.get('seeds') or settings.seeds)
+    states = payload.get('states') or {}
+    if payload.get('attn'):
+        who = dict(attn=payload['attn'])
+    else:
+        who = dict(genome=payload['genome'], key=payload['key'])
+    runs = []
+    for s in seeds:
+        for arch in settings.archs:
+            state = states.get(f'{arch}:{s}') if budget == settings.budgets[0] else None
+            if state is None and budget == settings.budgets[0] and settings.rungs:
+                # the rung state is gone: retrain the rung (deterministic: the same run)
+                _, state = _train(settings, arch, s, budget, stop=settings.rungs[0], **who)
+            run, _ = _train(settings, arch, s, budget, resume=state, **who)
+            runs.append(run)
+    return dict(format_version=settings.format_version, key=payload['key'], budget=budget,
+                genome=payload.get('genome'), name=payload.get('name'), runs=runs,
+                selection=payload.get('selection'), batch=payload.get('batch'),
+                resumed=bool(states) and budget == settings.budgets[0],
+                settings_id=settings.id, eval_seconds=time.perf_counter() - t0)

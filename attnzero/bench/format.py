@@ -26,18 +26,24 @@ from attnzero.io import JsonlError, append_line, atomic_write_text
 from attnzero.io import read_jsonl as _read_jsonl
 
 __all__ = ['FORMAT_NAME', 'FORMAT_VERSION', 'BENCH_FILE', 'BASELINES_FILE', 'MANIFEST_FILE',
-           'PARQUET_FILE', 'BenchError', 'BenchIntegrityError', 'BenchFormatError', 'sha256_file',
+           'PARQUET_FILE', 'LEVELS_FILE', 'SUPPORTED_VERSIONS', 'BenchError', 'BenchIntegrityError', 'BenchFormatError', 'sha256_file',
            'dumps_record', 'append_record', 'read_jsonl', 'write_manifest', 'read_manifest',
            'verify_manifest', 'atomic_write_text', 'settings_id']
 
 FORMAT_NAME = 'attn-bench-101'
-#: bump on any incompatible change of the record layout (docs/bench.md lists the changes)
-FORMAT_VERSION = 1
+#: bump on any incompatible change of the record layout (docs/bench.md lists the changes);
+#: version 2 (multi-fidelity: rungs, ``levels.jsonl``, ``source``) is written by a build with rungs,
+#: version 1 by a single-fidelity build
+FORMAT_VERSION = 2
+#: the versions this reader loads
+SUPPORTED_VERSIONS = (1, 2)
 
 BENCH_FILE = 'bench.jsonl'
 BASELINES_FILE = 'baselines.jsonl'
 MANIFEST_FILE = 'MANIFEST.json'
 PARQUET_FILE = 'bench.parquet'
+#: a multi-fidelity bench's later levels: one line per record key and budget (version 2)
+LEVELS_FILE = 'levels.jsonl'
 
 
 class BenchError(RuntimeError):
@@ -109,7 +115,8 @@ def _count_lines(path: str) -> int:
 
 def write_manifest(bench_dir: str, *, settings: Optional[Dict[str, Any]], command: str,
                    extra: Optional[Dict[str, Any]] = None,
-                   files: Iterable[str] = (BENCH_FILE, BASELINES_FILE, PARQUET_FILE)) -> Dict[str, Any]:
+                   files: Iterable[str] = (BENCH_FILE, BASELINES_FILE, PARQUET_FILE),
+                   format_version: int = FORMAT_VERSION) -> Dict[str, Any]:
     """(Re)write ``MANIFEST.json`` atomically over the data files present in ``bench_dir``."""
     entries: Dict[str, Any] = {}
     for name in files:
@@ -122,7 +129,9 @@ def write_manifest(bench_dir: str, *, settings: Optional[Dict[str, Any]], comman
         entries[name] = entry
     if BENCH_FILE not in entries:
         raise BenchError(f'{bench_dir}: no {BENCH_FILE} to write a manifest for')
-    manifest: Dict[str, Any] = dict(format=FORMAT_NAME, format_version=FORMAT_VERSION,
+    if format_version not in SUPPORTED_VERSIONS:
+        raise BenchFormatError(f'format version {format_version!r} is not one of {SUPPORTED_VERSIONS}')
+    manifest: Dict[str, Any] = dict(format=FORMAT_NAME, format_version=format_version,
                                     files=entries, records=entries[BENCH_FILE]['records'],
                                     settings=settings, settings_id=settings_id(settings or {}),
                                     creation_command=command)
@@ -144,9 +153,9 @@ def read_manifest(bench_dir: str) -> Dict[str, Any]:
             raise BenchFormatError(f'{p}: not valid JSON ({e})') from None
     if m.get('format') != FORMAT_NAME:
         raise BenchFormatError(f'{p}: format {m.get("format")!r} is not {FORMAT_NAME!r}')
-    if m.get('format_version') != FORMAT_VERSION:
+    if m.get('format_version') not in SUPPORTED_VERSIONS:
         raise BenchFormatError(f'{p}: format version {m.get("format_version")!r} is not supported '
-                               f'(this reader knows version {FORMAT_VERSION})')
+                               f'(this reader knows versions {", ".join(map(str, SUPPORTED_VERSIONS))})')
     return m
 
 

@@ -13,21 +13,29 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 from attnzero.io import data_path
 from attnzero.space import GenomeLike, as_genome, fingerprint
 
-from .format import (BASELINES_FILE, BENCH_FILE, FORMAT_VERSION, BenchFormatError,
+from .format import (BASELINES_FILE, BENCH_FILE, LEVELS_FILE, SUPPORTED_VERSIONS, BenchFormatError,
                      BenchIntegrityError, read_jsonl, read_manifest, verify_manifest)
+from .records import budget_key, merge_levels
 from .surrogate import Surrogate
 
-__all__ = ['Bench', 'load', 'default_path', 'as_genome', 'GenomeLike']
+__all__ = ['Bench', 'load', 'default_path', 'as_genome', 'GenomeLike', 'VERSIONS', 'DEFAULT_VERSION']
 
-#: the folder of the shipped bench inside the package (``attnzero/data/attn-bench-101``)
-BENCH_DATA = 'attn-bench-101'
+#: the shipped benches by version name: folders inside the package (``attnzero/data/``)
+VERSIONS = {'v1': 'attn-bench-101', 'v2': 'attn-bench-101-v2'}
+#: the version :func:`load` gives without a name
+DEFAULT_VERSION = 'v1'
+#: the folder of the default shipped bench
+BENCH_DATA = VERSIONS[DEFAULT_VERSION]
 
 
-def default_path() -> str:
-    """The shipped bench: ``attnzero/data/attn-bench-101``, package data located from the installed
-    package (:func:`attnzero.io.data_path`), so it is found from a source checkout and from an
-    installed package alike."""
-    return data_path(BENCH_DATA)
+def default_path(version: Optional[str] = None) -> str:
+    """A shipped bench (default :data:`DEFAULT_VERSION`): ``attnzero/data/<folder>``, package data
+    located from the installed package (:func:`attnzero.io.data_path`), so it is found from a source
+    checkout and from an installed package alike."""
+    version = version or DEFAULT_VERSION
+    if version not in VERSIONS:
+        raise ValueError(f'unknown bench version {version!r}; shipped: {", ".join(VERSIONS)}')
+    return data_path(VERSIONS[version])
 
 
 def _get(rec: Dict[str, Any], key: str) -> Any:
@@ -69,9 +77,10 @@ class Bench:
         self._by_fec: Dict[str, Dict[str, Any]] = {}
         for r in self.records:
             v = r.get('format_version')
-            if v != FORMAT_VERSION:
+            if v not in SUPPORTED_VERSIONS or v != self.records[0].get('format_version'):
                 raise BenchFormatError(f'record {r.get("genome")!r} has format version {v!r}, '
-                                       f'expected {FORMAT_VERSION}')
+                                       f'expected one of {SUPPORTED_VERSIONS} (the same for every '
+                                       f'record)')
             self._by_hash.setdefault(r['hash'], r)
             fec = r.get('fec')
             if fec and not str(fec).startswith('invalid-'):
@@ -112,6 +121,26 @@ class Bench:
     def budgets(self) -> List[int]:
         s = self.settings
         return list(s['budgets']) if s else []
+
+    @property
+    def rungs(self) -> List[float]:
+        """The successive-halving rungs of a multi-fidelity bench (``[]`` in a version 1 bench)."""
+        s = self.settings
+        return list(s.get('rungs') or []) if s else []
+
+    @property
+    def format_version(self) -> Optional[int]:
+        if self.manifest:
+            return self.manifest.get('format_version')
+        return self.records[0].get('format_version') if self.records else None
+
+    def at_level(self, epochs: float) -> 'Bench':
+        """The records that reached the fidelity level ``epochs`` (a rung or a budget)."""
+        key = budget_key(epochs)
+        if not self.rungs:
+            return self.filter(trained=True) if float(epochs) in map(float, self.budgets) else \
+                Bench([], self.baselines, self.manifest, self.path)
+        return self.filter(lambda r: key in (r.get('scores') or {}))
 
     @property
     def chance(self) -> Optional[float]:
@@ -243,11 +272,15 @@ class Bench:
 
 
 def load(path: Optional[str] = None, verify: bool = True) -> Bench:
-    """Load a bench directory (or its ``bench.jsonl`` / ``MANIFEST.json``); default: the shipped one.
+    """Load a bench directory (or its ``bench.jsonl`` / ``MANIFEST.json``), or a shipped bench by
+    version name (``'v1'``, ``'v2'``); default: the shipped :data:`DEFAULT_VERSION`.
 
     With ``verify=True`` (default) the manifest must exist and every file's sha256 must match it;
     otherwise :class:`attnzero.bench.format.BenchIntegrityError` names the file and both digests.
+    A multi-fidelity bench's later levels (``levels.jsonl``) are merged into its records.
     """
+    if path in VERSIONS:
+        path = default_path(path)
     path = path or default_path()
     if os.path.isfile(path):
         path = os.path.dirname(os.path.abspath(path))
@@ -260,4 +293,12 @@ def load(path: Optional[str] = None, verify: bool = True) -> Bench:
     if manifest is not None and verify and manifest.get('records') != len(records):
         raise BenchIntegrityError(f'{path}: manifest says {manifest.get("records")} records, '
                                   f'{BENCH_FILE} holds {len(records)}')
+    levels_path = os.path.join(path, LEVELS_FILE)
+    if os.path.exists(levels_path):
+        lines, _ = read_jsonl(levels_path)
+        settings = (manifest or {}).get('settings') or (records[0]['settings'] if records else None)
+        try:
+            merge_levels(records, baselines, lines, settings)
+        except KeyError as e:
+            raise BenchFormatError(f'{levels_path}: {e.args[0]}') from None
     return Bench(records, baselines, manifest, path)

@@ -1,0 +1,223 @@
+"""Attn-Bench-101 v2: the multi-fidelity builder (rungs, promotions, long budget, references), its
+resume guarantees, the format-2 loader and the v1 / v2 query API."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import pytest
+
+from attnzero import bench as ab
+from attnzero.bench.evaluate import BenchSettings, evaluate_task, level_task
+from attnzero.bench.format import LEVELS_FILE, BenchError
+from attnzero.bench.multifidelity import (STATES_DIR, ZOO_REFERENCES, LevelPlan, build_levels,
+                                          candidate_sequence)
+from attnzero.bench.records import budget_key
+from attnzero.search.config import PRESETS, SearchConfig
+from attnzero.space import REFERENCE_GENOMES, Genome
+
+VOLATILE = ('eval_seconds', 'seconds', 'cpu_seconds', 'check', 'train_seconds')
+
+
+def _settings():
+    cfg = SearchConfig(**PRESETS['tiny']).to_dict()
+    cfg['archs'] = ['deit']
+    return BenchSettings(cfg, seeds=[0], budgets=[1, 2], rungs=[0.5])
+
+
+def _plan(**kw):
+    d = dict(n=6, n_full=2, n_long=2, long_top=1, batch=3, promote_top=1, promote_random=1,
+             reference_seeds=[0, 1], reference_long_seeds=[0])
+    d.update(kw)
+    return LevelPlan(**d)
+
+
+def _strip(x, drop=()):
+    """A record without its timings (what two builds of the same plan must agree on)."""
+    if isinstance(x, dict):
+        return {k: _strip(v, drop) for k, v in x.items() if k not in VOLATILE + tuple(drop)}
+    if isinstance(x, list):
+        return [_strip(v, drop) for v in x]
+    return x
+
+
+def _content(path, drop=()):
+    b = ab.load(path)
+    return ({r['hash']: _strip(r, drop) for r in b.records},
+            {(r.get('hash') or r['name']): _strip(r, drop) for r in b.baselines})
+
+
+@pytest.fixture(scope='module')
+def built(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp('v2') / 'bench')
+    counts = build_levels(out, _settings(), _plan(), progress=False, command='test')
+    return out, counts
+
+
+def test_build_levels_fills_every_level(built):
+    out, counts = built
+    assert counts['stopped'] == 0 and counts['rung'] >= 6 and counts['full'] >= 2 and counts['long'] == 2
+    b = ab.load(out)
+    assert b.format_version == 2 and b.rungs == [0.5] and b.budgets == [1, 2]
+    assert b.manifest['format_version'] == 2 and LEVELS_FILE in b.manifest['files']
+    trained = b.filter(trained=True)
+    assert len(b.at_level(0.5)) == len(trained) == counts['rung']
+    assert len(b.at_level(1)) == counts['full'] and len(b.at_level(2)) == 2
+    for r in trained:
+        assert r['source']['kind'] == 'random' and r['batch'] is not None
+        assert set(r['scores']) <= {'0.5', '1', '2'} and r['fidelity'] == max(r['scores'], key=float)
+        # the score is the first budget's (the search's), None below it
+        assert (r['score'] is None) == ('1' not in r['scores'])
+    # per batch: at most promote_top + promote_random promoted, never a genome rejected at the rung
+    by_batch = {}
+    for r in b.at_level(1):
+        assert r['acc']['deit']['0.5'][0] is not None
+        by_batch.setdefault(r['batch'], []).append(r['promotions'][0]['selection'])
+    for sel in by_batch.values():
+        assert sel.count('top') <= 1 and sel.count('random') <= 1
+    # the long budget: the best first-budget genome and one drawn from the rest
+    sel = sorted(r['promotions'][-1]['selection'] for r in b.at_level(2))
+    assert sel == ['random', 'top']
+    best = max(b.at_level(1), key=lambda r: (r['scores']['1'], r['genome']))
+    assert '2' in best['scores']
+    # the references: every zoo attention and published genome, at the reference seeds, the first
+    # budget through its rung, and the long budget at one seed
+    names = {r['name'] for r in b.baselines}
+    assert set(ZOO_REFERENCES) | {'elu_linear', 'trial_105', 'trial_140'} <= names
+    soft = b.baseline('softmax')
+    assert len(soft['acc']['deit']['1']) == 2 and len(soft['acc']['deit']['0.5']) == 2
+    assert len(soft['acc']['deit']['2']) == 1
+    # no training state is left behind; the compute is in the manifest
+    assert os.listdir(os.path.join(out, STATES_DIR)) == []
+    assert b.manifest['compute']['runs'] > 0 and b.manifest['counts']['level:1'] == counts['full']
+
+
+def test_promotion_continues_the_rung_exactly():
+    st = _settings()
+    g = REFERENCE_GENOMES['elu_linear'].to_string()
+    r0 = evaluate_task(dict(genome=g, settings=st.to_dict(), level='rung'))
+    assert r0['fidelity'] == '0.5' and r0['score'] is None and set(r0['_states']) == {'deit:0'}
+    line = level_task(dict(key=r0['hash'], genome=g, settings=st.to_dict(), budget=1,
+                           states=r0['_states']))
+    whole = evaluate_task(dict(genome=g, settings=st.to_dict(), budgets=[1]))
+    assert line['resumed'] and line['runs'][0]['resumed']
+    # the record trained whole holds the rung and the budget of one training: the same accuracies
+    assert [r['epochs'] for r in whole['runs']] == [0.5, 1]
+    assert whole['runs'][0]['acc'] == r0['runs'][0]['acc']
+    assert whole['runs'][1]['acc'] == line['runs'][0]['acc']
+    assert whole['runs'][1]['status'] == line['runs'][0]['status']
+    # a lost rung state is retrained: the same result
+    again = level_task(dict(key=r0['hash'], genome=g, settings=st.to_dict(), budget=1, states=None))
+    assert again['runs'][0]['acc'] == line['runs'][0]['acc']
+
+
+def test_stopped_build_resumes_to_the_same_bench(built, tmp_path):
+    out, _ = built
+    part = str(tmp_path / 'part')
+    # stop after every single evaluation (the time budget is spent at once) and resume each time
+    stops = 0
+    while True:
+        c = build_levels(part, _settings(), _plan(), progress=False, max_seconds=0.0)
+        if not c['stopped']:
+            break
+        stops += 1
+        assert stops < 100
+    assert stops > 5
+    assert _content(part) == _content(out)
+    assert os.listdir(os.path.join(part, STATES_DIR)) == []
+
+
+def test_lost_states_and_torn_lines_are_recovered(built, tmp_path):
+    out, _ = built
+    part = str(tmp_path / 'part')
+    # stop inside the first batch's promotions: its rung states wait in states/
+    for _ in range(50):
+        build_levels(part, _settings(), _plan(), progress=False, max_seconds=0.0)
+        if os.listdir(os.path.join(part, STATES_DIR)):
+            break
+    waiting = os.listdir(os.path.join(part, STATES_DIR))
+    assert waiting
+    shutil.rmtree(os.path.join(part, STATES_DIR))  # a restart on another machine: no states
+    with open(os.path.join(part, 'bench.jsonl'), 'a', encoding='utf-8') as f:
+        f.write('{"torn": ')  # a crash in the middle of an append
+    c = build_levels(part, progress=False)  # settings and plan from build.json
+    assert c['stopped'] == 0
+    # the same bench, but for the flag saying a promotion started from a saved rung state
+    assert _content(part, drop=('resumed',)) == _content(out, drop=('resumed',))
+    b = ab.load(part)
+    assert any(not p['resumed'] for r in b.at_level(1) for p in r['promotions'][:1]
+               if p['batch'] == 0)  # the promotion whose state was lost retrained its rung
+
+
+def test_plan_changes_are_refused_or_grow(built, tmp_path):
+    out, counts = built
+    grown = str(tmp_path / 'grown')
+    shutil.copytree(out, grown)
+    with pytest.raises(BenchError, match='batch'):
+        build_levels(grown, _settings(), _plan(batch=4), progress=False)
+    other = BenchSettings(_settings().search, seeds=[0], budgets=[1, 2], rungs=[0.25])
+    with pytest.raises(BenchError, match='other settings'):
+        build_levels(grown, other, _plan(), progress=False)
+    c = build_levels(grown, _settings(), _plan(n=9), progress=False)
+    assert c['rung'] >= 9 and c['stopped'] == 0
+    before, _ = _content(out)
+    after, _ = _content(grown)
+    assert all(_strip(after[h]) == rec for h, rec in before.items()
+               if rec.get('fidelity') != '2')  # the first bench's records are kept as they were
+
+
+@pytest.mark.parametrize('kw, match', [(dict(batch=0), 'batch 0'),
+                                       (dict(promote_top=3, promote_random=1), 'exceeds the batch'),
+                                       (dict(long_top=5), 'long_top')])
+def test_bad_plans_are_named(kw, match):
+    with pytest.raises(ValueError, match=match):
+        _plan(**kw)
+
+
+def test_bad_rungs_are_named():
+    cfg = SearchConfig(**PRESETS['tiny']).to_dict()
+    with pytest.raises(ValueError, match='rungs'):
+        BenchSettings(cfg, budgets=[1], rungs=[1.5])
+    # a single-fidelity bench keeps its settings id (rungs are left out of it)
+    assert 'rungs' not in BenchSettings(cfg, budgets=[1]).public()
+    assert budget_key(2 / 3) == '0.6667' and budget_key(2) == '2'
+
+
+def test_candidate_sequence_takes_search_runs_first(tmp_path):
+    run = tmp_path / 'evaluations.jsonl'
+    texts = [REFERENCE_GENOMES[n].to_string() for n in ('trial_105', 'elu_linear', 'trial_105')]
+    run.write_text(''.join(json.dumps(dict(genome=t, idx=i)) + '\n' for i, t in enumerate(texts)))
+    plan = _plan(runs=[str(run)])
+    seq = candidate_sequence(plan, sampler_seed=0)
+    got = [next(seq) for _ in range(5)]
+    assert [s['kind'] for s, _, _ in got] == ['search', 'search', 'random', 'random', 'random']
+    assert [g.to_string() for _, g, _ in got[:2]] == texts[:2]
+    assert len({fp for _, _, fp in got}) == 5  # each function once
+    again = candidate_sequence(plan, sampler_seed=0)
+    assert [g.hash for _, g, _ in (next(again) for _ in range(5))] == [g.hash for _, g, _ in got]
+
+
+def test_versions_by_name():
+    v1 = ab.load('v1')
+    assert v1.format_version == 1 and v1.rungs == [] and len(v1) > 1000
+    assert ab.default_path('v1').endswith('attn-bench-101')
+    with pytest.raises(ValueError, match='v9'):
+        ab.default_path('v9')
+    # the query API on v1: by canonical text, by original cfg, by an equivalent genome
+    rec = v1.filter(trained=True).records[0]
+    g = Genome.parse(rec['genome'])
+    assert v1.lookup(rec['genome']) is rec and v1.lookup(g.to_attnzero_cfg()) is rec
+
+
+def test_v2_query_api(built):
+    out, _ = built
+    b = ab.load(out)
+    rec = b.at_level(1).records[0]
+    g = Genome.parse(rec['genome'])
+    assert b.lookup(rec['genome']) is rec and b.lookup(g.to_attnzero_cfg()) is rec
+    assert b.match(g)[1] == 'hash'
+    df = b.to_pandas()
+    assert {'acc_deit_e0.5', 'acc_deit_e1'} <= set(df.columns)
+    top = b.topk(1, 'acc:deit:1')[0]
+    assert top['scores']['1'] == max(r['scores']['1'] for r in b.at_level(1))
