@@ -189,8 +189,11 @@ def arch_config(settings: 'BenchSettings') -> Dict[str, Any]:
     """The effective constructor settings of each proxy ViT (the search's ``PROXY_ARCHS`` with the
     config's ``arch_overrides``): recorded because the proxy defaults live in code."""
     out = {}
+    patch = load_proxy(settings.search['proxy']).patch_size
     for arch in settings.archs:
         kw = dict(PROXY_ARCHS.get(arch, {}))
+        if patch is not None and 'patch_size' in kw:  # the proxy's tokenisation, as the builder applies it
+            kw['patch_size'] = int(patch)
         kw.update((settings.search.get('arch_overrides') or {}).get(arch) or {})
         out[arch] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in sorted(kw.items())}
     return out
