@@ -221,3 +221,19 @@ def test_v2_query_api(built):
     assert {'acc_deit_e0.5', 'acc_deit_e1'} <= set(df.columns)
     top = b.topk(1, 'acc:deit:1')[0]
     assert top['scores']['1'] == max(r['scores']['1'] for r in b.at_level(1))
+
+
+def test_levels_report_is_deterministic_and_names_the_claims(built, tmp_path):
+    from attnzero.bench.cli import analyze_main
+    from attnzero.bench.levels_report import levels_report_text
+
+    out, _ = built
+    assert analyze_main(['--bench', out, '--out', str(tmp_path)]) == 0
+    text = (tmp_path / 'REPORT.md').read_text(encoding='utf-8')
+    assert text == levels_report_text(ab.load(out), out)  # regenerates identically from the files
+    assert (tmp_path / 'levels_scores.png').exists() and (tmp_path / 'levels_agreement.png').exists()
+    for claim in ('graphs i3n302 and i3n303 are preferred', 'advanced normalisation + activation',
+                  "discovered module's operators"):
+        assert claim in text
+    assert '## Rank agreement between budgets' in text and 'references: 0.5 ep vs 1 ep' in text
+    assert '`softmax`' in text and '`trial_105` (genome)' in text

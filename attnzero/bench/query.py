@@ -134,6 +134,42 @@ class Bench:
             return self.manifest.get('format_version')
         return self.records[0].get('format_version') if self.records else None
 
+    def view(self, epochs: float, selection: Optional[str] = None) -> 'Bench':
+        """A single-fidelity view of a multi-fidelity bench at the level ``epochs``: the records that
+        reached it, copied with ``score`` / ``acc_mean`` / ``acc`` of that level (``acc`` holds
+        that level's column only), and settings whose one budget is that level, so that every
+        single-fidelity analysis applies. ``selection`` (``'top'`` / ``'random'``) keeps the genomes
+        promoted to that level for that reason (``'random'``: an unbiased sample of the rung's
+        genomes). The baselines are viewed at the same level."""
+        key = budget_key(epochs)
+        if not self.rungs:
+            raise ValueError('view() needs a multi-fidelity bench (a version 1 bench has one level)')
+
+        def at(r):
+            if key not in (r.get('scores') or {}):
+                return None
+            c = dict(r)
+            c['acc'] = {a: {key: v[key]} for a, v in (r.get('acc') or {}).items() if key in v}
+            c['ckpt_acc'] = {a: {key: v[key]} for a, v in (r.get('ckpt_acc') or {}).items() if key in v}
+            c['score'] = r['scores'][key]
+            ok = all(x is not None for v in c['acc'].values() for x in v[key])
+            c['acc_mean'] = c['score'] if ok and r['status'] != 'check_failed' else None
+            if selection is not None and r.get('role', 'sample') == 'sample':
+                sel = [p.get('selection') for p in r.get('promotions') or []
+                       if budget_key(p['budget']) == key]
+                if selection not in sel:
+                    return None
+            return c
+
+        recs = [c for c in map(at, self.records) if c is not None]
+        bases = [c for c in map(at, self.baselines) if c is not None]
+        b = float(key)
+        settings = dict(self.settings or {}, budgets=[int(b) if b.is_integer() else b], rungs=[])
+        manifest = dict(self.manifest or {}, settings=settings)
+        for c in recs + bases:
+            c['settings'] = settings
+        return Bench(recs, bases, manifest, self.path)
+
     def at_level(self, epochs: float) -> 'Bench':
         """The records that reached the fidelity level ``epochs`` (a rung or a budget)."""
         key = budget_key(epochs)

@@ -1,0 +1,370 @@
+"""The report of a multi-fidelity bench (format 2): each level analysed as a single-fidelity bench
+(:meth:`attnzero.bench.Bench.view` + :func:`attnzero.bench.analyze.analyse`), the rank agreement
+between levels, the references at several seeds, and the paper's Attn-Bench-101 claims set beside
+the measurements, point by point.
+
+Deterministic (fixed orders and rounding, seeded surrogate, no timestamps): the report regenerates
+identically from the files, which a test checks.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from .analyze import MIN_SUPPORT, _corr, _enrichment, _f, _findings, _md_table, _sd, _top_set, analyse
+from .format import BENCH_FILE, LEVELS_FILE, sha256_file
+from .records import budget_key
+
+__all__ = ['analyse_levels', 'render_levels_report', 'write_levels_report', 'levels_report_text',
+           'PAPER_GRAPHS', 'PAPER_OPERATORS']
+
+#: the graphs the paper's Attn-Bench-101 prefers
+PAPER_GRAPHS = ('i3n302', 'i3n303')
+#: the operators of the paper's discovered module (ELU, min-max normalisation, l2 normalisation)
+PAPER_OPERATORS = ('elu', 'min_max_normalize', 'l2_norm', 'l2norm_last')
+#: the category of the paper's "advanced normalisation + activation combinations help"
+COMBO = 'activation + normalisation on one edge'
+
+
+def _levels(bench) -> List[float]:
+    return sorted([float(r) for r in bench.rungs] + [float(b) for b in bench.budgets])
+
+
+def _level_name(bench, b: float) -> str:
+    if budget_key(b) in map(budget_key, bench.rungs):
+        return f'rung ({budget_key(b)} ep)'
+    if float(b) == float(bench.budgets[0]):
+        return f'full budget ({budget_key(b)} ep)'
+    return f'{float(b) / float(bench.budgets[0]):g}x budget ({budget_key(b)} ep)'
+
+
+def _ref_table(bench) -> List[Dict[str, Any]]:
+    """Per reference: mean / sd over seeds of the score at each level."""
+    rows = []
+    for b in sorted(bench.baselines, key=lambda b: (b.get('role') != 'baseline', b.get('name') or '')):
+        row = dict(name=b.get('name'), role=b.get('role'), genome=b.get('genome'), levels={})
+        for lv in _levels(bench):
+            k = budget_key(lv)
+            per_seed = []
+            for arch in bench.archs:
+                vals = ((b.get('acc') or {}).get(arch) or {}).get(k)
+                if vals is None:
+                    continue
+                per_seed.append([bench.chance if v is None else v for v in vals])
+            if per_seed:
+                seeds = np.mean(np.array(per_seed, dtype=float), axis=0).tolist()
+                row['levels'][k] = dict(mean=float(np.mean(seeds)), sd=_sd(seeds), n=len(seeds),
+                                        rejected=sum(1 for a in bench.archs for v in
+                                                     ((b.get('acc') or {}).get(a) or {}).get(k, []) if v is None))
+        rows.append(row)
+    return rows
+
+
+def _verdict(enrichment: Optional[float], p: Optional[float]) -> str:
+    if enrichment is None or p is None:
+        return 'not measurable'
+    if enrichment > 1 and p < 0.05:
+        return 'reproduced'
+    if enrichment > 1:
+        return 'same direction, not significant'
+    if p < 0.05:
+        return 'contradicted'
+    return 'not reproduced'
+
+
+def _graph_rows(view) -> List[Dict[str, Any]]:
+    trained = [r for r in view.records if r['status'] != 'check_failed' and r.get('score') is not None]
+    top = _top_set(trained) if trained else []
+    rows = _enrichment(trained, top, lambda r: [r['graph']], min_support=1)
+    for r in rows:
+        sc = [x['score'] for x in trained if x['graph'] == r['key']]
+        r['median'] = float(np.median(sc)) if sc else None
+    return sorted(rows, key=lambda d: (-(d['enrichment'] or 0.0), d['key']))
+
+
+def _claims(bench, res: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """The paper's claims about its bench, with the measurement on this one."""
+    out = []
+    for lv_key, lv in res['levels'].items():
+        g = lv['graph_rows']
+        pref = [r for r in g if r['key'] in PAPER_GRAPHS]
+        ranks = {r['key']: i + 1 for i, r in enumerate(g)}
+        txt = '; '.join(f'`{r["key"]}` x{_f(r["enrichment"], 2)} (p {_f(r["p"], 3)}, rank {ranks[r["key"]]} of '
+                        f'{len(g)})' for r in pref) or 'not sampled'
+        best = (f'most enriched: `{g[0]["key"]}` x{_f(g[0]["enrichment"], 2)}' if g else '')
+        both = [r for r in pref if (r['enrichment'] or 0) > 1 and r['p'] < 0.05]
+        some = [r for r in pref if (r['enrichment'] or 0) > 1]
+        verdict = ('reproduced' if len(both) == len(PAPER_GRAPHS) else
+                   'partly reproduced' if both else
+                   'same direction, not significant' if some else 'not reproduced')
+        out.append(dict(claim='graphs i3n302 and i3n303 are preferred', level=lv['name'],
+                        measured=f'{txt}; {best}', verdict=verdict))
+    for lv_key, lv in res['levels'].items():
+        row = next((r for r in lv['analysis']['category_enrichment'] if r['key'] == COMBO), None)
+        measured = ('no genome has one' if row is None else
+                    f'{row["n_top"]}/{lv["analysis"]["top_n"]} top vs {row["n"]}/{lv["analysis"]["n_trained"]} '
+                    f'all: x{_f(row["enrichment"], 2)} (Fisher p {_f(row["p"], 3)}); mean score '
+                    f'{_f(row["mean_score"])}')
+        out.append(dict(claim='advanced normalisation + activation combinations help (an activation '
+                              'and a normalisation on one edge)', level=lv['name'], measured=measured,
+                        verdict='not measurable' if row is None else _verdict(row['enrichment'], row['p'])))
+    for lv_key, lv in res['levels'].items():
+        rows = {r['key']: r for r in lv['analysis']['unary_enrichment']}
+        parts, verdicts = [], []
+        for op in PAPER_OPERATORS:
+            r = rows.get(op)
+            if r is None:
+                parts.append(f'`{op}` (under {MIN_SUPPORT} genomes)')
+                continue
+            parts.append(f'`{op}` x{_f(r["enrichment"], 2)} (p {_f(r["p"], 3)})')
+            verdicts.append(_verdict(r['enrichment'], r['p']))
+        n_rep = verdicts.count('reproduced')
+        verdict = (f'{n_rep} of {len(verdicts)} enriched significantly' if verdicts else 'not measurable')
+        out.append(dict(claim='the discovered module\'s operators (ELU, min-max and l2 normalisation) '
+                              'mark good attentions', level=lv['name'], measured='; '.join(parts),
+                        verdict=verdict))
+    return out
+
+
+def analyse_levels(bench, surrogate: bool = True) -> Dict[str, Any]:
+    """Every measurement of the multi-fidelity report, as plain data."""
+    levels = _levels(bench)
+    res: Dict[str, Any] = dict(levels={}, archs=bench.archs, chance=bench.chance,
+                               settings=bench.settings, n_records=len(bench.records))
+    status: Dict[str, int] = {}
+    for r in bench.records:
+        status[r['status']] = status.get(r['status'], 0) + 1
+    res['status'] = dict(sorted(status.items()))
+    src: Dict[str, Dict[str, int]] = {}
+    for r in bench.records:
+        kind = (r.get('source') or {}).get('kind', 'unknown')
+        d = src.setdefault(kind, {})
+        d['records'] = d.get('records', 0) + 1
+        for k in r.get('scores') or {}:
+            d[k] = d.get(k, 0) + 1
+    res['sources'] = dict(sorted(src.items()))
+    sel: Dict[str, Dict[str, int]] = {}
+    for r in bench.records:
+        for p in r.get('promotions') or []:
+            d = sel.setdefault(budget_key(p['budget']), {})
+            d[p.get('selection') or '?'] = d.get(p.get('selection') or '?', 0) + 1
+    res['selections'] = dict(sorted(sel.items()))
+    views = [(budget_key(lv), _level_name(bench, lv), bench.view(lv)) for lv in levels]
+    first_budget = budget_key(bench.budgets[0])
+    views.insert([k for k, _, _ in views].index(first_budget) + 1,
+                 (f'{first_budget}:random', f'full budget, random promotions only ({first_budget} ep)',
+                  bench.view(bench.budgets[0], selection='random')))
+    for key, name, view in views:
+        n = len(view.filter(trained=True))
+        if n == 0:
+            continue
+        a = analyse(view, surrogate=surrogate and n >= 50 and ':' not in key)
+        res['levels'][key] = dict(name=name, n=n, analysis=a, graph_rows=_graph_rows(view))
+    # rank agreement between levels
+    keys = [budget_key(lv) for lv in levels]
+    agree = {}
+    for i in range(len(keys)):
+        for j in range(i + 1, len(keys)):
+            a, b = keys[i], keys[j]
+            both = [r for r in bench.records if a in (r.get('scores') or {}) and b in r['scores']]
+            if len(both) >= 3:
+                agree[f'genomes: {a} ep vs {b} ep'] = _corr([r['scores'][a] for r in both],
+                                                           [r['scores'][b] for r in both])
+            rnd = [r for r in both if any(p.get('selection') == 'random' and budget_key(p['budget']) == b
+                                          for p in r.get('promotions') or [])]
+            if len(rnd) >= 3 and len(rnd) < len(both):
+                agree[f'genomes promoted at random: {a} ep vs {b} ep'] = _corr(
+                    [r['scores'][a] for r in rnd], [r['scores'][b] for r in rnd])
+            refs = [r for r in bench.baselines if a in (r.get('scores') or {}) and b in r['scores']]
+            if len(refs) >= 3:
+                agree[f'references: {a} ep vs {b} ep'] = _corr([r['scores'][a] for r in refs],
+                                                              [r['scores'][b] for r in refs])
+    res['agreement'] = agree
+    res['references'] = _ref_table(bench)
+    res['claims'] = _claims(bench, res)
+    runs = [run for r in list(bench.records) + list(bench.baselines) for run in r.get('runs') or []]
+    cpu = [run['cpu_seconds'] for run in runs if run.get('cpu_seconds') is not None]
+    res['compute'] = dict(runs=len(runs), cpu_hours=sum(cpu) / 3600.0,
+                          train_hours=sum(run.get('seconds') or 0.0 for run in runs) / 3600.0)
+    return res
+
+
+def _ref_rows(res: Dict[str, Any], keys: Sequence[str]) -> List[List[Any]]:
+    rows = []
+    for r in res['references']:
+        cells = [f'`{r["name"]}`' + (' (genome)' if r['role'] == 'reference' else '')]
+        for k in keys:
+            v = r['levels'].get(k)
+            cells.append('-' if v is None else (f'{_f(v["mean"])} ± {_f(v["sd"])} ({v["n"]})' if v['n'] > 1
+                                                 else f'{_f(v["mean"])} (1)'))
+        rows.append(cells)
+    return rows
+
+
+def render_levels_report(bench, res: Dict[str, Any], bench_label: str, plots: Sequence[str] = ()) -> str:
+    s = res['settings'] or {}
+    search = s.get('search', {})
+    sha = sha256_file(os.path.join(bench.path, BENCH_FILE)) if bench.path else 'n/a'
+    lv_path = os.path.join(bench.path, LEVELS_FILE) if bench.path else None
+    lsha = sha256_file(lv_path) if lv_path and os.path.exists(lv_path) else 'n/a'
+    proxy = bench.records[0]['proxy'] if bench.records else {}
+    keys = [budget_key(lv) for lv in _levels(bench)]
+    L: List[str] = ['# Attn-Bench-101 v2: analysis report', '',
+                    f'Generated by `tools/analyze_bench.py` from `{bench_label}` (`{BENCH_FILE}` sha256 '
+                    f'`{sha}`, `{LEVELS_FILE}` sha256 `{lsha}`). Do not edit: regenerate.', '', '## Bench', '']
+    counts = [[res['levels'][k]['name'], res['levels'][k]['n']] for k in res['levels']]
+    src = '; '.join(f'{kind}: ' + ', '.join(f'{k} {v}' for k, v in d.items()) for kind, d in res['sources'].items())
+    sel = '; '.join(f'to {k} ep: ' + ', '.join(f'{s2} {v}' for s2, v in d.items()) for k, d in res['selections'].items())
+    m = bench.manifest or {}
+    L.append(_md_table(['item', 'value'], [
+        ['records (distinct genomes, hash- and FEC-deduplicated)', res['n_records']],
+        ['status counts', ', '.join(f'{k} {v}' for k, v in res['status'].items())],
+        *[[f'genomes at the {n}', c] for n, c in counts],
+        ['how the genomes were chosen (records, then genomes per level)', src],
+        ['promotions by reason', sel or 'none'],
+        ['proxy', f'`{proxy.get("name")}`: {proxy.get("train")} train / {proxy.get("val")} validation / '
+                  f'{proxy.get("test")} test images {proxy.get("img_size")}x{proxy.get("img_size")}, '
+                  f'{proxy.get("num_classes")} classes, chance {_f(res["chance"])}'],
+        ['architectures', ', '.join(res['archs'])],
+        ['levels (epochs)', f'rungs {s.get("rungs")} of the first budget, budgets {s.get("budgets")}; seeds '
+                            f'{s.get("seeds")}'],
+        ['training', f'batch {search.get("batch_size")}, AdamW lr {search.get("lr")}, wd '
+                     f'{search.get("weight_decay")}, warm-up {search.get("warmup_frac")}, threads '
+                     f'{search.get("threads")}, common random numbers {search.get("common_seed")}'],
+        ['compute (training runs, records and references)',
+         f'{res["compute"]["runs"]} runs, {res["compute"]["cpu_hours"]:.2f} CPU-hours '
+         f'({res["compute"]["train_hours"]:.2f} h of run wall time)'],
+        ['build commands', '<br>'.join(f'`{c}`' for c in m.get('build_commands') or [m.get('creation_command')] if c)],
+    ]))
+    L += ['', 'A level\'s score is the mean over architectures and seeds of the validation accuracy at '
+              'that level, a run stopped by the rejection protocol counting as chance. The rung is '
+              'the first budget\'s training paused (the search\'s first successive-halving rung); the '
+              'full budget continues it; the longer budget is its own training.', '']
+    # claims
+    L += ['## The paper\'s claims, point by point', '']
+    L.append(_md_table(['claim (AttnZero paper, Attn-Bench-101)', 'level', 'measured here', 'verdict'],
+                       [[c['claim'], c['level'], c['measured'], f'**{c["verdict"]}**'] for c in res['claims']]))
+    L.append('')
+    L.append('Enrichment: the share of genomes with the property among the top 10 % of a level (at least '
+             '10 genomes) over its share among all genomes of that level; Fisher exact test, two-sided. '
+             'The full budget holds the best genomes of each batch by rung score and a random part: its '
+             'enrichments are measured within an already selected set, so the random promotions alone '
+             'are the unbiased sample.')
+    L.append('')
+    # agreement
+    L += ['## Rank agreement between budgets and between architectures', '']
+    L.append(_md_table(['pair', 'n', 'Kendall tau', 'Spearman', 'p'],
+                       [[k, v['n'], _f(v['tau']), _f(v['rho']), _f(v['p'], 4)] for k, v in res['agreement'].items()]))
+    L.append('')
+    if len(res['archs']) < 2:
+        L.append(f'Between architectures: not measured here. The bench trains the default proxy\'s one '
+                 f'architecture ({", ".join(res["archs"])}); the version 1 bench (the earlier '
+                 f'relational proxy, DeiT and PVT) reports its DeiT-vs-PVT agreement in '
+                 f'`docs/bench/v1/REPORT.md`.')
+        L.append('')
+    # references
+    L += ['## References (zoo attentions and published genomes)', '']
+    L.append(_md_table(['reference'] + [f'{k} ep: mean ± sd (seeds)' for k in keys], _ref_rows(res, keys)))
+    L.append('')
+    # per level
+    for k, lv in res['levels'].items():
+        a = lv['analysis']
+        d = a['distribution']
+        L += [f'## Level: {lv["name"]}', '', f'{lv["n"]} genomes.', '']
+        L += [x for x in _findings(a)[2:] if x]
+        L.append('')
+        if d:
+            L.append(_md_table(['min', 'p10', 'p25', 'median', 'p75', 'p90', 'max', 'within 0.05 of chance'],
+                               [[_f(d['quantiles'][q]) for q in (0, 10, 25, 50, 75, 90, 100)] +
+                                [f'{d["at_chance"]} ({100.0 * d["at_chance"] / lv["n"]:.1f}%)']]))
+            L.append('')
+        L.append(_md_table(['graph', 'genomes', 'median score', 'in the top set', 'enrichment', 'Fisher p'],
+                           [[f'`{g["key"]}`', g['n'], _f(g['median']), g['n_top'], _f(g['enrichment'], 2),
+                             _f(g['p'], 3)] for g in lv['graph_rows']]))
+        L.append('')
+        L.append(_md_table(['operator', 'genomes', 'in the top set', 'enrichment', 'Fisher p'],
+                           [[f'`{r["key"]}`', r['n'], r['n_top'], _f(r['enrichment'], 2), _f(r['p'], 3)]
+                            for r in a['unary_enrichment'] + a['binary_enrichment'] if r['p'] < 0.05]
+                           or [['(none with p < 0.05)', '', '', '', '']]))
+        L.append('')
+        if a.get('top10'):
+            L.append(_md_table(['top genomes', 'score', 'static GFLOPs (3136 tokens, d 32)'],
+                               [[f'`{t["genome"]}`', _f(t['score']),
+                                 _f(None if t['flops'] is None else t['flops'] / 1e9, 3)] for t in a['top10']]))
+            L.append('')
+        sg = a.get('surrogate')
+        if sg:
+            L.append(f'Surrogate (gradient boosting on genome features) fitted on this level: held-out '
+                     f'Kendall tau **{_f(sg["tau"])}** on {sg["n_test"]} genomes (trained on '
+                     f'{sg["n_train"]}); {sg["folds"]}-fold mean {_f(sg["cv_tau_mean"])} ± {_f(sg["cv_tau_sd"])}.')
+            L.append('')
+    for p in plots:
+        L.append(f'![{p}]({p})')
+    L.append('')
+    return '\n'.join(L)
+
+
+def plot_names_levels(res: Dict[str, Any]) -> List[str]:
+    return ['levels_scores.png', 'levels_agreement.png']
+
+
+def make_levels_plots(bench, res: Dict[str, Any], out_dir: str) -> List[str]:
+    import matplotlib
+
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    from attnzero.io import atomic_savefig
+
+    keys = [budget_key(lv) for lv in _levels(bench)]
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.4), squeeze=False)
+    for ax, k in zip(axes[0], keys):
+        sc = [r['scores'][k] for r in bench.records if k in (r.get('scores') or {})]
+        ax.hist(sc, bins=30, color='#4477aa')
+        for b, c in (('softmax', '#cc3311'), ('identity', '#999999'), ('trial_105', '#228833')):
+            ref = next((r for r in bench.baselines if r.get('name') == b and k in (r.get('scores') or {})), None)
+            if ref is not None:
+                ax.axvline(ref['scores'][k], color=c, ls='--', label=b)
+        ax.set_title(f'{k} ep ({len(sc)} genomes)')
+        ax.set_xlabel('validation accuracy')
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    atomic_savefig(fig, os.path.join(out_dir, 'levels_scores.png'), dpi=110)
+    plt.close(fig)
+    pairs = [(keys[i], keys[i + 1]) for i in range(len(keys) - 1)]
+    fig, axes = plt.subplots(1, len(pairs), figsize=(4.2 * len(pairs), 3.6), squeeze=False)
+    for ax, (a, b) in zip(axes[0], pairs):
+        for sel, c in (('top', '#cc3311'), ('random', '#4477aa')):
+            rs = [r for r in bench.records if a in (r.get('scores') or {}) and b in r['scores']
+                  and any(p.get('selection') == sel and budget_key(p['budget']) == b
+                          for p in r.get('promotions') or [])]
+            ax.scatter([r['scores'][a] for r in rs], [r['scores'][b] for r in rs], s=8, c=c, label=sel, alpha=0.7)
+        refs = [r for r in bench.baselines if a in (r.get('scores') or {}) and b in r['scores']]
+        ax.scatter([r['scores'][a] for r in refs], [r['scores'][b] for r in refs], s=20, c='k', marker='x',
+                   label='references')
+        ax.set_xlabel(f'{a} ep')
+        ax.set_ylabel(f'{b} ep')
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    atomic_savefig(fig, os.path.join(out_dir, 'levels_agreement.png'), dpi=110)
+    plt.close(fig)
+    return plot_names_levels(res)
+
+
+def levels_report_text(bench, bench_label: str, res: Optional[Dict[str, Any]] = None) -> str:
+    res = analyse_levels(bench) if res is None else res
+    return render_levels_report(bench, res, bench_label, plot_names_levels(res))
+
+
+def write_levels_report(bench, out_dir: str, bench_label: str, plots: bool = True,
+                        report_name: str = 'REPORT.md') -> str:
+    os.makedirs(out_dir, exist_ok=True)
+    res = analyse_levels(bench)
+    if plots:
+        make_levels_plots(bench, res, out_dir)
+    path = os.path.join(out_dir, report_name)
+    with open(path, 'w', encoding='utf-8') as f:
+        f.write(levels_report_text(bench, bench_label, res))
+    return path
