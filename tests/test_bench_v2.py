@@ -28,7 +28,7 @@ def _settings():
 
 def _plan(**kw):
     d = dict(n=6, n_full=2, n_long=2, long_top=1, batch=3, promote_top=1, promote_random=1,
-             reference_seeds=[0, 1], reference_long_seeds=[0])
+             reference_seeds=[0, 1], reference_long_seeds=[0], cross_archs=['pvt'], n_cross=2)
     d.update(kw)
     return LevelPlan(**d)
 
@@ -77,7 +77,7 @@ def test_build_levels_fills_every_level(built):
     for sel in by_batch.values():
         assert sel.count('top') <= 1 and sel.count('random') <= 1
     # the long budget: the best first-budget genome and one drawn from the rest
-    sel = sorted(r['promotions'][-1]['selection'] for r in b.at_level(2))
+    sel = sorted(p['selection'] for r in b.at_level(2) for p in r['promotions'] if p['budget'] == 2)
     assert sel == ['random', 'top']
     best = max(b.at_level(1), key=lambda r: (r['scores']['1'], r['genome']))
     assert '2' in best['scores']
@@ -88,6 +88,15 @@ def test_build_levels_fills_every_level(built):
     soft = b.baseline('softmax')
     assert len(soft['acc']['deit']['1']) == 2 and len(soft['acc']['deit']['0.5']) == 2
     assert len(soft['acc']['deit']['2']) == 1
+    # the cross-architecture level: the genomes promoted at random and the references, in PVT
+    rnd = [r for r in b.at_level(1) if r['promotions'][0]['selection'] == 'random']
+    crossed = [r for r in b.records if 'cross' in r]
+    assert counts['cross'] == len(crossed) == min(2, len(rnd))
+    for r in crossed:
+        assert set(r['cross']) == {'pvt'} and '0.5' in r['cross_scores']['pvt']  # (1 ep unless rejected)
+        assert set(r['cross_scores']['pvt']) <= {'0.5', '1'}
+        assert set(r['acc']) == {'deit'}  # the bench's own tables stay its architectures'
+    assert 'pvt' in soft['cross_scores']
     # no training state is left behind; the compute is in the manifest
     assert os.listdir(os.path.join(out, STATES_DIR)) == []
     assert b.manifest['compute']['runs'] > 0 and b.manifest['counts']['level:1'] == counts['full']
@@ -237,3 +246,4 @@ def test_levels_report_is_deterministic_and_names_the_claims(built, tmp_path):
         assert claim in text
     assert '## Rank agreement between budgets' in text and 'references: 0.5 ep vs 1 ep' in text
     assert '`softmax`' in text and '`trial_105` (genome)' in text
+    assert 'references: deit vs pvt at 1 ep' in text

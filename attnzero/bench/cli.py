@@ -94,7 +94,9 @@ def _plan(args, n_given: bool):
                   batch=args.batch, promote_top=args.promote_top, promote_random=args.promote_random,
                   long_top=args.long_top, reference_seeds=_ints(args.reference_seeds, '--reference-seeds'),
                   reference_long_seeds=_ints(args.reference_long_seeds, '--reference-long-seeds'),
-                  runs=_run_files(args.from_runs) if args.from_runs else None)
+                  runs=_run_files(args.from_runs) if args.from_runs else None,
+                  cross_archs=[a for a in args.cross_archs.split(',') if a] if args.cross_archs else None,
+                  n_cross=args.n_cross)
     given = {k: v for k, v in fields.items() if v is not None}
     info = load_build_info(args.out)
     multi = bool(args.rungs) or bool(info and info.get('plan'))
@@ -168,6 +170,10 @@ def build_main(argv: Optional[Sequence[str]] = None) -> int:
     m.add_argument('--reference-seeds', default=None, help='seeds of the references (0,1,2,3,4)')
     m.add_argument('--reference-long-seeds', default=None,
                    help='seeds of the references at the longest budget (0)')
+    m.add_argument('--cross-archs', default=None,
+                   help='other proxy ViTs (comma-separated) in which --n-cross genomes promoted at random '
+                        'and the references are also trained (rank agreement between architectures)')
+    m.add_argument('--n-cross', type=int, default=None, help='genomes of the cross-architecture level (0)')
     m.add_argument('--from-runs', nargs='+', default=None, metavar='RUN',
                    help='search runs (folders or evaluations.jsonl, globs allowed) whose genomes come '
                         'before the random ones')

@@ -371,7 +371,9 @@ def level_task(payload: Dict[str, Any]) -> Dict[str, Any]:
     from the record's paused rung runs where ``states`` (``{'<arch>:<seed>': bytes}``) holds them
     (the first budget), else trained from scratch (a longer budget has its own schedule; a lost
     rung state is retrained, which gives the same result). ``key`` is the record's hash (a genome:
-    ``genome``) or name (a zoo attention: ``attn``). Returns one ``levels.jsonl`` line."""
+    ``genome``) or name (a zoo attention: ``attn``). With ``arch`` (an architecture outside the
+    bench's) the runs are of that architecture, trained whole through the rungs. Returns one
+    ``levels.jsonl`` line."""
     t0 = time.perf_counter()
     settings = BenchSettings.from_dict(payload['settings'])
     budget = int(payload['budget'])
@@ -383,6 +385,15 @@ def level_task(payload: Dict[str, Any]) -> Dict[str, Any]:
         who = dict(attn=payload['attn'])
     else:
         who = dict(genome=payload['genome'], key=payload['key'])
+    arch = payload.get('arch')
+    if arch is not None:  # another architecture than the bench's: trained whole (through the rungs)
+        cross = BenchSettings(dict(settings.search, archs=[arch]), seeds, settings.budgets,
+                              settings.ref_tokens, settings.ref_head_dim, settings.rungs)
+        runs = _runs(cross, seeds, [budget], **who)
+        return dict(format_version=settings.format_version, key=payload['key'], budget=budget, arch=arch,
+                    genome=payload.get('genome'), name=payload.get('name'), runs=runs,
+                    selection=payload.get('selection'), batch=payload.get('batch'), resumed=False,
+                    settings_id=settings.id, eval_seconds=time.perf_counter() - t0)
     runs = []
     for s in seeds:
         for arch in settings.archs:

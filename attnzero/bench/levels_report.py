@@ -181,6 +181,16 @@ def analyse_levels(bench, surrogate: bool = True) -> Dict[str, Any]:
             if len(refs) >= 3:
                 agree[f'references: {a} ep vs {b} ep'] = _corr([r['scores'][a] for r in refs],
                                                               [r['scores'][b] for r in refs])
+    cross_archs = sorted({a for r in list(bench.records) + list(bench.baselines) for a in r.get('cross_scores') or {}})
+    for arch in cross_archs:
+        for lv in levels:
+            k = budget_key(lv)
+            for label, rs in (('genomes', bench.records), ('references', bench.baselines)):
+                both = [r for r in rs if k in (r.get('scores') or {}) and k in (r.get('cross_scores') or {}).get(arch, {})]
+                if len(both) >= 3:
+                    agree[f'{label}: {"/".join(bench.archs)} vs {arch} at {k} ep'] = _corr(
+                        [r['scores'][k] for r in both], [r['cross_scores'][arch][k] for r in both])
+    res['cross_archs'] = cross_archs
     res['agreement'] = agree
     res['references'] = _ref_table(bench)
     res['claims'] = _claims(bench, res)
@@ -258,7 +268,7 @@ def render_levels_report(bench, res: Dict[str, Any], bench_label: str, plots: Se
     L.append(_md_table(['pair', 'n', 'Kendall tau', 'Spearman', 'p'],
                        [[k, v['n'], _f(v['tau']), _f(v['rho']), _f(v['p'], 4)] for k, v in res['agreement'].items()]))
     L.append('')
-    if len(res['archs']) < 2:
+    if len(res['archs']) < 2 and not res.get('cross_archs'):
         L.append(f'Between architectures: not measured here. The bench trains the default proxy\'s one '
                  f'architecture ({", ".join(res["archs"])}); the version 1 bench (the earlier '
                  f'relational proxy, DeiT and PVT) reports its DeiT-vs-PVT agreement in '

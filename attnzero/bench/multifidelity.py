@@ -19,7 +19,10 @@ The plan (:class:`LevelPlan`), in the order the builder runs it:
    ``n`` genomes are trained at the rung and ``n_full`` at the first budget;
 3. **long budget**: ``n_long`` of the first-budget genomes (the best ``long_top`` by first-budget
    score, the rest drawn at random from the others) and every reference at ``reference_long_seeds``
-   are trained for the longest budget (their own schedule; ``levels.jsonl``).
+   are trained for the longest budget (their own schedule; ``levels.jsonl``);
+4. **other architectures** (``cross_archs``): ``n_cross`` of the genomes promoted at random (an
+   unbiased sample) and every reference, seed 0, at the first budget in each of them, for the rank
+   agreement between architectures (``levels.jsonl`` lines with ``arch``).
 
 Everything is deterministic in the settings, the plan and the sampler seed, so a killed build resumes
 where it stopped: records and level lines are appended one by one (fsync), the paused training
@@ -76,9 +79,11 @@ class LevelPlan:
     reference_seeds: List[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])
     reference_long_seeds: List[int] = field(default_factory=lambda: [0])
     runs: List[str] = field(default_factory=list)
+    cross_archs: List[str] = field(default_factory=list)
+    n_cross: int = 0
 
     #: fields a resumed build may change (growing the bench); the others fix its sequence
-    GROWABLE = ('n', 'n_full', 'n_long', 'long_top')
+    GROWABLE = ('n', 'n_full', 'n_long', 'long_top', 'cross_archs', 'n_cross')
 
     def __post_init__(self) -> None:
         if self.batch < 1 or self.promote_top < 0 or self.promote_random < 0:
@@ -201,7 +206,7 @@ class _Builder:
                                  f'{r.get("settings_id")}, not {settings.id}')
             self.records[r['hash']] = r
         self.baselines = {self._base_key(b): b for b in self._read(self.base_path)}
-        self.levels = {(ln['key'], ln['budget']): ln for ln in self._read(self.levels_path)}
+        self.levels = {(ln['key'], ln['budget'], ln.get('arch')): ln for ln in self._read(self.levels_path)}
         self.bar = None
         if progress:
             from tqdm import tqdm
@@ -225,7 +230,8 @@ class _Builder:
         return sum(1 for r in self.records.values() if r['status'] != 'check_failed')
 
     def n_full(self) -> int:
-        return sum(1 for (k, b) in self.levels if b == self.settings.budgets[0] and k in self.records)
+        return sum(1 for (k, b, a) in self.levels if b == self.settings.budgets[0] and a is None
+                   and k in self.records)
 
     # ---- plumbing ---------------------------------------------------------------------------
     def _check_stop(self) -> None:
@@ -277,9 +283,9 @@ class _Builder:
 
     def _append_level(self, line: Dict[str, Any]) -> None:
         append_record(self.levels_path, line)
-        self.levels[(line['key'], line['budget'])] = line
-        log.info('level %s ep %s %s: %s', line['budget'], line.get('selection'), line['key'],
-                 [r['acc'] for r in line['runs']])
+        self.levels[(line['key'], line['budget'], line.get('arch'))] = line
+        log.info('level %s ep %s %s %s: %s', line['budget'], line.get('arch') or '', line.get('selection'),
+                 line['key'], [r['acc'] for r in line['runs']])
 
     # ---- phases -----------------------------------------------------------------------------
     def references(self) -> None:
@@ -356,7 +362,7 @@ class _Builder:
         b0 = self.settings.budgets[0]
         jobs = []
         for r, why in chosen:
-            if (r['hash'], b0) in self.levels:
+            if (r['hash'], b0, None) in self.levels:
                 self._drop_states(r['hash'])
                 continue
             jobs.append((r['hash'], level_task,
@@ -373,20 +379,20 @@ class _Builder:
             return
         b0 = self.settings.budgets[0]
         full = []
-        for (key, b), line in sorted(self.levels.items()):
-            if b != b0 or key not in self.records:
+        for (key, b, arch), line in sorted(self.levels.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] or '')):
+            if b != b0 or arch is not None or key not in self.records:
                 continue
             accs = [r['acc'] if r['status'] == 'ok' else self.records[key]['proxy']['chance']
                     for r in line['runs']]
             full.append(dict(self.records[key], scores={self.full_key: sum(accs) / len(accs)}))
         jobs = []
         for r, why in long_selection(full, plan, self.sampler_seed, self.full_key):
-            if (r['hash'], long_b) not in self.levels:
+            if (r['hash'], long_b, None) not in self.levels:
                 jobs.append((f'long-{r["hash"]}', level_task,
                              dict(key=r['hash'], genome=r['genome'], settings=self.sdict, budget=long_b,
                                   selection=why)))
         for key, b in sorted(self.baselines.items()):
-            if (key, long_b) in self.levels:
+            if (key, long_b, None) in self.levels:
                 continue
             payload = dict(key=key, settings=self.sdict, budget=long_b, selection='reference',
                            seeds=list(plan.reference_long_seeds), name=b.get('name'))
@@ -395,6 +401,41 @@ class _Builder:
             else:
                 payload['attn'] = b['attn']
             jobs.append((f'long-{key}', level_task, payload))
+        for _, line in self._run(jobs):
+            self._append_level(line)
+            self._check_stop()
+
+
+    def cross_archs(self) -> None:
+        """The cross-architecture level: ``n_cross`` genomes promoted at random (an unbiased sample,
+        in batch order) and every reference, seed 0, trained at the first budget (through the rung)
+        in each architecture of ``cross_archs``."""
+        plan, b0 = self.plan, self.settings.budgets[0]
+        if not plan.cross_archs:
+            return
+        rnd = sorted((r for (key, b, a), line in self.levels.items() if b == b0 and a is None
+                      and line.get('selection') == 'random' and key in self.records
+                      for r in [self.records[key]]), key=lambda r: (r.get('batch') or 0, r['genome']))
+        chosen = rnd[:plan.n_cross]
+        jobs = []
+        for arch in plan.cross_archs:
+            if arch in self.settings.archs:
+                raise BenchError(f'cross architecture {arch!r} is one of the bench\'s {self.settings.archs}')
+            for r in chosen:
+                if (r['hash'], b0, arch) not in self.levels:
+                    jobs.append((f'cross-{arch}-{r["hash"]}', level_task,
+                                 dict(key=r['hash'], genome=r['genome'], settings=self.sdict, budget=b0,
+                                      arch=arch, selection='cross', batch=r.get('batch'))))
+            for key, base in sorted(self.baselines.items()):
+                if (key, b0, arch) in self.levels:
+                    continue
+                payload = dict(key=key, settings=self.sdict, budget=b0, arch=arch, selection='reference',
+                               seeds=[0], name=base.get('name'))
+                if base.get('genome'):
+                    payload['genome'] = base['genome']
+                else:
+                    payload['attn'] = base['attn']
+                jobs.append((f'cross-{arch}-{key}', level_task, payload))
         for _, line in self._run(jobs):
             self._append_level(line)
             self._check_stop()
@@ -498,6 +539,7 @@ def _build(out_dir, settings, plan, sampler_seed, space, workers, dask_scheduler
         b.references()
         b.genomes()
         b.long_budget()
+        b.cross_archs()
     except (_Stop, KeyboardInterrupt):
         stopped = True
         log.warning('build stopped; what is written is complete (resume with the same command)')
@@ -509,8 +551,9 @@ def _build(out_dir, settings, plan, sampler_seed, space, workers, dask_scheduler
             signal.signal(signal.SIGTERM, old_term)
     counts = dict(records=len(b.records) if b else 0, rung=b.n_rung() if b else 0,
                   full=b.n_full() if b else 0,
-                  long=sum(1 for (k, bb) in (b.levels if b else {}) if bb == settings.budgets[-1]
-                           and k in b.records),
+                  long=sum(1 for (k, bb, a) in (b.levels if b else {}) if bb == settings.budgets[-1]
+                           and a is None and k in b.records),
+                  cross=sum(1 for (k, bb, a) in (b.levels if b else {}) if a is not None and k in b.records),
                   stopped=int(stopped))
     if do_finalize and os.path.exists(os.path.join(out_dir, BENCH_FILE)):
         finalize(out_dir, command, parquet=parquet)  # (a build stopped among its references has no genomes yet)

@@ -89,10 +89,20 @@ def summarise(record: Dict[str, Any], settings: Dict[str, Any], chance: float,
                                               for b in levels(settings)) if v is not None}
         reached = [budget_key(b) for b in levels(settings) if budget_key(b) in record['scores']]
         record['fidelity'] = reached[-1] if reached else None
+    if multi:  # runs in other architectures than the bench's (a plan's cross-architecture level)
+        cross: Dict[str, Dict[str, List[Optional[float]]]] = {}
+        for r in sorted((r for r in runs if r['arch'] not in archs),
+                        key=lambda r: (r['arch'], float(r['epochs']), r['seed_index'])):
+            cross.setdefault(r['arch'], {}).setdefault(budget_key(r['epochs']), []).append(
+                r['acc'] if r['status'] == 'ok' else None)
+        if cross:
+            record['cross'] = cross
+            record['cross_scores'] = {a: {k: sum(chance if x is None else x for x in v) / len(v)
+                                          for k, v in per.items()} for a, per in cross.items()}
     # the separate test column (never a selection criterion): mean test accuracy of the completed
     # runs at the score's budget
     record['test_score'] = _mean(r.get('test_acc') for r in runs if budget_key(r['epochs']) == top
-                                 and r['status'] == 'ok')
+                                 and r['status'] == 'ok' and r['arch'] in archs)
     record['train_seconds'] = float(sum(r.get('seconds') or 0.0 for r in runs))
     if record['status'] == 'check_failed':
         return record
@@ -110,7 +120,8 @@ def merge_levels(records: List[Dict[str, Any]], baselines: List[Dict[str, Any]],
     """Add the runs of a multi-fidelity bench's later levels (``levels.jsonl``: one line per record
     key and budget) to their records and recompute the records' summaries (in place). A line's
     ``key`` is the record's ``hash`` (a genome) or ``name`` (a zoo baseline); a line whose key is no
-    record is an error (the files do not belong together)."""
+    record is an error (the files do not belong together). A line with an ``arch`` outside the bench's
+    architectures (the cross-architecture level) fills the record's ``cross`` / ``cross_scores``."""
     if not level_lines:
         return
     by_key: Dict[str, Dict[str, Any]] = {}
@@ -123,7 +134,7 @@ def merge_levels(records: List[Dict[str, Any]], baselines: List[Dict[str, Any]],
             raise KeyError(f'levels line {line["key"]!r} (budget {line.get("budget")}) has no record')
         rec['runs'] = list(rec['runs']) + list(line['runs'])
         rec.setdefault('promotions', []).append(
-            {k: line.get(k) for k in ('budget', 'selection', 'batch', 'resumed', 'eval_seconds')})
+            {k: line.get(k) for k in ('budget', 'selection', 'batch', 'resumed', 'eval_seconds', 'arch')})
         touched[id(rec)] = rec
     chance = None
     for rec in touched.values():
