@@ -472,6 +472,8 @@ class Search:
         for name in os.listdir(folder):
             if name.startswith(prefixes):
                 os.remove(os.path.join(folder, name))
+        if not os.listdir(folder):  # nothing waits for a promotion: no empty folder left in the run
+            os.rmdir(folder)
 
     def _rung_result(self, idx: int, res: Dict[str, Any], rung: int, n_rungs: int) -> Dict[str, Any]:
         """The result of rung ``rung`` as the candidate's result: its compute summed over every
