@@ -308,7 +308,6 @@ def render_report(bench, res: Dict[str, Any], bench_label: str, plots: Sequence[
     search = s.get('search', {})
     chance = res['chance']
     archs, budgets = res['archs'], res['budgets']
-    top_b = budgets[-1] if budgets else None
     sha = sha256_file(os.path.join(bench.path, BENCH_FILE)) if bench.path else 'n/a'
     L: List[str] = []
     L.append('# Attn-Bench-101: analysis report')
@@ -601,14 +600,24 @@ def make_plots(bench, res: Dict[str, Any], out_dir: str) -> List[str]:
 
 
 def report_text(bench, bench_label: str, res: Optional[Dict[str, Any]] = None) -> str:
-    """The report text alone (plots linked, not drawn): what :func:`write_report` writes."""
+    """The report text alone (plots linked, not drawn): what :func:`write_report` writes (for a
+    multi-fidelity bench, :func:`attnzero.bench.levels_report.levels_report_text`)."""
+    if bench.rungs and res is None:
+        from .levels_report import levels_report_text  # (it builds on this module)
+
+        return levels_report_text(bench, bench_label)
     res = analyse(bench) if res is None else res
     return render_report(bench, res, bench_label, plot_names(bench, res))
 
 
 def write_report(bench, out_dir: str, bench_label: str, plots: bool = True,
                  report_name: str = 'REPORT.md') -> str:
-    """Analyse ``bench`` and write the plots and ``REPORT.md`` into ``out_dir``; returns the path."""
+    """Analyse ``bench`` and write the plots and ``REPORT.md`` into ``out_dir``; returns the path
+    (a multi-fidelity bench: :func:`attnzero.bench.levels_report.write_levels_report`)."""
+    if bench.rungs:
+        from .levels_report import write_levels_report
+
+        return write_levels_report(bench, out_dir, bench_label, plots=plots, report_name=report_name)
     os.makedirs(out_dir, exist_ok=True)
     res = analyse(bench)
     if plots:

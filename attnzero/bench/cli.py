@@ -26,7 +26,6 @@ from .analyze import write_report as write_bench_report, zero_cost_rows
 from .build import build, finalize, load_build_info
 from .multifidelity import LevelPlan, build_levels
 from .evaluate import BenchSettings
-from .levels_report import write_levels_report
 from .query import default_path, load
 
 __all__ = ['build_main', 'analyze_main', 'zero_cost_main']
@@ -232,10 +231,8 @@ def analyze_main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument('--no-verify', action='store_true', help='do not check the manifest sha256')
     args = p.parse_args(argv)
     bench = load(args.bench, verify=not args.no_verify)
-    if bench.rungs:  # a multi-fidelity bench (format 2): every level, the claims point by point
-        path = write_levels_report(bench, args.out, label_of(args.bench), plots=not args.no_plots)
-    else:
-        path = write_bench_report(bench, args.out, label_of(args.bench), plots=not args.no_plots)
+    # (a multi-fidelity bench gets the levels report: every level, the paper's claims point by point)
+    path = write_bench_report(bench, args.out, label_of(args.bench), plots=not args.no_plots)
     print(path)
     return 0
 
