@@ -100,6 +100,12 @@ def test_build_levels_fills_every_level(built):
     # no training state is left behind; the compute is in the manifest
     assert os.listdir(os.path.join(out, STATES_DIR)) == []
     assert b.manifest['compute']['runs'] > 0 and b.manifest['counts']['level:1'] == counts['full']
+    # --status reads the same from the files: the plan is done, nothing is left
+    from attnzero.bench.multifidelity import status
+    st = status(out)
+    assert (st['rung'], st['full'], st['long'], st['cross']) == (counts['rung'], counts['full'], 2, counts['cross'])
+    assert st['references'] == len(b.baselines) and st['states_waiting'] == 0
+    assert st['cpu_hours_left_projected'] == 0.0 and st['cpu_hours_spent'] > 0
 
 
 def test_promotion_continues_the_rung_exactly():

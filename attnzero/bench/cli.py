@@ -25,6 +25,7 @@ from attnzero.search import prescreen
 from .analyze import write_report as write_bench_report, zero_cost_rows
 from .build import build, finalize, load_build_info
 from .multifidelity import LevelPlan, build_levels
+from .multifidelity import status as build_status
 from .evaluate import BenchSettings
 from .query import default_path, load
 
@@ -177,6 +178,9 @@ def build_main(argv: Optional[Sequence[str]] = None) -> int:
                    help='search runs (folders or evaluations.jsonl, globs allowed) whose genomes come '
                         'before the random ones')
     p.add_argument('--finalize', action='store_true', help='only rewrite MANIFEST.json')
+    p.add_argument('--status', action='store_true',
+                   help='print where a multi-fidelity build stands (counts, CPU hours spent and left, '
+                        'projected) and exit; safe while it runs')
     p.add_argument('--parquet', action='store_true', help='also write bench.parquet (in the manifest)')
     p.add_argument('--no-progress', action='store_true')
     p.add_argument('-v', '--verbose', action='store_true')
@@ -185,6 +189,9 @@ def build_main(argv: Optional[Sequence[str]] = None) -> int:
                         format='%(asctime)s %(levelname)s %(message)s')
     args_list = argv if argv is not None else sys.argv[1:]
     command = tool_command('build_bench', args_list)
+    if args.status:
+        print(json.dumps(build_status(args.out), indent=2, sort_keys=True))
+        return 0
     if args.finalize:
         m = finalize(args.out, command, parquet=args.parquet)
         print(json.dumps(dict(records=m['records'], counts=m.get('counts'),

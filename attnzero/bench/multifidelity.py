@@ -55,7 +55,7 @@ from .format import (BASELINES_FILE, BENCH_FILE, LEVELS_FILE, BenchError, append
                      read_jsonl, sha256_file)
 from .records import budget_key
 
-__all__ = ['LevelPlan', 'ZOO_REFERENCES', 'build_levels', 'candidate_sequence', 'STATES_DIR']
+__all__ = ['LevelPlan', 'ZOO_REFERENCES', 'build_levels', 'candidate_sequence', 'status', 'STATES_DIR']
 
 log = logging.getLogger('attnzero.bench')
 
@@ -439,6 +439,60 @@ class _Builder:
         for _, line in self._run(jobs):
             self._append_level(line)
             self._check_stop()
+
+
+def status(out_dir: str) -> Dict[str, Any]:
+    """Where a multi-fidelity build stands, from its files alone (safe while it runs): genomes per
+    level against the plan, references, the CPU hours spent, the mean CPU seconds of each kind of
+    run so far, and the CPU hours the rest of the plan would take at those means (a projection)."""
+    info = load_build_info(out_dir)
+    if not info or 'plan' not in info:
+        raise BenchError(f'{out_dir} holds no multi-fidelity build ({BUILD_FILE} with a plan)')
+    plan = LevelPlan.from_dict(info['plan'])
+    settings = BenchSettings.from_dict(info['settings'])
+    read = _Builder._read
+    recs = read(os.path.join(out_dir, BENCH_FILE))
+    bases = read(os.path.join(out_dir, BASELINES_FILE))
+    lines = read(os.path.join(out_dir, LEVELS_FILE))
+    b0, long_b = settings.budgets[0], settings.budgets[-1]
+
+    def cpu(runs):
+        return [float(r['cpu_seconds']) for r in runs if r.get('cpu_seconds') is not None]
+
+    rung_cpu = cpu(r for rec in recs for r in rec.get('runs') or [])
+    full_cpu = cpu(r for ln in lines if ln['budget'] == b0 and not ln.get('arch') for r in ln['runs'])
+    long_cpu = cpu(r for ln in lines if ln['budget'] == long_b and not ln.get('arch') for r in ln['runs'])
+    cross_cpu = cpu(r for ln in lines if ln.get('arch') for r in ln['runs'])
+    base_cpu = cpu(r for b in bases for r in b.get('runs') or [])
+    trained = sum(1 for r in recs if r['status'] != 'check_failed')
+    n_full = sum(1 for ln in lines if ln['budget'] == b0 and not ln.get('arch'))
+    n_long = sum(1 for ln in lines if ln['budget'] == long_b and not ln.get('arch') and not ln.get('name'))
+    n_cross = sum(1 for ln in lines if ln.get('arch') and not ln.get('name'))
+    ref_long = sum(1 for ln in lines if ln['budget'] == long_b and not ln.get('arch') and ln.get('name'))
+    ref_cross = sum(1 for ln in lines if ln.get('arch') and ln.get('name'))
+    mean = lambda xs: sum(xs) / len(xs) if xs else None  # noqa: E731
+    spent = sum(rung_cpu + full_cpu + long_cpu + cross_cpu + base_cpu) / 3600.0
+    per = dict(rung=mean(rung_cpu), full_continued=mean(full_cpu), long=mean(long_cpu),
+               cross=mean(cross_cpu))
+    left = None
+    if per['rung'] and per['full_continued']:
+        long_s = per['long'] or per['full_continued'] * (long_b / b0) * 1.0
+        cross_s = per['cross'] or per['rung'] + per['full_continued']
+        n_refs = len(ZOO_REFERENCES) + len(REFERENCE_GENOME_NAMES)
+        left = (max(0, plan.n - trained) * per['rung'] + max(0, plan.n_full - n_full) * per['full_continued']
+                + max(0, plan.n_long - n_long) * long_s
+                + max(0, n_refs - len(bases)) * len(plan.reference_seeds) * (per['rung'] + per['full_continued'])
+                + max(0, n_refs - ref_long) * len(plan.reference_long_seeds) * long_s
+                + max(0, len(plan.cross_archs) * (plan.n_cross + n_refs) - n_cross - ref_cross) * cross_s
+                ) / 3600.0
+    return dict(records=len(recs), check_failed=len(recs) - trained, rung=trained, full=n_full,
+                long=n_long, cross=n_cross, references=len(bases),
+                plan=dict(n=plan.n, n_full=plan.n_full, n_long=plan.n_long, n_cross=plan.n_cross),
+                cpu_hours_spent=round(spent, 3), cpu_seconds_per_run={k: None if v is None else round(v, 1)
+                                                                     for k, v in per.items()},
+                cpu_hours_left_projected=None if left is None else round(left, 2),
+                states_waiting=len(os.listdir(os.path.join(out_dir, STATES_DIR)))
+                if os.path.isdir(os.path.join(out_dir, STATES_DIR)) else 0)
 
 
 def build_levels(out_dir: str, settings: Optional[BenchSettings] = None,
