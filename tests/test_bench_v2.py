@@ -255,3 +255,14 @@ def test_levels_report_is_deterministic_and_names_the_claims(built, tmp_path):
     assert '## Rank agreement between budgets' in text and 'references: 0.5 ep vs 1 ep' in text
     assert '`softmax`' in text and '`trial_105` (genome)' in text
     assert 'references: deit vs pvt at 1 ep' in text
+
+
+def test_dask_build_equals_the_serial_one(built, tmp_path):
+    distributed = pytest.importorskip('distributed')
+    out, _ = built
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster:
+        c = build_levels(str(tmp_path / 'dask'), _settings(), _plan(), progress=False,
+                         dask_scheduler=cluster.scheduler_address)
+    assert c['stopped'] == 0
+    assert _content(str(tmp_path / 'dask')) == _content(out)
