@@ -106,6 +106,19 @@ def test_build_levels_fills_every_level(built):
     assert (st['rung'], st['full'], st['long'], st['cross']) == (counts['rung'], counts['full'], 2, counts['cross'])
     assert st['references'] == len(b.baselines) and st['states_waiting'] == 0
     assert st['cpu_hours_left_projected'] == 0.0 and st['cpu_hours_spent'] > 0
+    assert st['complete'] and b.manifest['complete'] is True
+
+
+def test_unfinished_bench_is_refused_unless_partial(tmp_path):
+    part = str(tmp_path / 'part')
+    c = build_levels(part, _settings(), _plan(), progress=False, max_seconds=0.0)
+    while not os.path.exists(os.path.join(part, 'bench.jsonl')):  # past the references
+        c = build_levels(part, progress=False, max_seconds=0.0)
+    assert c['stopped']
+    with pytest.raises(BenchError, match='partial=True'):
+        ab.load(part)
+    b = ab.load(part, partial=True)
+    assert b.manifest['complete'] is False and b.manifest['plan_progress']['rung'] == len(b.filter(trained=True))
 
 
 def test_promotion_continues_the_rung_exactly():

@@ -95,6 +95,12 @@ def finalize(out_dir: str, command: str, parquet: bool = False) -> Dict[str, Any
                  baselines=sorted(str(b.get('name')) for b in baselines),
                  proxy=proxy, sampler=info.get('sampler'), arch_config=arch_cfg,
                  created=time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()), **extra_cmd)
+    if info.get('plan'):  # a multi-fidelity build: how far its plan is (load() refuses an unfinished one)
+        from .multifidelity import status  # (it builds on this module)
+
+        st = status(out_dir)
+        extra.update(complete=st['complete'],
+                     plan_progress={k: st[k] for k in ('rung', 'full', 'long', 'cross', 'references')})
     return write_manifest(out_dir, settings=public, command=command, extra=extra,
                           files=(BENCH_FILE, BASELINES_FILE, LEVELS_FILE, BUILD_FILE, PARQUET_FILE),
                           format_version=version)

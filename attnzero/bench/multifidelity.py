@@ -442,9 +442,10 @@ class _Builder:
 
 
 def status(out_dir: str) -> Dict[str, Any]:
-    """Where a multi-fidelity build stands, from its files alone (safe while it runs): genomes per
-    level against the plan, references, the CPU hours spent, the mean CPU seconds of each kind of
-    run so far, and the CPU hours the rest of the plan would take at those means (a projection)."""
+    """Where a multi-fidelity build stands, from its files alone (safe while it runs): whether its
+    plan is done (``complete``), genomes per level against the plan, references, the CPU hours
+    spent, the mean CPU seconds of each kind of run so far, and the CPU hours the rest of the plan
+    would take at those means (a projection)."""
     info = load_build_info(out_dir)
     if not info or 'plan' not in info:
         raise BenchError(f'{out_dir} holds no multi-fidelity build ({BUILD_FILE} with a plan)')
@@ -470,6 +471,14 @@ def status(out_dir: str) -> Dict[str, Any]:
     n_cross = sum(1 for ln in lines if ln.get('arch') and not ln.get('name'))
     ref_long = sum(1 for ln in lines if ln['budget'] == long_b and not ln.get('arch') and ln.get('name'))
     ref_cross = sum(1 for ln in lines if ln.get('arch') and ln.get('name'))
+    pool = sum(1 for ln in lines if ln['budget'] == b0 and not ln.get('arch') and ln.get('selection') == 'random'
+               and not ln.get('name'))
+    n_refs_all = len(ZOO_REFERENCES) + len(REFERENCE_GENOME_NAMES)
+    complete = (trained >= plan.n and n_full >= plan.n_full and n_long >= min(plan.n_long, n_full)
+                and len(bases) >= n_refs_all
+                and (long_b == b0 or ref_long >= n_refs_all)
+                and n_cross >= len(plan.cross_archs) * min(plan.n_cross, pool)
+                and ref_cross >= len(plan.cross_archs) * n_refs_all)
     mean = lambda xs: sum(xs) / len(xs) if xs else None  # noqa: E731
     spent = sum(rung_cpu + full_cpu + long_cpu + cross_cpu + base_cpu) / 3600.0
     per = dict(rung=mean(rung_cpu), full_continued=mean(full_cpu), long=mean(long_cpu),
@@ -485,7 +494,7 @@ def status(out_dir: str) -> Dict[str, Any]:
                 + max(0, n_refs - ref_long) * len(plan.reference_long_seeds) * long_s
                 + max(0, len(plan.cross_archs) * (plan.n_cross + n_refs) - n_cross - ref_cross) * cross_s
                 ) / 3600.0
-    return dict(records=len(recs), check_failed=len(recs) - trained, rung=trained, full=n_full,
+    return dict(complete=bool(complete), records=len(recs), check_failed=len(recs) - trained, rung=trained, full=n_full,
                 long=n_long, cross=n_cross, references=len(bases),
                 plan=dict(n=plan.n, n_full=plan.n_full, n_long=plan.n_long, n_cross=plan.n_cross),
                 cpu_hours_spent=round(spent, 3), cpu_seconds_per_run={k: None if v is None else round(v, 1)

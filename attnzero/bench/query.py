@@ -13,7 +13,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 from attnzero.io import data_path
 from attnzero.space import GenomeLike, as_genome, fingerprint
 
-from .format import (BASELINES_FILE, BENCH_FILE, LEVELS_FILE, SUPPORTED_VERSIONS, BenchFormatError,
+from .format import (BASELINES_FILE, BENCH_FILE, LEVELS_FILE, SUPPORTED_VERSIONS, BenchError, BenchFormatError,
                      BenchIntegrityError, read_jsonl, read_manifest, verify_manifest)
 from .records import budget_key, merge_levels
 from .surrogate import Surrogate
@@ -307,13 +307,14 @@ class Bench:
         return dict(score=float(surrogate.predict([genome])[0]), source='surrogate', record=None)
 
 
-def load(path: Optional[str] = None, verify: bool = True) -> Bench:
+def load(path: Optional[str] = None, verify: bool = True, partial: bool = False) -> Bench:
     """Load a bench directory (or its ``bench.jsonl`` / ``MANIFEST.json``), or a shipped bench by
     version name (``'v1'``, ``'v2'``); default: the shipped :data:`DEFAULT_VERSION`.
 
     With ``verify=True`` (default) the manifest must exist and every file's sha256 must match it;
     otherwise :class:`attnzero.bench.format.BenchIntegrityError` names the file and both digests.
-    A multi-fidelity bench's later levels (``levels.jsonl``) are merged into its records.
+    A multi-fidelity bench's later levels (``levels.jsonl``) are merged into its records; one whose
+    build has not finished its plan (manifest ``complete: false``) is refused unless ``partial=True``.
     """
     if path in VERSIONS:
         path = default_path(path)
@@ -324,6 +325,9 @@ def load(path: Optional[str] = None, verify: bool = True) -> Bench:
         raise FileNotFoundError(f'no bench directory at {path!r}')
     manifest = verify_manifest(path) if verify else (
         read_manifest(path) if os.path.exists(os.path.join(path, 'MANIFEST.json')) else None)
+    if manifest is not None and manifest.get('complete') is False and not partial:
+        raise BenchError(f'{path}: its build has not finished its plan ({manifest.get("plan_progress")}); '
+                         f'load(..., partial=True) reads it as it is')
     records, _ = read_jsonl(os.path.join(path, BENCH_FILE))
     baselines, _ = read_jsonl(os.path.join(path, BASELINES_FILE))
     if manifest is not None and verify and manifest.get('records') != len(records):
