@@ -279,3 +279,26 @@ def test_dask_build_equals_the_serial_one(built, tmp_path):
                          dask_scheduler=cluster.scheduler_address)
     assert c['stopped'] == 0
     assert _content(str(tmp_path / 'dask')) == _content(out)
+
+
+def test_cli_builds_resumes_and_reports_status(tmp_path, capsys):
+    from attnzero.bench.cli import build_main
+
+    out = str(tmp_path / 'cli')
+    argv = ['--out', out, '--preset', 'tiny', '--archs', 'deit', '--budgets', '1,2', '--rungs', '1/2',
+            '-n', '3', '--n-full', '1', '--n-long', '1', '--long-top', '1', '--batch', '3',
+            '--promote-top', '1', '--promote-random', '0', '--reference-seeds', '0', '--no-progress']
+    assert build_main(argv) == 0
+    first = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert first['rung'] >= 3 and first['stopped'] == 0
+    assert build_main(['--out', out, '-n', '6', '--no-progress']) == 0  # grows with the saved settings
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])['rung'] >= 6
+    assert build_main(['--out', out, '--status']) == 0
+    st = json.loads(capsys.readouterr().out)
+    assert st['complete'] and st['plan']['n'] == 6
+    info = json.load(open(os.path.join(out, 'build.json')))
+    assert info['settings']['rungs'] == [0.5] and len(info['commands']) == 2
+    with pytest.raises(SystemExit, match='--rungs'):
+        build_main(['--out', str(tmp_path / 'v1'), '--preset', 'tiny', '--n-full', '3'])
+    with pytest.raises(SystemExit, match="'x'"):
+        build_main(['--out', str(tmp_path / 'bad'), '--preset', 'tiny', '--rungs', 'x'])
