@@ -259,7 +259,7 @@ def test_levels_report_is_deterministic_and_names_the_claims(built, tmp_path):
     assert analyze_main(['--bench', out, '--out', str(tmp_path)]) == 0
     text = (tmp_path / 'REPORT.md').read_text(encoding='utf-8')
     assert text == levels_report_text(ab.load(out), out)  # regenerates identically from the files
-    from attnzero.bench.analyze import report_text
+    from attnzero.bench.report import report_text
     assert report_text(ab.load(out), out) == text  # the single entry point picks the levels report
     assert (tmp_path / 'levels_scores.png').exists() and (tmp_path / 'levels_agreement.png').exists()
     for claim in ('graphs i3n302 and i3n303 are preferred', 'advanced normalisation + activation',

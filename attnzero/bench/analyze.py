@@ -600,24 +600,15 @@ def make_plots(bench, res: Dict[str, Any], out_dir: str) -> List[str]:
 
 
 def report_text(bench, bench_label: str, res: Optional[Dict[str, Any]] = None) -> str:
-    """The report text alone (plots linked, not drawn): what :func:`write_report` writes (for a
-    multi-fidelity bench, :func:`attnzero.bench.levels_report.levels_report_text`)."""
-    if bench.rungs and res is None:
-        from .levels_report import levels_report_text  # (it builds on this module)
-
-        return levels_report_text(bench, bench_label)
+    """The report text alone (plots linked, not drawn): what :func:`write_report` writes (a
+    single-fidelity bench; :mod:`attnzero.bench.report` picks the report of any bench)."""
     res = analyse(bench) if res is None else res
     return render_report(bench, res, bench_label, plot_names(bench, res))
 
 
 def write_report(bench, out_dir: str, bench_label: str, plots: bool = True,
                  report_name: str = 'REPORT.md') -> str:
-    """Analyse ``bench`` and write the plots and ``REPORT.md`` into ``out_dir``; returns the path
-    (a multi-fidelity bench: :func:`attnzero.bench.levels_report.write_levels_report`)."""
-    if bench.rungs:
-        from .levels_report import write_levels_report
-
-        return write_levels_report(bench, out_dir, bench_label, plots=plots, report_name=report_name)
+    """Analyse ``bench`` and write the plots and ``REPORT.md`` into ``out_dir``; returns the path."""
     os.makedirs(out_dir, exist_ok=True)
     res = analyse(bench)
     if plots:

@@ -54,8 +54,11 @@ def _counts(records: Sequence[Dict[str, Any]]) -> Dict[str, int]:
     return dict(sorted(c.items()))
 
 
-def finalize(out_dir: str, command: str, parquet: bool = False) -> Dict[str, Any]:
-    """Rewrite ``MANIFEST.json`` (atomically) over the records present; optional parquet export."""
+def finalize(out_dir: str, command: str, parquet: bool = False,
+             more: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """Rewrite ``MANIFEST.json`` (atomically) over the records present; optional parquet export;
+    ``more``: further manifest fields (a multi-fidelity build's progress:
+    :func:`attnzero.bench.multifidelity.finalize`)."""
     info = load_build_info(out_dir) or {}
     records, _ = read_jsonl(os.path.join(out_dir, BENCH_FILE), repair=True)
     baselines, _ = read_jsonl(os.path.join(out_dir, BASELINES_FILE), repair=True)
@@ -95,12 +98,7 @@ def finalize(out_dir: str, command: str, parquet: bool = False) -> Dict[str, Any
                  baselines=sorted(str(b.get('name')) for b in baselines),
                  proxy=proxy, sampler=info.get('sampler'), arch_config=arch_cfg,
                  created=time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()), **extra_cmd)
-    if info.get('plan'):  # a multi-fidelity build: how far its plan is (load() refuses an unfinished one)
-        from .multifidelity import status  # (it builds on this module)
-
-        st = status(out_dir)
-        extra.update(complete=st['complete'],
-                     plan_progress={k: st[k] for k in ('rung', 'full', 'long', 'cross', 'references')})
+    extra.update(more or {})
     return write_manifest(out_dir, settings=public, command=command, extra=extra,
                           files=(BENCH_FILE, BASELINES_FILE, LEVELS_FILE, BUILD_FILE, PARQUET_FILE),
                           format_version=version)

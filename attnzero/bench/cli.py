@@ -22,9 +22,11 @@ from attnzero.search.config import PRESETS, SearchConfig
 
 from attnzero.search import prescreen
 
-from .analyze import write_report as write_bench_report, zero_cost_rows
+from .analyze import zero_cost_rows
+from .report import write_report as write_bench_report
 from .build import build, finalize, load_build_info
 from .multifidelity import LevelPlan, build_levels
+from .multifidelity import finalize as finalize_levels
 from .multifidelity import status as build_status
 from .evaluate import BenchSettings
 from .query import default_path, load
@@ -193,7 +195,8 @@ def build_main(argv: Optional[Sequence[str]] = None) -> int:
         print(json.dumps(build_status(args.out), indent=2, sort_keys=True))
         return 0
     if args.finalize:
-        m = finalize(args.out, command, parquet=args.parquet)
+        info = load_build_info(args.out)
+        m = (finalize_levels if info and info.get('plan') else finalize)(args.out, command, parquet=args.parquet)
         print(json.dumps(dict(records=m['records'], counts=m.get('counts'),
                               files={k: v['sha256'] for k, v in m['files'].items()}), indent=2))
         return 0

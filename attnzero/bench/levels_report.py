@@ -13,6 +13,8 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from attnzero.io import atomic_savefig
+
 from .analyze import MIN_SUPPORT, _corr, _enrichment, _f, _findings, _md_table, _sd, _top_set, analyse
 from .format import BENCH_FILE, LEVELS_FILE, sha256_file
 from .records import budget_key
@@ -325,8 +327,6 @@ def make_levels_plots(bench, res: Dict[str, Any], out_dir: str) -> List[str]:
 
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-
-    from attnzero.io import atomic_savefig
 
     keys = [budget_key(lv) for lv in _levels(bench)]
     fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.4), squeeze=False)

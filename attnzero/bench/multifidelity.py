@@ -48,14 +48,16 @@ from attnzero.search.executor import make_executor
 from attnzero.space import (DEFAULT_DISTRIBUTION, ORIGINAL_DISTRIBUTION, REFERENCE_GENOMES, Genome,
                             fingerprint, sample)
 
-from .build import BUILD_FILE, LOCK_FILE, STOP_FILE, _lock, finalize, load_build_info
+from .build import BUILD_FILE, LOCK_FILE, STOP_FILE, _lock, load_build_info
+from .build import finalize as _finalize
 from .evaluate import (REFERENCE_GENOME_NAMES, BenchSettings, arch_config, baseline_eval_task,
                        evaluate_task, level_task)
 from .format import (BASELINES_FILE, BENCH_FILE, LEVELS_FILE, BenchError, append_record,
                      read_jsonl, sha256_file)
 from .records import budget_key
 
-__all__ = ['LevelPlan', 'ZOO_REFERENCES', 'build_levels', 'candidate_sequence', 'status', 'STATES_DIR']
+__all__ = ['LevelPlan', 'ZOO_REFERENCES', 'build_levels', 'candidate_sequence', 'status', 'finalize',
+           'STATES_DIR']
 
 log = logging.getLogger('attnzero.bench')
 
@@ -502,6 +504,15 @@ def status(out_dir: str) -> Dict[str, Any]:
                 cpu_hours_left_projected=None if left is None else round(left, 2),
                 states_waiting=len(os.listdir(os.path.join(out_dir, STATES_DIR)))
                 if os.path.isdir(os.path.join(out_dir, STATES_DIR)) else 0)
+
+
+def finalize(out_dir: str, command: str, parquet: bool = False) -> Dict[str, Any]:
+    """:func:`attnzero.bench.build.finalize` with the plan's progress in the manifest: ``complete``
+    (whether the plan is done; :func:`attnzero.bench.load` refuses an unfinished bench unless
+    ``partial=True``) and ``plan_progress``."""
+    st = status(out_dir)
+    return _finalize(out_dir, command, parquet=parquet, more=dict(
+        complete=st['complete'], plan_progress={k: st[k] for k in ('rung', 'full', 'long', 'cross', 'references')}))
 
 
 def build_levels(out_dir: str, settings: Optional[BenchSettings] = None,
