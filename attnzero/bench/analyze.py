@@ -19,7 +19,7 @@ from attnzero.space import GRAPHS
 from .format import BENCH_FILE, sha256_file
 from .surrogate import Surrogate
 
-__all__ = ['analyse', 'render_report', 'write_report', 'report_text', 'make_plots', 'plot_names',
+__all__ = ['analyse', 'render_report', 'report_text', 'make_plots', 'plot_names',
            'zero_cost_rows', 'OP_CATEGORIES', 'TOP_FRAC']
 
 #: share of the trained genomes that forms the "top candidates" set (at least ``TOP_MIN`` genomes)
@@ -600,24 +600,10 @@ def make_plots(bench, res: Dict[str, Any], out_dir: str) -> List[str]:
 
 
 def report_text(bench, bench_label: str, res: Optional[Dict[str, Any]] = None) -> str:
-    """The report text alone (plots linked, not drawn): what :func:`write_report` writes (a
-    single-fidelity bench; :mod:`attnzero.bench.report` picks the report of any bench)."""
+    """The report text of a single-fidelity bench (plots linked, not drawn);
+    :func:`attnzero.bench.report.write_report` writes it with its plots."""
     res = analyse(bench) if res is None else res
     return render_report(bench, res, bench_label, plot_names(bench, res))
-
-
-def write_report(bench, out_dir: str, bench_label: str, plots: bool = True,
-                 report_name: str = 'REPORT.md') -> str:
-    """Analyse ``bench`` and write the plots and ``REPORT.md`` into ``out_dir``; returns the path."""
-    os.makedirs(out_dir, exist_ok=True)
-    res = analyse(bench)
-    if plots:
-        make_plots(bench, res, out_dir)
-    text = report_text(bench, bench_label, res)
-    path = os.path.join(out_dir, report_name)
-    with open(path, 'w', encoding='utf-8') as f:
-        f.write(text)
-    return path
 
 
 def zero_cost_rows(bench, n: Optional[int] = None, seed: int = 0) -> Tuple[List[Dict[str, Any]], Any, str]:

@@ -8,6 +8,7 @@ in-process, local worker processes or Dask, through :func:`attnzero.search.execu
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -115,16 +116,22 @@ def _compute(records, baselines, level_lines) -> Dict[str, Any]:
                 runs=len(runs), runs_with_cpu=len(cpu))
 
 
+def random_stream(sampler_seed: int, space: str) -> Iterator[Tuple[int, Any]]:
+    """``(sample_index, genome)``: the seeded sampling stream of the space (``'default'`` or
+    ``'original'`` operators), duplicates included."""
+    dist = {'default': DEFAULT_DISTRIBUTION, 'original': ORIGINAL_DISTRIBUTION}[space]
+    rng = np.random.default_rng(sampler_seed)
+    i = 0
+    while True:
+        yield i, sample(rng, dist)
+        i += 1
+
+
 def _candidates(sampler_seed: int, space: str, skip_hash: set, skip_fec: set
                 ) -> Iterator[Tuple[int, Any, str]]:
     """``(sample_index, genome, fingerprint)`` of the deterministic sampling stream, skipping
     genomes whose hash or fingerprint is in the skip sets (which the caller keeps updated)."""
-    dist = {'default': DEFAULT_DISTRIBUTION, 'original': ORIGINAL_DISTRIBUTION}[space]
-    rng = np.random.default_rng(sampler_seed)
-    i = -1
-    while True:
-        i += 1
-        g = sample(rng, dist)
+    for i, g in random_stream(sampler_seed, space):
         if g.hash in skip_hash:
             continue
         fp = fingerprint(g)
@@ -159,14 +166,21 @@ def build(out_dir: str, n: int, settings: Optional[BenchSettings] = None, *, unt
     settings must equal the saved ones. Returns the counts."""
     if until not in ('trained', 'records'):
         raise ValueError(f"until must be 'trained' or 'records', got {until!r}")
-    os.makedirs(out_dir, exist_ok=True)
-    lock = _lock(out_dir)
-    try:
+    with locked(out_dir):
         return _build(out_dir, n, settings, until=until, sampler_seed=sampler_seed, space=space,
                       workers=workers, dask_scheduler=dask_scheduler, timeout=timeout,
                       retries=retries, baselines=baselines, baseline_seeds=baseline_seeds,
                       progress=progress, command=command, do_finalize=do_finalize, parquet=parquet,
                       chunk=chunk, max_seconds=max_seconds)
+
+
+@contextlib.contextmanager
+def locked(out_dir: str):
+    """Hold the build lock of ``out_dir`` (created if needed) for the ``with`` block."""
+    os.makedirs(out_dir, exist_ok=True)
+    lock = _lock(out_dir)
+    try:
+        yield
     finally:
         try:
             os.unlink(os.path.join(out_dir, LOCK_FILE))
@@ -195,9 +209,10 @@ def _lock(out_dir: str):
     return f
 
 
-def _build(out_dir, n, settings, *, until, sampler_seed, space, workers, dask_scheduler, timeout,
-           retries, baselines, baseline_seeds, progress, command, do_finalize, parquet, chunk,
-           max_seconds) -> Dict[str, Any]:
+def resume_info(out_dir: str, settings: Optional[BenchSettings], sampler_seed: int, space: str
+                ) -> Tuple[Dict[str, Any], BenchSettings]:
+    """``(build info, settings)`` of a build in ``out_dir``: the saved ones on a resume (given
+    settings must equal them, and the sampler must be the same), new ones otherwise."""
     info = load_build_info(out_dir)
     if info is not None:
         saved = BenchSettings.from_dict(info['settings'])
@@ -209,21 +224,32 @@ def _build(out_dir, n, settings, *, until, sampler_seed, space, workers, dask_sc
         if (info['sampler']['seed'], info['sampler']['space']) != (sampler_seed, space):
             raise BenchError(f'{out_dir} was sampled with {info["sampler"]}; resume with the same '
                              f'--sampler-seed/--space')
-    elif settings is None:
+        return info, settings
+    if settings is None:
         raise BenchError(f'{out_dir} holds no bench yet: give the settings')
-    else:
-        info = dict(format_version=settings.format_version, settings=settings.to_dict(),
-                    sampler=dict(seed=sampler_seed, space=space, distribution=f'{space}'))
-        atomic_write_text(os.path.join(out_dir, BUILD_FILE), json.dumps(info, indent=2, sort_keys=True) + '\n')
-    # the proxy ViTs are defined in code (attnzero.search.archs): refuse to mix architectures
+    return dict(format_version=settings.format_version, settings=settings.to_dict(),
+                sampler=dict(seed=sampler_seed, space=space, distribution=f'{space}')), settings
+
+
+def save_info(out_dir: str, info: Dict[str, Any], settings: BenchSettings, command: str,
+              **more: Any) -> None:
+    """Check that the proxy ViTs (defined in code: :mod:`attnzero.search.archs`) are those the build
+    started with, add ``command`` and ``more`` to the build info and write it (atomically)."""
     current = json.loads(json.dumps(arch_config(settings)))
     if info.get('arch_config') is not None and info['arch_config'] != current:
         raise BenchError(f'the proxy architectures changed in code since {out_dir} was started '
                          f'(saved {info["arch_config"]}, now {current}); build a new bench')
-    info['arch_config'] = current
+    info.update(arch_config=current, **more)
     if command and command not in info.setdefault('commands', []):
         info['commands'].append(command)
     atomic_write_text(os.path.join(out_dir, BUILD_FILE), json.dumps(info, indent=2, sort_keys=True) + '\n')
+
+
+def _build(out_dir, n, settings, *, until, sampler_seed, space, workers, dask_scheduler, timeout,
+           retries, baselines, baseline_seeds, progress, command, do_finalize, parquet, chunk,
+           max_seconds) -> Dict[str, Any]:
+    info, settings = resume_info(out_dir, settings, sampler_seed, space)
+    save_info(out_dir, info, settings, command)
     bench_path = os.path.join(out_dir, BENCH_FILE)
     base_path = os.path.join(out_dir, BASELINES_FILE)
     records, dropped = read_jsonl(bench_path, repair=True)

@@ -19,7 +19,7 @@ from .analyze import MIN_SUPPORT, _corr, _enrichment, _f, _findings, _md_table, 
 from .format import BENCH_FILE, LEVELS_FILE, sha256_file
 from .records import budget_key
 
-__all__ = ['analyse_levels', 'render_levels_report', 'write_levels_report', 'levels_report_text',
+__all__ = ['analyse_levels', 'render_levels_report', 'make_levels_plots', 'levels_report_text',
            'PAPER_GRAPHS', 'PAPER_OPERATORS']
 
 #: the graphs the paper's Attn-Bench-101 prefers
@@ -366,15 +366,3 @@ def make_levels_plots(bench, res: Dict[str, Any], out_dir: str) -> List[str]:
 def levels_report_text(bench, bench_label: str, res: Optional[Dict[str, Any]] = None) -> str:
     res = analyse_levels(bench) if res is None else res
     return render_levels_report(bench, res, bench_label, plot_names_levels(res))
-
-
-def write_levels_report(bench, out_dir: str, bench_label: str, plots: bool = True,
-                        report_name: str = 'REPORT.md') -> str:
-    os.makedirs(out_dir, exist_ok=True)
-    res = analyse_levels(bench)
-    if plots:
-        make_levels_plots(bench, res, out_dir)
-    path = os.path.join(out_dir, report_name)
-    with open(path, 'w', encoding='utf-8') as f:
-        f.write(levels_report_text(bench, bench_label, res))
-    return path

@@ -32,7 +32,6 @@ in-process, on local worker processes or on Dask workers (:func:`attnzero.search
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
@@ -42,15 +41,15 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from attnzero.io import atomic_write_bytes, atomic_write_text, read_jsonl as _read_jsonl
+from attnzero.io import atomic_write_bytes, read_jsonl as _read_jsonl
 from attnzero.search.evaluate import precheck
 from attnzero.search.executor import make_executor
-from attnzero.space import (DEFAULT_DISTRIBUTION, ORIGINAL_DISTRIBUTION, REFERENCE_GENOMES, Genome,
-                            fingerprint, sample)
+from attnzero.space import REFERENCE_GENOMES, Genome, fingerprint
 
-from .build import BUILD_FILE, LOCK_FILE, STOP_FILE, _lock, load_build_info
+from .build import (BUILD_FILE, STOP_FILE, load_build_info, locked, random_stream, resume_info,
+                    save_info)
 from .build import finalize as _finalize
-from .evaluate import (REFERENCE_GENOME_NAMES, BenchSettings, arch_config, baseline_eval_task,
+from .evaluate import (REFERENCE_GENOME_NAMES, BenchSettings, baseline_eval_task,
                        evaluate_task, level_task)
 from .format import (BASELINES_FILE, BENCH_FILE, LEVELS_FILE, BenchError, append_record,
                      read_jsonl, sha256_file)
@@ -144,12 +143,7 @@ def candidate_sequence(plan: LevelPlan, sampler_seed: int, space: str = 'default
             fp = fresh(g)
             if fp is not None:
                 yield dict(kind='search', run=path, index=i), g, fp
-    dist = {'default': DEFAULT_DISTRIBUTION, 'original': ORIGINAL_DISTRIBUTION}[space]
-    rng = np.random.default_rng(sampler_seed)
-    i = -1
-    while True:
-        i += 1
-        g = sample(rng, dist)
+    for i, g in random_stream(sampler_seed, space):
         fp = fresh(g)
         if fp is not None:
             yield dict(kind='random', sampler_seed=sampler_seed, space=space, index=i), g, fp
@@ -393,20 +387,25 @@ class _Builder:
                 jobs.append((f'long-{r["hash"]}', level_task,
                              dict(key=r['hash'], genome=r['genome'], settings=self.sdict, budget=long_b,
                                   selection=why)))
-        for key, b in sorted(self.baselines.items()):
-            if (key, long_b, None) in self.levels:
-                continue
-            payload = dict(key=key, settings=self.sdict, budget=long_b, selection='reference',
-                           seeds=list(plan.reference_long_seeds), name=b.get('name'))
-            if b.get('genome'):
-                payload['genome'] = b['genome']
-            else:
-                payload['attn'] = b['attn']
-            jobs.append((f'long-{key}', level_task, payload))
+        jobs += self._reference_jobs(long_b, list(plan.reference_long_seeds))
         for _, line in self._run(jobs):
             self._append_level(line)
             self._check_stop()
 
+    def _reference_jobs(self, budget: int, seeds: List[int], arch: Optional[str] = None) -> list:
+        """A level of every reference (zoo attention or published genome) not yet in the levels."""
+        jobs = []
+        for key, base in sorted(self.baselines.items()):
+            if (key, budget, arch) in self.levels:
+                continue
+            payload = dict(key=key, settings=self.sdict, budget=budget, selection='reference',
+                           seeds=seeds, name=base.get('name'), arch=arch)
+            if base.get('genome'):
+                payload['genome'] = base['genome']
+            else:
+                payload['attn'] = base['attn']
+            jobs.append((f'{arch or "long"}-{key}', level_task, payload))
+        return jobs
 
     def cross_archs(self) -> None:
         """The cross-architecture level: ``n_cross`` genomes promoted at random (an unbiased sample,
@@ -428,16 +427,7 @@ class _Builder:
                     jobs.append((f'cross-{arch}-{r["hash"]}', level_task,
                                  dict(key=r['hash'], genome=r['genome'], settings=self.sdict, budget=b0,
                                       arch=arch, selection='cross', batch=r.get('batch'))))
-            for key, base in sorted(self.baselines.items()):
-                if (key, b0, arch) in self.levels:
-                    continue
-                payload = dict(key=key, settings=self.sdict, budget=b0, arch=arch, selection='reference',
-                               seeds=[0], name=base.get('name'))
-                if base.get('genome'):
-                    payload['genome'] = base['genome']
-                else:
-                    payload['attn'] = base['attn']
-                jobs.append((f'cross-{arch}-{key}', level_task, payload))
+            jobs += self._reference_jobs(b0, [0], arch)
         for _, line in self._run(jobs):
             self._append_level(line)
             self._check_stop()
@@ -527,17 +517,9 @@ def build_levels(out_dir: str, settings: Optional[BenchSettings] = None,
     given settings must equal the saved ones, and a given plan may differ only in
     :attr:`LevelPlan.GROWABLE` fields. ``root``: the folder the plan's relative run paths are read
     from. Returns the counts (``stopped``: 1 if the build stopped before its plan was done)."""
-    os.makedirs(out_dir, exist_ok=True)
-    lock = _lock(out_dir)
-    try:
+    with locked(out_dir):
         return _build(out_dir, settings, plan, sampler_seed, space, workers, dask_scheduler, timeout,
                       retries, progress, command, do_finalize, parquet, root, max_seconds)
-    finally:
-        try:
-            os.unlink(os.path.join(out_dir, LOCK_FILE))
-        except OSError:
-            pass
-        lock.close()
 
 
 def _runs_digest(plan: LevelPlan, root: str) -> Dict[str, str]:
@@ -552,14 +534,9 @@ def _runs_digest(plan: LevelPlan, root: str) -> Dict[str, str]:
 
 def _build(out_dir, settings, plan, sampler_seed, space, workers, dask_scheduler, timeout, retries,
            progress, command, do_finalize, parquet, root, max_seconds) -> Dict[str, Any]:
-    info = load_build_info(out_dir)
-    if info is not None:
-        saved = BenchSettings.from_dict(info['settings'])
-        if settings is None:
-            settings = saved
-        elif settings.id != saved.id:
-            raise BenchError(f'{out_dir} was built with other settings ({saved.public()}); resume '
-                             f'with the same settings (or none), or use another --out')
+    resumed = load_build_info(out_dir) is not None
+    info, settings = resume_info(out_dir, settings, sampler_seed, space)
+    if resumed:
         if 'plan' not in info:
             raise BenchError(f'{out_dir} is a single-fidelity bench (no plan in {BUILD_FILE})')
         saved_plan = LevelPlan.from_dict(info['plan'])
@@ -572,29 +549,16 @@ def _build(out_dir, settings, plan, sampler_seed, space, workers, dask_scheduler
                 diff = sorted(k for k in fixed if fixed[k] != was.get(k))
                 raise BenchError(f'{out_dir} was built with another plan ({", ".join(diff)} differ); '
                                  f'only {", ".join(LevelPlan.GROWABLE)} may change on resume')
-        if (info['sampler']['seed'], info['sampler']['space']) != (sampler_seed, space):
-            raise BenchError(f'{out_dir} was sampled with {info["sampler"]}; resume with the same '
-                             f'--sampler-seed/--space')
         if info.get('runs_sha256') and info['runs_sha256'] != _runs_digest(plan, root):
             raise BenchError(f'the search runs of the plan changed since {out_dir} was started '
                              f'({sorted(info["runs_sha256"])}); build a new bench')
-    elif settings is None or plan is None:
+    elif plan is None:
         raise BenchError(f'{out_dir} holds no bench yet: give the settings and the plan')
-    else:
-        info = dict(format_version=settings.format_version, settings=settings.to_dict(),
-                    sampler=dict(seed=sampler_seed, space=space, distribution=space))
     if not settings.rungs:
         raise BenchError('a multi-fidelity bench needs rungs (e.g. --rungs 0.6667)')
     if len(settings.rungs) != 1:
         raise BenchError(f'the multi-fidelity builder promotes from one rung; got rungs {settings.rungs}')
-    current = json.loads(json.dumps(arch_config(settings)))
-    if info.get('arch_config') is not None and info['arch_config'] != current:
-        raise BenchError(f'the proxy architectures changed in code since {out_dir} was started '
-                         f'(saved {info["arch_config"]}, now {current}); build a new bench')
-    info.update(arch_config=current, plan=plan.to_dict(), runs_sha256=_runs_digest(plan, root))
-    if command and command not in info.setdefault('commands', []):
-        info['commands'].append(command)
-    atomic_write_text(os.path.join(out_dir, BUILD_FILE), json.dumps(info, indent=2, sort_keys=True) + '\n')
+    save_info(out_dir, info, settings, command, plan=plan.to_dict(), runs_sha256=_runs_digest(plan, root))
 
     executor = make_executor(workers, dask_scheduler, timeout, retries)
     old_term = signal.getsignal(signal.SIGTERM)

@@ -3,6 +3,8 @@
 ``tools/analyze_bench.py`` writes and what the tests regenerate."""
 from __future__ import annotations
 
+import os
+
 from . import analyze, levels_report
 
 __all__ = ['report_text', 'write_report']
@@ -17,8 +19,20 @@ def report_text(bench, bench_label: str) -> str:
 
 def write_report(bench, out_dir: str, bench_label: str, plots: bool = True,
                  report_name: str = 'REPORT.md') -> str:
-    """Write the report of ``bench`` (and its plots) into ``out_dir``; returns its path."""
+    """Analyse ``bench`` once, write its plots (unless ``plots=False``) and its report into
+    ``out_dir``; returns the report's path."""
+    os.makedirs(out_dir, exist_ok=True)
     if bench.rungs:
-        return levels_report.write_levels_report(bench, out_dir, bench_label, plots=plots,
-                                                 report_name=report_name)
-    return analyze.write_report(bench, out_dir, bench_label, plots=plots, report_name=report_name)
+        res = levels_report.analyse_levels(bench)
+        if plots:
+            levels_report.make_levels_plots(bench, res, out_dir)
+        text = levels_report.levels_report_text(bench, bench_label, res)
+    else:
+        res = analyze.analyse(bench)
+        if plots:
+            analyze.make_plots(bench, res, out_dir)
+        text = analyze.report_text(bench, bench_label, res)
+    path = os.path.join(out_dir, report_name)
+    with open(path, 'w', encoding='utf-8') as f:
+        f.write(text)
+    return path
