@@ -239,8 +239,10 @@ def analyze_main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument('--out', default=os.path.join(ROOT, DEFAULT_OUT), help='report directory')
     p.add_argument('--no-plots', action='store_true', help='only the markdown report')
     p.add_argument('--no-verify', action='store_true', help='do not check the manifest sha256')
+    p.add_argument('--partial', action='store_true',
+                   help='report a multi-fidelity bench whose build has not finished its plan')
     args = p.parse_args(argv)
-    bench = load(args.bench, verify=not args.no_verify)
+    bench = load(args.bench, verify=not args.no_verify, partial=args.partial)
     # (a multi-fidelity bench gets the levels report: every level, the paper's claims point by point)
     path = write_bench_report(bench, args.out, label_of(args.bench), plots=not args.no_plots)
     print(path)

@@ -240,7 +240,8 @@ def render_levels_report(bench, res: Dict[str, Any], bench_label: str, plots: Se
                   f'{proxy.get("test")} test images {proxy.get("img_size")}x{proxy.get("img_size")}, '
                   f'{proxy.get("num_classes")} classes, chance {_f(res["chance"])}'],
         ['architectures', ', '.join(res['archs'])],
-        ['levels (epochs)', f'rungs {s.get("rungs")} of the first budget, budgets {s.get("budgets")}; seeds '
+        ['levels (epochs)', f'rung {", ".join(budget_key(r) for r in s.get("rungs") or [])} of the first '
+                            f'budget, budgets {", ".join(budget_key(b) for b in s.get("budgets") or [])}; seeds '
                             f'{s.get("seeds")}'],
         ['training', f'batch {search.get("batch_size")}, AdamW lr {search.get("lr")}, wd '
                      f'{search.get("weight_decay")}, warm-up {search.get("warmup_frac")}, threads '
