@@ -302,3 +302,22 @@ def test_cli_builds_resumes_and_reports_status(tmp_path, capsys):
         build_main(['--out', str(tmp_path / 'v1'), '--preset', 'tiny', '--n-full', '3'])
     with pytest.raises(SystemExit, match="'x'"):
         build_main(['--out', str(tmp_path / 'bad'), '--preset', 'tiny', '--rungs', 'x'])
+
+
+def test_shipped_v2_verifies_and_says_whether_it_is_complete():
+    path = ab.default_path('v2')
+    m = json.load(open(os.path.join(path, 'MANIFEST.json'), encoding='utf-8'))
+    assert m['format_version'] == 2 and LEVELS_FILE in m['files']
+    if m.get('complete'):
+        b = ab.load('v2')  # verifies every sha256
+        assert len(b.at_level(b.rungs[0])) >= 2000 and len(b.at_level(b.budgets[0])) >= 500
+        assert len(b.at_level(b.budgets[-1])) >= 30
+    else:
+        with pytest.raises(BenchError, match='partial=True'):
+            ab.load('v2')
+        b = ab.load('v2', partial=True)  # still verifies every sha256
+        assert m['plan_progress']['rung'] == len(b.at_level(b.rungs[0]))
+        assert m['plan_progress']['full'] == len(b.at_level(b.budgets[0]))
+    # the references at 5 seeds at the first budget
+    for ref in b.baselines:
+        assert len(ref['acc']['deit'][budget_key(b.budgets[0])]) == 5
