@@ -548,7 +548,8 @@ def _build(out_dir, settings, plan, sampler_seed, space, workers, dask_scheduler
             if fixed != was:
                 diff = sorted(k for k in fixed if fixed[k] != was.get(k))
                 raise BenchError(f'{out_dir} was built with another plan ({", ".join(diff)} differ); '
-                                 f'only {", ".join(LevelPlan.GROWABLE)} may change on resume')
+                                 f'only {", ".join(LevelPlan.GROWABLE)} may change on resume (the plan '
+                                 f'is saved in {BUILD_FILE}: resume without the plan flags)')
         if info.get('runs_sha256') and info['runs_sha256'] != _runs_digest(plan, root):
             raise BenchError(f'the search runs of the plan changed since {out_dir} was started '
                              f'({sorted(info["runs_sha256"])}); build a new bench')
