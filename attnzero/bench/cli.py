@@ -90,9 +90,10 @@ def _ints(text: Optional[str], flag: str):
         raise SystemExit(f'{flag}: {text!r} is not a comma-separated list of integers') from None
 
 
-def _plan(args, n_given: bool):
-    """The multi-fidelity plan from the flags (``None``: resume with the saved one)."""
-    fields = dict(n=args.n if n_given else None, n_full=args.n_full, n_long=args.n_long,
+def _plan(args, info: Optional[dict]):
+    """The multi-fidelity plan from the flags (``None``: resume with the saved one); ``info``: the
+    bench's saved build info, if any."""
+    fields = dict(n=args.n, n_full=args.n_full, n_long=args.n_long,
                   batch=args.batch, promote_top=args.promote_top, promote_random=args.promote_random,
                   long_top=args.long_top, reference_seeds=_ints(args.reference_seeds, '--reference-seeds'),
                   reference_long_seeds=_ints(args.reference_long_seeds, '--reference-long-seeds'),
@@ -100,7 +101,6 @@ def _plan(args, n_given: bool):
                   cross_archs=[a for a in args.cross_archs.split(',') if a] if args.cross_archs else None,
                   n_cross=args.n_cross)
     given = {k: v for k, v in fields.items() if v is not None}
-    info = load_build_info(args.out)
     multi = bool(args.rungs) or bool(info and info.get('plan'))
     if not multi:
         extra = sorted(k for k in given if k != 'n')
@@ -137,7 +137,8 @@ def build_main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(description=BUILD_DOC,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--out', default=default_path(), help='bench directory (default: the shipped one)')
-    p.add_argument('-n', type=int, default=500, help='target number of genomes (see --until)')
+    p.add_argument('-n', type=int, default=None,
+                   help='target number of genomes (see --until; default 500, a multi-fidelity plan 2000)')
     p.add_argument('--until', choices=('trained', 'records'), default='trained',
                    help="count genomes that passed the program check and were trained (default), "
                         "or every sampled genome")
@@ -200,9 +201,8 @@ def build_main(argv: Optional[Sequence[str]] = None) -> int:
         print(json.dumps(dict(records=m['records'], counts=m.get('counts'),
                               files={k: v['sha256'] for k, v in m['files'].items()}), indent=2))
         return 0
-    n_given = any(a == '-n' or a.startswith('-n') for a in args_list)
-    plan = _plan(args, n_given)
     info = load_build_info(args.out)
+    plan = _plan(args, info)
     if plan is not None or (info and info.get('plan')):
         counts = build_levels(args.out, _bench_settings(args), plan, sampler_seed=args.sampler_seed,
                               space=args.space, workers=args.workers, dask_scheduler=args.dask,
@@ -211,7 +211,7 @@ def build_main(argv: Optional[Sequence[str]] = None) -> int:
                               max_seconds=None if args.max_minutes is None else 60 * args.max_minutes)
         print(json.dumps(counts, sort_keys=True))
         return 0
-    counts = build(args.out, args.n, _bench_settings(args), until=args.until,
+    counts = build(args.out, 500 if args.n is None else args.n, _bench_settings(args), until=args.until,
                    sampler_seed=args.sampler_seed, space=args.space, workers=args.workers,
                    dask_scheduler=args.dask, timeout=args.timeout, retries=args.retries,
                    baselines=not args.no_baselines,

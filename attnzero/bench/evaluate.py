@@ -26,7 +26,7 @@ Differences from a search evaluation, by design:
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Dict, List, Optional, Sequence
 
 from attnzero.search.archs import PROXY_ARCHS, build_proxy_model
@@ -286,8 +286,7 @@ def evaluate_task(payload: Dict[str, Any]) -> Dict[str, Any]:
     t0 = time.perf_counter()
     settings = BenchSettings.from_dict(payload['settings'])
     if payload.get('seeds'):  # reference genomes may get more seeds than the bench genomes
-        settings = BenchSettings(settings.search, list(payload['seeds']), settings.budgets,
-                                 settings.ref_tokens, settings.ref_head_dim, settings.rungs)
+        settings = replace(settings, seeds=list(payload['seeds']))
     genome = Genome.parse(payload['genome'])
     rec: Dict[str, Any] = _base_record(settings, payload)
     rec.update(genome_fields(genome, settings.ref_tokens, settings.ref_head_dim))
@@ -349,8 +348,7 @@ def baseline_eval_task(payload: Dict[str, Any]) -> Dict[str, Any]:
     settings = BenchSettings.from_dict(payload['settings'])
     seeds: Sequence[int] = payload.get('seeds') or settings.seeds
     attn = payload['attn']
-    s2 = BenchSettings(settings.search, list(seeds), settings.budgets, settings.ref_tokens,
-                       settings.ref_head_dim, settings.rungs)
+    s2 = replace(settings, seeds=list(seeds))
     rec: Dict[str, Any] = _base_record(settings, payload)
     rec.update(role='baseline', name=attn, attn=attn, sample_index=None, sampler=None,
                genome=None, hash=None, fec=None, runs=[], params={}, status='ok', reject_reason='',
@@ -385,26 +383,26 @@ def level_task(payload: Dict[str, Any]) -> Dict[str, Any]:
         who = dict(attn=payload['attn'])
     else:
         who = dict(genome=payload['genome'], key=payload['key'])
-    arch = payload.get('arch')
-    if arch is not None:  # another architecture than the bench's: trained whole (through the rungs)
-        cross = BenchSettings(dict(settings.search, archs=[arch]), seeds, settings.budgets,
-                              settings.ref_tokens, settings.ref_head_dim, settings.rungs)
-        runs = _runs(cross, seeds, [budget], **who)
-        return dict(format_version=settings.format_version, key=payload['key'], budget=budget, arch=arch,
-                    genome=payload.get('genome'), name=payload.get('name'), runs=runs,
-                    selection=payload.get('selection'), batch=payload.get('batch'), resumed=False,
-                    settings_id=settings.id, eval_seconds=time.perf_counter() - t0)
-    runs = []
-    for s in seeds:
-        for arch in settings.archs:
-            state = states.get(f'{arch}:{s}') if budget == settings.budgets[0] else None
-            if state is None and budget == settings.budgets[0] and settings.rungs:
-                # the rung state is gone: retrain the rung (deterministic: the same run)
-                _, state = _train(settings, arch, s, budget, stop=settings.rungs[0], **who)
-            run, _ = _train(settings, arch, s, budget, resume=state, **who)
-            runs.append(run)
-    return dict(format_version=settings.format_version, key=payload['key'], budget=budget,
+    cross_arch = payload.get('arch')
+    if cross_arch is not None:  # another architecture than the bench's: trained whole (through the rungs)
+        runs = _runs(replace(settings, search=dict(settings.search, archs=[cross_arch]), seeds=seeds),
+                     seeds, [budget], **who)
+        resumed = False
+    else:
+        runs = []
+        for s in seeds:
+            for arch in settings.archs:
+                state = states.get(f'{arch}:{s}') if budget == settings.budgets[0] else None
+                if state is None and budget == settings.budgets[0] and settings.rungs:
+                    # the rung state is gone: retrain the rung (deterministic: the same run)
+                    _, state = _train(settings, arch, s, budget, stop=settings.rungs[0], **who)
+                run, _ = _train(settings, arch, s, budget, resume=state, **who)
+                runs.append(run)
+        resumed = bool(states) and budget == settings.budgets[0]
+    line = dict(format_version=settings.format_version, key=payload['key'], budget=budget,
                 genome=payload.get('genome'), name=payload.get('name'), runs=runs,
-                selection=payload.get('selection'), batch=payload.get('batch'),
-                resumed=bool(states) and budget == settings.budgets[0],
+                selection=payload.get('selection'), batch=payload.get('batch'), resumed=resumed,
                 settings_id=settings.id, eval_seconds=time.perf_counter() - t0)
+    if cross_arch is not None:
+        line['arch'] = cross_arch
+    return line
