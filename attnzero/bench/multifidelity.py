@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import signal
 import time
 from dataclasses import asdict, dataclass, field
@@ -46,7 +47,7 @@ from attnzero.search.evaluate import precheck
 from attnzero.search.executor import make_executor
 from attnzero.space import REFERENCE_GENOMES, Genome, fingerprint
 
-from .build import (BUILD_FILE, STOP_FILE, load_build_info, locked, random_stream, resume_info,
+from .build import (BUILD_FILE, STOP_FILE, _compute, load_build_info, locked, random_stream, resume_info,
                     save_info)
 from .build import finalize as _finalize
 from .evaluate import (REFERENCE_GENOME_NAMES, BenchSettings, baseline_eval_task,
@@ -211,9 +212,11 @@ class _Builder:
                             unit='genome', dynamic_ncols=True)
 
     @staticmethod
-    def _read(path: str) -> List[Dict[str, Any]]:
-        recs, dropped = read_jsonl(path, repair=True) if os.path.exists(path) else ([], 0)
-        if dropped:
+    def _read(path: str, repair: bool = True) -> List[Dict[str, Any]]:
+        """The lines of ``path`` (none if it does not exist); a torn last line is dropped, and cut
+        from the file with ``repair`` (only the build itself may: it alone appends)."""
+        recs, dropped = read_jsonl(path, repair=repair) if os.path.exists(path) else ([], 0)
+        if dropped and repair:
             log.warning('%s: dropped a torn last line (interrupted append)', path)
         return recs
 
@@ -258,13 +261,9 @@ class _Builder:
         return os.path.join(self.states_dir, f'{h}.pkl')
 
     def _save_states(self, h: str, states: Dict[str, bytes]) -> None:
-        import pickle
-
         atomic_write_bytes(self._state_path(h), pickle.dumps(states, protocol=pickle.HIGHEST_PROTOCOL))
 
     def _load_states(self, h: str) -> Optional[Dict[str, bytes]]:
-        import pickle
-
         p = self._state_path(h)
         if not os.path.exists(p):
             return None
@@ -375,7 +374,7 @@ class _Builder:
             return
         b0 = self.settings.budgets[0]
         full = []
-        for (key, b, arch), line in sorted(self.levels.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] or '')):
+        for (key, b, arch), line in self.levels.items():  # (long_selection orders them)
             if b != b0 or arch is not None or key not in self.records:
                 continue
             accs = [r['acc'] if r['status'] == 'ok' else self.records[key]['proxy']['chance']
@@ -443,10 +442,8 @@ def status(out_dir: str) -> Dict[str, Any]:
         raise BenchError(f'{out_dir} holds no multi-fidelity build ({BUILD_FILE} with a plan)')
     plan = LevelPlan.from_dict(info['plan'])
     settings = BenchSettings.from_dict(info['settings'])
-    read = _Builder._read
-    recs = read(os.path.join(out_dir, BENCH_FILE))
-    bases = read(os.path.join(out_dir, BASELINES_FILE))
-    lines = read(os.path.join(out_dir, LEVELS_FILE))
+    recs, bases, lines = (_Builder._read(os.path.join(out_dir, name), repair=False)  # (it may be running)
+                          for name in (BENCH_FILE, BASELINES_FILE, LEVELS_FILE))
     b0, long_b = settings.budgets[0], settings.budgets[-1]
 
     def cpu(runs):
@@ -456,7 +453,6 @@ def status(out_dir: str) -> Dict[str, Any]:
     full_cpu = cpu(r for ln in lines if ln['budget'] == b0 and not ln.get('arch') for r in ln['runs'])
     long_cpu = cpu(r for ln in lines if ln['budget'] == long_b and not ln.get('arch') for r in ln['runs'])
     cross_cpu = cpu(r for ln in lines if ln.get('arch') for r in ln['runs'])
-    base_cpu = cpu(r for b in bases for r in b.get('runs') or [])
     trained = sum(1 for r in recs if r['status'] != 'check_failed')
     n_full = sum(1 for ln in lines if ln['budget'] == b0 and not ln.get('arch'))
     n_long = sum(1 for ln in lines if ln['budget'] == long_b and not ln.get('arch') and not ln.get('name'))
@@ -472,7 +468,7 @@ def status(out_dir: str) -> Dict[str, Any]:
                 and n_cross >= len(plan.cross_archs) * min(plan.n_cross, pool)
                 and ref_cross >= len(plan.cross_archs) * n_refs_all)
     mean = lambda xs: sum(xs) / len(xs) if xs else None  # noqa: E731
-    spent = sum(rung_cpu + full_cpu + long_cpu + cross_cpu + base_cpu) / 3600.0
+    spent = _compute(recs, bases, lines)['cpu_hours']
     per = dict(rung=mean(rung_cpu), full_continued=mean(full_cpu), long=mean(long_cpu),
                cross=mean(cross_cpu))
     left = None
