@@ -67,6 +67,21 @@ def test_benchmark_attention_acceptance_quick(tmp_path):
     _finite(rows[0], 'ratio_floor', 'ratio_elu', 'sdpa_speedup', 'ratio_floor_min', 'ratio_elu_min')
 
 
+def test_sequential_times_each_variant_in_a_row(tmp_path):
+    import torch
+
+    order = []
+    times = timing.interleaved({'a': lambda: order.append('a'), 'b': lambda: order.append('b')},
+                               torch.device('cpu'), rounds=3, warmup=2, sequential=True)
+    assert len(times['a']) == len(times['b']) == 3
+    assert order == ['a'] * 5 + ['b'] * 5          # 2 warm-up calls, then its 3 timed calls
+    out = tmp_path / 'seq'
+    assert ba.main(['--acceptance', '--quick', '--sequential', '--out', str(out), '--mem-limit-gib', '0',
+                    '--default-malloc']) == 0
+    text = out.with_suffix('.md').read_text()
+    assert 'each variant timed for all its rounds in a row' in text and 'Median of the rounds (each' in text
+
+
 def test_eager_elu_linear_is_elu_plus_one_linear_attention():
     """The acceptance baseline computes ELU+1 linear attention (written out here in einsums)."""
     import torch

@@ -388,7 +388,7 @@ def run_acceptance(args, device: torch.device, dtype: torch.dtype) -> Tuple[List
         load0 = loadavg()
         times = interleaved({n: (lambda f: lambda: _fwd(f, q, k, v))(f) for n, f in fns.items()}, device,
                             rounds=args.rounds, min_time=args.min_time, warmup=2, block_ms=args.block_ms,
-                            warmup_ms=args.warmup_ms, flush=args.flush)
+                            warmup_ms=args.warmup_ms, flush=args.flush, sequential=args.sequential)
         med = {n: median(t) for n, t in times.items()}
         mn = {n: min(t) for n, t in times.items()}
         row = dict(N=N, heads=h, d=d, B=B, load_start=load0, load_end=loadavg(),
@@ -450,7 +450,8 @@ def run_acceptance(args, device: torch.device, dtype: torch.dtype) -> Tuple[List
         note = ('\n\nFirst call of the inductor-compiled Trial-105 per cell (compilation or recompilation, '
                 'outside the timing): ' + ', '.join(f'{N}/{h}×{d}/B{B}: {s:.1f} s'
                                                     for (N, h, d, B), s in first_call_s.items()))
-    text = ('Median of the interleaved rounds:\n\n' + md_table(header, table)
+    text = (('Median of the rounds (each variant timed in a row):\n\n' if args.sequential
+             else 'Median of the interleaved rounds:\n\n') + md_table(header, table)
             + '\n\nMinimum of the same rounds (contention on a shared machine only adds time, so the '
               'minimum estimates the uncontended latency):\n\n' + md_table(header_min, table_min) + note)
     return rows, text
@@ -496,6 +497,9 @@ def main(argv=None) -> int:
     p.add_argument('--cells', nargs='+', default=None, help='acceptance cells N:heads:d:B')
     p.add_argument('--sdpa-max-n', type=int, default=12544, help='acceptance: SDPA only up to this N')
     p.add_argument('--inductor', action='store_true', help='acceptance: also Trial-105 with backend=inductor')
+    p.add_argument('--sequential', action='store_true',
+                   help='acceptance: time each variant for all its rounds before the next one (its calls '
+                        'follow its own calls) instead of interleaving the variants round by round')
     p.add_argument('--reference', action='store_true', help='acceptance: also the reference evaluator')
     p.add_argument('-v', '--verbose', action='store_true')
     args = p.parse_args(argv)
@@ -531,6 +535,8 @@ def main(argv=None) -> int:
                             if fast_executor.SCRATCH_LIMIT_BYTES > 0 else 'off')
     info['caches'] = (f'cold (a {args.cold_cache:g} MiB buffer read and written before every timed call)'
                       if args.flush else 'warm (blocks of back-to-back calls)' if args.block_ms > 0
+                      else 'as its own previous call leaves them (single calls, each variant timed for all its '
+                           'rounds in a row)' if args.sequential
                       else 'as the other variants leave them (single calls, variants interleaved)')
     out = Path(args.out) if args.out else None
     if out:

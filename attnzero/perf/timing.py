@@ -70,7 +70,8 @@ def interleaved(fns: Dict[str, Callable[[], object]], device: torch.device, roun
                 warmup: int = 1, min_time: float = 0.0, max_rounds: int = 50,
                 block_ms: float = 0.0, warmup_ms: float = 0.0,
                 flush: Optional[Callable[[], None]] = None,
-                faults: Optional[Dict[str, List[float]]] = None) -> Dict[str, List[float]]:
+                faults: Optional[Dict[str, List[float]]] = None,
+                sequential: bool = False) -> Dict[str, List[float]]:
     """Times (ms per call) of every variant measured round-robin (the first variant rotates each
     round): at least ``rounds`` rounds and at least ``min_time`` seconds (at most ``max_rounds``).
 
@@ -84,7 +85,18 @@ def interleaved(fns: Dict[str, Callable[[], object]], device: torch.device, roun
     ``flush`` (see :func:`cache_flusher`): cold-cache timing -- every sample is one call made right
     after ``flush()`` (not timed); ``block_ms`` is then ignored. ``faults``: filled with the process's
     minor page faults per call of every sample (``getrusage``; the kernel zeroing pages that the
-    allocator handed back and takes again)."""
+    allocator handed back and takes again).
+
+    ``sequential``: each variant is warmed up and then timed for all its rounds before the next
+    variant starts (``timeit``-style: a variant's calls follow its own calls, not another
+    variant's); the default interleaves them."""
+    if sequential:
+        times: Dict[str, List[float]] = {}
+        for n in fns:
+            times.update(interleaved({n: fns[n]}, device, rounds=rounds, warmup=warmup, min_time=min_time,
+                                     max_rounds=max_rounds, block_ms=block_ms, warmup_ms=warmup_ms,
+                                     flush=flush, faults=faults))
+        return times
     names = list(fns)
     number = {n: 1 for n in names}
     for n in names:
@@ -99,7 +111,7 @@ def interleaved(fns: Dict[str, Callable[[], object]], device: torch.device, roun
             calls += 1
         if block_ms > 0 and flush is None:
             number[n] = max(1, min(1000, int(block_ms / max(dt, 1e-3))))
-    times: Dict[str, List[float]] = {n: [] for n in names}
+    times = {n: [] for n in names}
     t_start = time.perf_counter()
     r = 0
     while r < rounds or (time.perf_counter() - t_start < min_time and r < max_rounds):
