@@ -119,6 +119,9 @@ def test_unfinished_bench_is_refused_unless_partial(tmp_path):
         ab.load(part)
     b = ab.load(part, partial=True)
     assert b.manifest['complete'] is False and b.manifest['plan_progress']['rung'] == len(b.filter(trained=True))
+    from attnzero.bench.levels_report import levels_report_text
+    text = levels_report_text(b, part)
+    assert '**Unfinished build**' in text and f'rung {len(b.filter(trained=True))} of 6' in text
 
 
 def test_promotion_continues_the_rung_exactly():
@@ -268,6 +271,7 @@ def test_levels_report_is_deterministic_and_names_the_claims(built, tmp_path):
     assert '## Rank agreement between budgets' in text and 'references: 0.5 ep vs 1 ep' in text
     assert '`softmax`' in text and '`trial_105` (genome)' in text
     assert 'references: deit vs pvt at 1 ep' in text
+    assert 'Unfinished build' not in text
 
 
 def test_dask_build_equals_the_serial_one(built, tmp_path):
