@@ -149,7 +149,11 @@ def test_fast_symbolic_statistics_equal_reference(monkeypatch, shape):
     assert not bad, bad
 
 
-def test_fast_gradients_match():
+@pytest.mark.parametrize('small', [None, 0])  # 0: the symbolic form for every statistic
+def test_fast_gradients_match(small, monkeypatch):
+    from attnzero.space import fast
+    if small is not None:
+        monkeypatch.setattr(fast, 'SMALL_NUMEL', small)
     checked = 0
     for g in PUBLISHED + RANDOM[:60]:
         grads = []
