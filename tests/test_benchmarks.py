@@ -80,6 +80,8 @@ def test_sequential_times_each_variant_in_a_row(tmp_path):
                     '--default-malloc']) == 0
     text = out.with_suffix('.md').read_text()
     assert 'each variant timed for all its rounds in a row' in text and 'Median of the rounds (each' in text
+    with pytest.raises(SystemExit):  # an acceptance-only option without --acceptance is an error
+        ba.main(['--quick', '--sequential', '--default-malloc'])
 
 
 def test_eager_elu_linear_is_elu_plus_one_linear_attention():

@@ -525,6 +525,10 @@ def main(argv=None) -> int:
         args.rounds, args.min_time, args.block_ms, args.warmup_ms = 1, 0.0, 0.0, 0.0
         if args.acceptance and args.cells is None:
             args.cells = ['784:2:32:1']
+    only = [f for f, on in (('--sequential', args.sequential), ('--inductor', args.inductor),
+                            ('--reference', args.reference), ('--cells', args.cells is not None)) if on]
+    if only and not args.acceptance:
+        p.error(f'{", ".join(only)} only apply to --acceptance')
     if args.cold_cache < 0:
         p.error(f'--cold-cache must be >= 0 MiB, got {args.cold_cache}')
     args.flush = cache_flusher(device, args.cold_cache)
