@@ -541,11 +541,6 @@ class FastExecutor:
         return _Val(UNARY_OPS[u].fn(t, ctx.d), owned=True)
 
     def _min_max(self, x: _Val, ctx: _Ctx) -> _Val:
-        if _small(x, ctx):  # the reference's formula on the materialised value: fewest ops
-            t, ip = _own_writable(x, ctx)
-            lo, hi = torch.aminmax(t) if not torch.compiler.is_exporting() else (t.min(), t.max())
-            den = hi - lo + 1e-9
-            return _Val(t.sub_(lo).div_(den) if ip else (t - lo).div_(den), owned=True)
         if not x.plain:  # statistics of the exact values (rare: a normalisation of a normalisation)
             x = _Val(*_materialize_owned(x, ctx))
         # the statistics stay 0-dim tensors: no host read, no data-dependent branch (exportable,
@@ -573,11 +568,6 @@ class FastExecutor:
         return _Val(x.core, a, b, x.owned)
 
     def _normalize(self, x: _Val, ctx: _Ctx) -> _Val:
-        if _small(x, ctx):  # the reference's formula on the materialised value: fewest ops
-            t, ip = _own_writable(x, ctx)
-            mean, std = t.mean(), t.std()
-            y = t.sub_(mean).div_(std) if ip else (t - mean).div_(std)
-            return _Val(y.masked_fill_(torch.isnan(y), 0.0), owned=True)
         if not x.plain:
             x = _Val(*_materialize_owned(x, ctx))
         xs = _stat_dtype(x.core)
@@ -688,28 +678,6 @@ class FastExecutor:
             else:
                 M = torch.add(M, t, alpha=alpha) if alpha != 1 else M + t
         return _Val(M, owned=True)
-
-
-#: a value of at most this many elements, or at most 1/8 of Q's, has its batch-global statistics
-#: applied directly (the reference's formula on the materialised value, e.g. the d x d state of
-#: Trial-105): a pass over it costs less than the Python and 0-dim tensor ops of the symbolic form.
-#: 0 turns the direct path off (the symbolic form everywhere; the tests run both)
-SMALL_NUMEL = 2 ** 16
-
-
-def _small(x: _Val, ctx: _Ctx) -> bool:
-    """Whether value ``x`` is small enough for :data:`SMALL_NUMEL` (static shapes and a full
-    precision dtype only: with symbolic sizes the symbolic form is kept, so tracing adds no guard)."""
-    if ctx.half or x.chain is not None or SMALL_NUMEL <= 0:
-        return False
-    n, nq = x.core.numel(), ctx.q.numel()
-    return isinstance(n, int) and isinstance(nq, int) and (n <= SMALL_NUMEL or 8 * n <= nq)
-
-
-def _own_writable(x: _Val, ctx: _Ctx) -> Tuple[Tensor, bool]:
-    """``x`` materialised, and whether it may be overwritten."""
-    t, own = _materialize(x, ctx)
-    return t, bool(own and ctx.inplace and _writable(t))
 
 
 def _absorbs(P: _Val, other: Tensor, out_numel: int) -> bool:
