@@ -28,7 +28,7 @@ def _settings():
 
 def _plan(**kw):
     d = dict(n=6, n_full=2, n_long=2, long_top=1, batch=3, promote_top=1, promote_random=1,
-             reference_seeds=[0, 1], reference_long_seeds=[0], cross_archs=['pvt'], n_cross=2)
+             reference_seeds=[0, 1], reference_long_seeds=[0], cross_archs=['pvt'], n_cross=2, n_retest=3)
     d.update(kw)
     return LevelPlan(**d)
 
@@ -97,6 +97,18 @@ def test_build_levels_fills_every_level(built):
         assert set(r['cross_scores']['pvt']) <= {'0.5', '1'}
         assert set(r['acc']) == {'deit'}  # the bench's own tables stay its architectures'
     assert 'pvt' in soft['cross_scores']
+    # the retest level: the first 3 genomes of the random stream, the rung again at seed 1, kept
+    # apart from the record's own scores (seed 0), status and promotions
+    retested = [r for r in b.records if 'retest' in r]
+    first = sorted(trained, key=lambda r: (r['batch'], r['source']['index']))[:3]
+    assert counts['retest'] == 3 and sorted(r['hash'] for r in retested) == sorted(r['hash'] for r in first)
+    for r in retested:
+        assert set(r['retest']) == {'0.5'} and set(r['retest']['0.5']) == {'1'}
+        assert set(r['retest_scores']['0.5']) == {'1'}
+        assert len(r['acc']['deit']['0.5']) == 1  # the seed-0 run only
+        assert all(p['selection'] != 'retest' for p in r.get('promotions') or [])
+        seed1 = [x for x in r['runs'] if x['seed_index'] == 1]
+        assert len(seed1) == 1 and seed1[0]['epochs'] == 0.5
     # no training state is left behind; the compute is in the manifest
     assert os.listdir(os.path.join(out, STATES_DIR)) == []
     assert b.manifest['compute']['runs'] > 0 and b.manifest['counts']['level:1'] == counts['full']
@@ -104,6 +116,7 @@ def test_build_levels_fills_every_level(built):
     from attnzero.bench.multifidelity import status
     st = status(out)
     assert (st['rung'], st['full'], st['long'], st['cross']) == (counts['rung'], counts['full'], 2, counts['cross'])
+    assert st['retest'] == 3 and b.manifest['plan_progress']['retest'] == 3
     assert st['references'] == len(b.baselines) and st['states_waiting'] == 0
     assert st['cpu_hours_left_projected'] == 0.0 and st['cpu_hours_spent'] > 0
     assert st['complete'] and b.manifest['complete'] is True
@@ -200,7 +213,8 @@ def test_plan_changes_are_refused_or_grow(built, tmp_path):
 
 @pytest.mark.parametrize('kw, match', [(dict(batch=0), 'batch 0'),
                                        (dict(promote_top=3, promote_random=1), 'exceeds the batch'),
-                                       (dict(long_top=5), 'long_top')])
+                                       (dict(long_top=5), 'long_top'),
+                                       (dict(retest_seeds=[0]), 'retest_seeds')])
 def test_bad_plans_are_named(kw, match):
     with pytest.raises(ValueError, match=match):
         _plan(**kw)
@@ -271,6 +285,9 @@ def test_levels_report_is_deterministic_and_names_the_claims(built, tmp_path):
     assert '## Rank agreement between budgets' in text and 'references: 0.5 ep vs 1 ep' in text
     assert '`softmax`' in text and '`trial_105` (genome)' in text
     assert 'references: deit vs pvt at 1 ep' in text
+    # the seed noise: from the references' seeds and from the retest, at the rung
+    assert '## Seed noise: the ceiling of any predictor' in text
+    assert 'retest: the same genomes at seed 1' in text and 'references (11, pooled over their seeds)' in text
     assert 'Unfinished build' not in text
 
 

@@ -99,7 +99,8 @@ def _plan(args, info: Optional[dict]):
                   reference_long_seeds=_ints(args.reference_long_seeds, '--reference-long-seeds'),
                   runs=_run_files(args.from_runs) if args.from_runs else None,
                   cross_archs=[a for a in args.cross_archs.split(',') if a] if args.cross_archs else None,
-                  n_cross=args.n_cross)
+                  n_cross=args.n_cross, n_retest=args.n_retest,
+                  retest_seeds=_ints(args.retest_seeds, '--retest-seeds'))
     given = {k: v for k, v in fields.items() if v is not None}
     multi = bool(args.rungs) or bool(info and info.get('plan'))
     if not multi:
@@ -177,6 +178,10 @@ def build_main(argv: Optional[Sequence[str]] = None) -> int:
                    help='other proxy ViTs (comma-separated) in which --n-cross genomes promoted at random '
                         'and the references are also trained (rank agreement between architectures)')
     m.add_argument('--n-cross', type=int, default=None, help='genomes of the cross-architecture level (0)')
+    m.add_argument('--n-retest', type=int, default=None,
+                   help='genomes of the random stream trained to the rung again at --retest-seeds: the '
+                        'test-retest reliability of a single-seed score, the ceiling of any predictor (0)')
+    m.add_argument('--retest-seeds', default=None, help='seeds of the retest level (1)')
     m.add_argument('--from-runs', nargs='+', default=None, metavar='RUN',
                    help='search runs (folders or evaluations.jsonl, globs allowed) whose genomes come '
                         'before the random ones')

@@ -370,8 +370,9 @@ def level_task(payload: Dict[str, Any]) -> Dict[str, Any]:
     (the first budget), else trained from scratch (a longer budget has its own schedule; a lost
     rung state is retrained, which gives the same result). ``key`` is the record's hash (a genome:
     ``genome``) or name (a zoo attention: ``attn``). With ``arch`` (an architecture outside the
-    bench's) the runs are of that architecture, trained whole through the rungs. Returns one
-    ``levels.jsonl`` line."""
+    bench's) the runs are of that architecture, trained whole through the rungs. With ``rung_only``
+    (the retest level) the runs are the rung again, from scratch, at ``seeds`` (the line gets
+    ``retest: true``). Returns one ``levels.jsonl`` line."""
     t0 = time.perf_counter()
     settings = BenchSettings.from_dict(payload['settings'])
     budget = int(payload['budget'])
@@ -384,7 +385,15 @@ def level_task(payload: Dict[str, Any]) -> Dict[str, Any]:
     else:
         who = dict(genome=payload['genome'], key=payload['key'])
     cross_arch = payload.get('arch')
-    if cross_arch is not None:  # another architecture than the bench's: trained whole (through the rungs)
+    rung_only = bool(payload.get('rung_only'))
+    if rung_only:  # the retest level: the rung again (the first budget's schedule, paused), other seeds
+        if budget != settings.budgets[0] or not settings.rungs or cross_arch is not None or states:
+            raise ValueError('rung_only trains the rung of the first budget from scratch, in the bench\'s '
+                             f'architectures (budget {budget}, rungs {settings.rungs}, arch {cross_arch})')
+        runs = [_train(settings, arch, s, budget, stop=settings.rungs[0], **who)[0]
+                for s in seeds for arch in settings.archs]
+        resumed = False
+    elif cross_arch is not None:  # another architecture than the bench's: trained whole (through the rungs)
         runs = _runs(replace(settings, search=dict(settings.search, archs=[cross_arch]), seeds=seeds),
                      seeds, [budget], **who)
         resumed = False
@@ -405,4 +414,6 @@ def level_task(payload: Dict[str, Any]) -> Dict[str, Any]:
                 settings_id=settings.id, eval_seconds=time.perf_counter() - t0)
     if cross_arch is not None:
         line['arch'] = cross_arch
+    if rung_only:
+        line['retest'] = True
     return line

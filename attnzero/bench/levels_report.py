@@ -196,12 +196,69 @@ def analyse_levels(bench, surrogate: bool = True) -> Dict[str, Any]:
     res['cross_archs'] = cross_archs
     res['agreement'] = agree
     res['references'] = _ref_table(bench)
+    res['noise'] = _noise(bench, res)
     res['claims'] = _claims(bench, res)
     runs = [run for r in list(bench.records) + list(bench.baselines) for run in r.get('runs') or []]
     cpu = [run['cpu_seconds'] for run in runs if run.get('cpu_seconds') is not None]
     res['compute'] = dict(runs=len(runs), cpu_hours=sum(cpu) / 3600.0,
                           train_hours=sum(run.get('seconds') or 0.0 for run in runs) / 3600.0)
     return res
+
+
+def _ceiling(reliability: Optional[float]) -> Optional[float]:
+    """Kendall tau between a variable and a noisy measurement of it whose correlation with it is
+    ``sqrt(reliability)`` (bivariate normal: tau = 2/pi arcsin r)."""
+    if reliability is None:
+        return None
+    return float(2.0 / np.pi * np.arcsin(np.sqrt(min(1.0, max(0.0, reliability)))))
+
+
+def _noise(bench, res: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """Per level, how much of the spread of the genomes' single-seed scores is seed noise, and so
+    the best rank agreement any predictor can reach with them: from the references' seeds (pooled
+    within-reference variance) and, where the bench has a retest level, from the same genomes
+    trained at a second seed (test-retest)."""
+    out = []
+    for lv in _levels(bench):
+        k = budget_key(lv)
+        sc = [r['scores'][k] for r in bench.records if r['status'] != 'check_failed'
+              and (r.get('scores') or {}).get(k) is not None]
+        if len(sc) < 3:
+            continue
+        var_g = float(np.var(sc, ddof=1))
+        sg = (res['levels'].get(k) or {}).get('analysis', {}).get('surrogate')
+        base = dict(level=k, name=_level_name(bench, lv), n_genomes=len(sc), genome_sd=float(np.sqrt(var_g)),
+                    surrogate_tau=sg['tau'] if sg else None,
+                    surrogate_cv=sg['cv_tau_mean'] if sg else None)
+        ss = dof = 0.0
+        n_refs = 0
+        for ref in res['references']:
+            v = ref['levels'].get(k)
+            if v and v['n'] > 1 and v['sd'] is not None:
+                ss += (v['n'] - 1) * v['sd'] ** 2
+                dof += v['n'] - 1
+                n_refs += 1
+        if dof:
+            var_n = ss / dof
+            rel = max(0.0, 1.0 - var_n / var_g) if var_g > 0 else None
+            out.append(dict(base, source=f'references ({n_refs}, pooled over their seeds)', n=n_refs,
+                            noise_sd=float(np.sqrt(var_n)), reliability=rel, ceiling=_ceiling(rel),
+                            retest_tau=None, retest_rho=None))
+        seeds = sorted({s for r in bench.records for s in ((r.get('retest_scores') or {}).get(k) or {})}, key=int)
+        for s in seeds:
+            both = [r for r in bench.records if r['status'] != 'check_failed'
+                    and (r.get('scores') or {}).get(k) is not None
+                    and ((r.get('retest_scores') or {}).get(k) or {}).get(s) is not None]
+            if len(both) < 3:
+                continue
+            x = np.array([r['scores'][k] for r in both])
+            y = np.array([r['retest_scores'][k][s] for r in both])
+            c = _corr(x.tolist(), y.tolist())
+            r_xy = float(np.corrcoef(x, y)[0, 1]) if np.ptp(x) > 0 and np.ptp(y) > 0 else None
+            out.append(dict(base, source=f'retest: the same genomes at seed {s}', n=len(both),
+                            noise_sd=float(np.std(x - y, ddof=1) / np.sqrt(2.0)), reliability=r_xy,
+                            ceiling=_ceiling(r_xy), retest_tau=c['tau'], retest_rho=c['rho']))
+    return out
 
 
 def _ref_rows(res: Dict[str, Any], keys: Sequence[str]) -> List[List[Any]]:
@@ -231,9 +288,10 @@ def render_levels_report(bench, res: Dict[str, Any], bench_label: str, plots: Se
     if m.get('complete') is False:
         prog = m.get('plan_progress') or {}
         plan = ((load_build_info(bench.path) or {}).get('plan') or {}) if bench.path else {}
-        want = dict(rung=plan.get('n'), full=plan.get('n_full'), long=plan.get('n_long'), cross=plan.get('n_cross'))
+        want = dict(rung=plan.get('n'), full=plan.get('n_full'), long=plan.get('n_long'), cross=plan.get('n_cross'),
+                    retest=plan.get('n_retest'))
         got = ', '.join(f'{k} {prog[k]}' + (f' of {want[k]}' if want.get(k) is not None else '')
-                        for k in ('rung', 'full', 'long', 'cross') if k in prog)
+                        for k in ('rung', 'full', 'long', 'cross', 'retest') if k in prog)
         L += [f'**Unfinished build** (manifest `complete: false`): genomes per level so far: {got}. '
               'Every figure below is provisional and will change as the build goes on.', '']
     L += ['## Bench', '']
@@ -286,6 +344,26 @@ def render_levels_report(bench, res: Dict[str, Any], bench_label: str, plots: Se
                  f'architecture ({", ".join(res["archs"])}); the version 1 bench (the earlier '
                  f'relational proxy, DeiT and PVT) reports its DeiT-vs-PVT agreement in '
                  f'`docs/bench/v1/REPORT.md`.')
+        L.append('')
+    # seed noise
+    if res.get('noise'):
+        L += ['## Seed noise: the ceiling of any predictor', '']
+        L.append(_md_table(['level', 'noise measured from', 'n', 'seed-noise sd', 'genome-score sd',
+                            'reliability', 'tau ceiling', 'tau seed 0 vs retest seed', 'surrogate tau (held-out / CV)'],
+                           [[n['name'], n['source'], n['n'], _f(n['noise_sd']), _f(n['genome_sd']),
+                             _f(n['reliability']), _f(n['ceiling']), _f(n['retest_tau']),
+                             '-' if n['surrogate_tau'] is None else
+                             f'{_f(n["surrogate_tau"])} / {_f(n["surrogate_cv"])}'] for n in res['noise']]))
+        L.append('')
+        L.append('Each genome is trained once (seed 0), so its score is its expected score plus seed noise. '
+                 '*Reliability* is the share of the genomes\' score variance that is not seed noise: 1 minus '
+                 'the noise variance (pooled over the references\' seeds) over the variance of the genomes\' '
+                 'scores, or, from a retest, the correlation between the two seeds\' scores. The *tau '
+                 'ceiling* is the Kendall tau that a predictor knowing every genome\'s expected score exactly '
+                 'would reach against the recorded single-seed scores (2/pi arcsin of the square root of the '
+                 'reliability, for normal scores); the *tau seed 0 vs retest seed* is how well a second '
+                 'training predicts the first. A surrogate near these figures is limited by the noise of the '
+                 'bench, not by its features.')
         L.append('')
     # references
     L += ['## References (zoo attentions and published genomes)', '']

@@ -22,7 +22,13 @@ The plan (:class:`LevelPlan`), in the order the builder runs it:
    are trained for the longest budget (their own schedule; ``levels.jsonl``);
 4. **other architectures** (``cross_archs``): ``n_cross`` of the genomes promoted at random (an
    unbiased sample) and every reference, seed 0, at the first budget in each of them, for the rank
-   agreement between architectures (``levels.jsonl`` lines with ``arch``).
+   agreement between architectures (``levels.jsonl`` lines with ``arch``);
+5. **retest** (``n_retest``): the first ``n_retest`` genomes of the random stream trained at the rung
+   (an unbiased sample of the space, in batch order), trained again to the rung at ``retest_seeds``
+   (``levels.jsonl`` lines with ``retest: true``). Their agreement with the seed-0 rung scores is
+   the test-retest reliability of a single-seed score: the ceiling of any predictor's rank agreement
+   with the bench (the surrogate's included). The retest runs never enter a record's ``scores``;
+   they are its ``retest`` / ``retest_scores``.
 
 Everything is deterministic in the settings, the plan and the sampler seed, so a killed build resumes
 where it stopped: records and level lines are appended one by one (fsync), the paused training
@@ -83,9 +89,11 @@ class LevelPlan:
     runs: List[str] = field(default_factory=list)
     cross_archs: List[str] = field(default_factory=list)
     n_cross: int = 0
+    n_retest: int = 0
+    retest_seeds: List[int] = field(default_factory=lambda: [1])
 
     #: fields a resumed build may change (growing the bench); the others fix its sequence
-    GROWABLE = ('n', 'n_full', 'n_long', 'long_top', 'cross_archs', 'n_cross')
+    GROWABLE = ('n', 'n_full', 'n_long', 'long_top', 'cross_archs', 'n_cross', 'n_retest')
 
     def __post_init__(self) -> None:
         if self.batch < 1 or self.promote_top < 0 or self.promote_random < 0:
@@ -98,6 +106,11 @@ class LevelPlan:
             raise ValueError('n_full > 0 needs promotions (promote_top or promote_random)')
         if not 0 <= self.long_top <= self.n_long:
             raise ValueError(f'long_top must be between 0 and n_long ({self.n_long}), got {self.long_top}')
+        if self.n_retest < 0:
+            raise ValueError(f'n_retest must be >= 0, got {self.n_retest}')
+        self.retest_seeds = [int(s) for s in self.retest_seeds]
+        if self.n_retest and (not self.retest_seeds or 0 in self.retest_seeds):
+            raise ValueError(f'retest_seeds must be seeds other than the bench\'s seed 0, got {self.retest_seeds}')
         self.runs = [str(r) for r in self.runs]
 
     def to_dict(self) -> Dict[str, Any]:
@@ -203,7 +216,10 @@ class _Builder:
                                  f'{r.get("settings_id")}, not {settings.id}')
             self.records[r['hash']] = r
         self.baselines = {self._base_key(b): b for b in self._read(self.base_path)}
-        self.levels = {(ln['key'], ln['budget'], ln.get('arch')): ln for ln in self._read(self.levels_path)}
+        self.levels: Dict[Tuple[str, int, Optional[str]], Dict[str, Any]] = {}
+        self.retests: Dict[str, Dict[str, Any]] = {}  # the retest lines, by record key
+        for ln in self._read(self.levels_path):
+            self._index_level(ln)
         self.bar = None
         if progress:
             from tqdm import tqdm
@@ -276,9 +292,15 @@ class _Builder:
         except FileNotFoundError:
             pass
 
+    def _index_level(self, line: Dict[str, Any]) -> None:
+        if line.get('retest'):
+            self.retests[line['key']] = line
+        else:
+            self.levels[(line['key'], line['budget'], line.get('arch'))] = line
+
     def _append_level(self, line: Dict[str, Any]) -> None:
         append_record(self.levels_path, line)
-        self.levels[(line['key'], line['budget'], line.get('arch'))] = line
+        self._index_level(line)
         log.info('level %s ep %s %s %s: %s', line['budget'], line.get('arch') or '', line.get('selection'),
                  line['key'], [r['acc'] for r in line['runs']])
 
@@ -431,6 +453,29 @@ class _Builder:
             self._append_level(line)
             self._check_stop()
 
+    def retest(self) -> None:
+        """The retest level: the first ``n_retest`` genomes of the random stream trained at the rung
+        (ok or stopped by the rejection protocol: an unbiased sample of the trainable space, in batch
+        order) trained to the rung again at each of ``retest_seeds``."""
+        plan, b0 = self.plan, self.settings.budgets[0]
+        if not plan.n_retest:
+            return
+        if not self.settings.rungs:
+            raise BenchError('the retest level retrains the rung: the bench has no rungs')
+        rnd = sorted((r for r in self.records.values() if r['status'] != 'check_failed'
+                      and (r.get('source') or {}).get('kind') == 'random'),
+                     key=lambda r: (r.get('batch') or 0, r['source'].get('index', 0), r['genome']))
+        jobs = []
+        for r in rnd[:plan.n_retest]:
+            if r['hash'] not in self.retests:
+                jobs.append((f'retest-{r["hash"]}', level_task,
+                             dict(key=r['hash'], genome=r['genome'], settings=self.sdict, budget=b0,
+                                  seeds=list(plan.retest_seeds), rung_only=True, selection='retest',
+                                  batch=r.get('batch'))))
+        for _, line in self._run(jobs):
+            self._append_level(line)
+            self._check_stop()
+
 
 def status(out_dir: str) -> Dict[str, Any]:
     """Where a multi-fidelity build stands, from its files alone (safe while it runs): whether its
@@ -442,8 +487,10 @@ def status(out_dir: str) -> Dict[str, Any]:
         raise BenchError(f'{out_dir} holds no multi-fidelity build ({BUILD_FILE} with a plan)')
     plan = LevelPlan.from_dict(info['plan'])
     settings = BenchSettings.from_dict(info['settings'])
-    recs, bases, lines = (_Builder._read(os.path.join(out_dir, name), repair=False)  # (it may be running)
-                          for name in (BENCH_FILE, BASELINES_FILE, LEVELS_FILE))
+    recs, bases, all_lines = (_Builder._read(os.path.join(out_dir, name), repair=False)  # (it may be running)
+                              for name in (BENCH_FILE, BASELINES_FILE, LEVELS_FILE))
+    lines = [ln for ln in all_lines if not ln.get('retest')]
+    retests = [ln for ln in all_lines if ln.get('retest')]
     b0, long_b = settings.budgets[0], settings.budgets[-1]
 
     def cpu(runs):
@@ -453,6 +500,7 @@ def status(out_dir: str) -> Dict[str, Any]:
     full_cpu = cpu(r for ln in lines if ln['budget'] == b0 and not ln.get('arch') for r in ln['runs'])
     long_cpu = cpu(r for ln in lines if ln['budget'] == long_b and not ln.get('arch') for r in ln['runs'])
     cross_cpu = cpu(r for ln in lines if ln.get('arch') for r in ln['runs'])
+    retest_cpu = cpu(r for ln in retests for r in ln['runs'])
     trained = sum(1 for r in recs if r['status'] != 'check_failed')
     n_full = sum(1 for ln in lines if ln['budget'] == b0 and not ln.get('arch'))
     n_long = sum(1 for ln in lines if ln['budget'] == long_b and not ln.get('arch') and not ln.get('name'))
@@ -462,15 +510,18 @@ def status(out_dir: str) -> Dict[str, Any]:
     pool = sum(1 for ln in lines if ln['budget'] == b0 and not ln.get('arch') and ln.get('selection') == 'random'
                and not ln.get('name'))
     n_refs_all = len(ZOO_REFERENCES) + len(REFERENCE_GENOME_NAMES)
+    n_retest = len(retests)
+    retest_pool = sum(1 for r in recs if r['status'] != 'check_failed' and (r.get('source') or {}).get('kind') == 'random')
     complete = (trained >= plan.n and n_full >= plan.n_full and n_long >= min(plan.n_long, n_full)
                 and len(bases) >= n_refs_all
                 and (long_b == b0 or ref_long >= n_refs_all)
                 and n_cross >= len(plan.cross_archs) * min(plan.n_cross, pool)
-                and ref_cross >= len(plan.cross_archs) * n_refs_all)
+                and ref_cross >= len(plan.cross_archs) * n_refs_all
+                and n_retest >= min(plan.n_retest, retest_pool))
     mean = lambda xs: sum(xs) / len(xs) if xs else None  # noqa: E731
-    spent = _compute(recs, bases, lines)['cpu_hours']
+    spent = _compute(recs, bases, all_lines)['cpu_hours']
     per = dict(rung=mean(rung_cpu), full_continued=mean(full_cpu), long=mean(long_cpu),
-               cross=mean(cross_cpu))
+               cross=mean(cross_cpu), retest=mean(retest_cpu))
     left = None
     if per['rung'] and per['full_continued']:
         long_s = per['long'] or per['full_continued'] * (long_b / b0) * 1.0
@@ -481,10 +532,12 @@ def status(out_dir: str) -> Dict[str, Any]:
                 + max(0, n_refs - len(bases)) * len(plan.reference_seeds) * (per['rung'] + per['full_continued'])
                 + max(0, n_refs - ref_long) * len(plan.reference_long_seeds) * long_s
                 + max(0, len(plan.cross_archs) * (plan.n_cross + n_refs) - n_cross - ref_cross) * cross_s
+                + max(0, plan.n_retest - n_retest) * len(plan.retest_seeds) * (per['retest'] or per['rung'])
                 ) / 3600.0
     return dict(complete=bool(complete), records=len(recs), check_failed=len(recs) - trained, rung=trained, full=n_full,
-                long=n_long, cross=n_cross, references=len(bases),
-                plan=dict(n=plan.n, n_full=plan.n_full, n_long=plan.n_long, n_cross=plan.n_cross),
+                long=n_long, cross=n_cross, retest=n_retest, references=len(bases),
+                plan=dict(n=plan.n, n_full=plan.n_full, n_long=plan.n_long, n_cross=plan.n_cross,
+                          n_retest=plan.n_retest),
                 cpu_hours_spent=round(spent, 3), cpu_seconds_per_run={k: None if v is None else round(v, 1)
                                                                      for k, v in per.items()},
                 cpu_hours_left_projected=None if left is None else round(left, 2),
@@ -498,7 +551,8 @@ def finalize(out_dir: str, command: str, parquet: bool = False) -> Dict[str, Any
     ``partial=True``) and ``plan_progress``."""
     st = status(out_dir)
     return _finalize(out_dir, command, parquet=parquet, more=dict(
-        complete=st['complete'], plan_progress={k: st[k] for k in ('rung', 'full', 'long', 'cross', 'references')}))
+        complete=st['complete'], plan_progress={k: st[k] for k in ('rung', 'full', 'long', 'cross', 'retest',
+                                                                  'references')}))
 
 
 def build_levels(out_dir: str, settings: Optional[BenchSettings] = None,
@@ -575,6 +629,7 @@ def _build(out_dir, settings, plan, sampler_seed, space, workers, dask_scheduler
         b.genomes()
         b.long_budget()
         b.cross_archs()
+        b.retest()
     except (_Stop, KeyboardInterrupt):
         stopped = True
         log.warning('build stopped; what is written is complete (resume with the same command)')
@@ -589,6 +644,7 @@ def _build(out_dir, settings, plan, sampler_seed, space, workers, dask_scheduler
                   long=sum(1 for (k, bb, a) in (b.levels if b else {}) if bb == settings.budgets[-1]
                            and a is None and k in b.records),
                   cross=sum(1 for (k, bb, a) in (b.levels if b else {}) if a is not None and k in b.records),
+                  retest=len(b.retests) if b else 0,
                   stopped=int(stopped))
     if do_finalize and os.path.exists(os.path.join(out_dir, BENCH_FILE)):
         finalize(out_dir, command, parquet=parquet)  # (a build stopped among its references has no genomes yet)

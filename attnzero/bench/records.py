@@ -99,16 +99,27 @@ def summarise(record: Dict[str, Any], settings: Dict[str, Any], chance: float,
             record['cross'] = cross
             record['cross_scores'] = {a: {k: sum(chance if x is None else x for x in v) / len(v)
                                           for k, v in per.items()} for a, per in cross.items()}
+    if multi:  # a genome's runs at other seeds than the bench's (a plan's retest level): kept apart
+        retest: Dict[str, Dict[str, List[Optional[float]]]] = {}
+        for r in sorted((r for r in runs if r['arch'] in archs and r['seed_index'] not in seeds),
+                        key=lambda r: (float(r['epochs']), r['seed_index'], archs.index(r['arch']))):
+            retest.setdefault(budget_key(r['epochs']), {}).setdefault(str(r['seed_index']), []).append(
+                r['acc'] if r['status'] == 'ok' else None)
+        if retest:
+            record['retest'] = retest   # {level key: {seed index: [acc per architecture]}}
+            record['retest_scores'] = {k: {s: sum(chance if x is None else x for x in v) / len(v)
+                                           for s, v in per.items()} for k, per in retest.items()}
+    own = [r for r in runs if r['arch'] not in archs or r['seed_index'] in seeds]
     # the separate test column (never a selection criterion): mean test accuracy of the completed
     # runs at the score's budget
-    record['test_score'] = _mean(r.get('test_acc') for r in runs if budget_key(r['epochs']) == top
+    record['test_score'] = _mean(r.get('test_acc') for r in own if budget_key(r['epochs']) == top
                                  and r['status'] == 'ok' and r['arch'] in archs)
     record['train_seconds'] = float(sum(r.get('seconds') or 0.0 for r in runs))
     if record['status'] == 'check_failed':
         return record
-    rej = [r for r in runs if r['status'] != 'ok']
+    rej = [r for r in own if r['status'] != 'ok']
     if rej:
-        record['status'] = 'rejected' if len(rej) == len(runs) else 'partial'
+        record['status'] = 'rejected' if len(rej) == len(own) else 'partial'
         record['reject_reason'] = rej[0]['reason']
     else:
         record['status'], record['reject_reason'] = 'ok', ''
@@ -121,7 +132,8 @@ def merge_levels(records: List[Dict[str, Any]], baselines: List[Dict[str, Any]],
     key and budget) to their records and recompute the records' summaries (in place). A line's
     ``key`` is the record's ``hash`` (a genome) or ``name`` (a zoo baseline); a line whose key is no
     record is an error (the files do not belong together). A line with an ``arch`` outside the bench's
-    architectures (the cross-architecture level) fills the record's ``cross`` / ``cross_scores``."""
+    architectures (the cross-architecture level) fills the record's ``cross`` / ``cross_scores``; a
+    ``retest`` line (the rung again at other seeds) its ``retest`` / ``retest_scores``."""
     if not level_lines:
         return
     by_key: Dict[str, Dict[str, Any]] = {}
@@ -133,8 +145,9 @@ def merge_levels(records: List[Dict[str, Any]], baselines: List[Dict[str, Any]],
         if rec is None:
             raise KeyError(f'levels line {line["key"]!r} (budget {line.get("budget")}) has no record')
         rec['runs'] = list(rec['runs']) + list(line['runs'])
-        rec.setdefault('promotions', []).append(
-            {k: line.get(k) for k in ('budget', 'selection', 'batch', 'resumed', 'eval_seconds', 'arch')})
+        if not line.get('retest'):  # (a retest is no promotion: the rung again, at other seeds)
+            rec.setdefault('promotions', []).append(
+                {k: line.get(k) for k in ('budget', 'selection', 'batch', 'resumed', 'eval_seconds', 'arch')})
         touched[id(rec)] = rec
     chance = None
     for rec in touched.values():
