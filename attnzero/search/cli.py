@@ -115,7 +115,7 @@ _FIELDS = [('proxy', 'proxy'), ('acc_objective', 'acc_objective'), ('cost', 'cos
            ('space', 'space'), ('shape_space', 'shape_space'),
            ('pop_size', 'pop_size'), ('generations', 'generations'), ('epochs', 'epochs'),
            ('seed', 'seed'), ('workers', 'workers'), ('dask_scheduler', 'dask_scheduler'),
-           ('eval_timeout', 'eval_timeout_s')]
+           ('eval_timeout', 'eval_timeout_s'), ('prior', 'prior')]
 
 
 def _value(text: str) -> Any:
@@ -152,6 +152,11 @@ def add_config_args(p: argparse.ArgumentParser, search: bool = True) -> None:
         p.add_argument('--init-genome', action='append', default=None, metavar='GENOME',
                        help='canonical genome put into the initial population (repeatable)')
         p.add_argument('--dask-scheduler', metavar='ADDR', help='evaluate on the Dask scheduler at ADDR (tcp://host:port)')
+        p.add_argument('--prior', metavar='FILE',
+                       help='warm start: a JSON-lines file of genome + score results measured before the '
+                            'search (e.g. attnzero/data/attn-bench-101-v2/bench.jsonl with --set '
+                            'prior_key=scores:0.6667 --set prior_where=source:kind=random); each generation, '
+                            'only the best prior_keep of the candidates by predicted score train')
     p.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',
                    help='any SearchConfig field, VALUE as JSON (e.g. --set lr=0.003 --set "archs=[\\"deit\\"]")')
 
@@ -336,6 +341,8 @@ def search_efficiency_main(argv: Optional[Sequence[str]] = None) -> int:
         if args.surrogate:
             accelerators = accelerators + (efficiency.surrogate_accelerator(),)
             cfg = cfg.replace(surrogate=True)
+        if cfg.prior:
+            accelerators = accelerators + (efficiency.prior_accelerator(cfg.prior),)
         if not args.report_only:
             efficiency.run_measurement(cfg, args.out, seeds=args.seeds, progress=not args.no_progress,
                                        command=command, accelerators=accelerators,

@@ -36,7 +36,7 @@ SEARCH_ONLY_FIELDS = ('pop_size', 'generations', 'n_offsprings', 'crossover_prob
                       'init_genomes', 'acc_objective', 'baseline', 'min_acc_ratio', 'workers',
                       'dask_scheduler', 'eval_timeout_s', 'retries', 'fault_injection', 'cache',
                       'rungs', 'eta', 'prescreen', 'prescreen_keep', 'surrogate', 'surrogate_min', 'surrogate_z',
-                      'shape_space', 'shape_evaluator')
+                      'prior', 'prior_key', 'prior_where', 'prior_keep', 'shape_space', 'shape_evaluator')
 #: the default proxy's architectures and their shapes (``docs/fidelity/DESIGN.md`` says why: depth
 #: is what makes the proxy rank hydra's global gating below the attentions that route between
 #: tokens; an 8-block DeiT of width 32 ranks the published attentions better over five seeds than
@@ -152,6 +152,16 @@ Accelerators (each ``True`` by default; all ``False`` is the *naive* search that
         surrogate_min: the results the surrogate needs before it defers anything (``>= 3``).
         surrogate_z: predictive standard deviations added to the prediction (``>= 0``; larger
             defers less).
+        prior: warm start from results measured before the search (``''``: off, the default): a
+            JSON-lines file of ``genome`` + score lines, e.g. a shipped Attn-Bench-101's
+            ``bench.jsonl`` (:mod:`attnzero.search.prior`). A model fitted on it ranks each
+            generation's candidates before they train; only the best ``prior_keep`` train, the
+            others are recorded as ``rejected`` with reason ``deferred`` (``stage='prior'``).
+        prior_key: the score's ``:``-separated path in a line (``'score'``; a multi-fidelity bench's
+            rung: ``'scores:0.6667'``).
+        prior_where: keep only lines matching ``path=value[,path=value]`` (``'source:kind=random'``:
+            a bench's random-stream genomes only).
+        prior_keep: the fraction of a generation's candidates that train (``(0, 1]``).
 
     Objectives:
         archs: proxy architectures (:data:`attnzero.search.archs.ARCHS`).
@@ -218,6 +228,10 @@ Accelerators (each ``True`` by default; all ``False`` is the *naive* search that
     surrogate: bool = False
     surrogate_min: int = 8
     surrogate_z: float = 1.0
+    prior: str = ''
+    prior_key: str = 'score'
+    prior_where: str = ''
+    prior_keep: float = 0.5
     # objectives
     archs: List[str] = field(default_factory=lambda: list(DEFAULT_ARCHS))
     acc_objective: str = 'mean'
@@ -298,6 +312,11 @@ Accelerators (each ``True`` by default; all ``False`` is the *naive* search that
         need(isinstance(self.surrogate_min, int) and self.surrogate_min >= 3, 'surrogate_min',
              'must be an integer >= 3')
         need(isinstance(self.surrogate_z, (int, float)) and self.surrogate_z >= 0, 'surrogate_z', 'must be >= 0')
+        need(isinstance(self.prior, str), 'prior', 'must be a file path or empty')
+        need(isinstance(self.prior_key, str) and self.prior_key != '', 'prior_key', 'must be a non-empty path')
+        need(isinstance(self.prior_where, str), 'prior_where', 'must be a string')
+        need(isinstance(self.prior_keep, (int, float)) and 0.0 < self.prior_keep <= 1.0, 'prior_keep',
+             'must be in (0, 1]')
         if self.surrogate:
             need(self.acc_objective == 'mean', 'acc_objective', "the surrogate predicts the mean accuracy: "
                  "surrogate=True needs acc_objective='mean'")

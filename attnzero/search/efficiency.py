@@ -88,7 +88,7 @@ from .state import RunState, atomic_write_json
 __all__ = ['Accelerator', 'ACCELERATORS', 'EfficiencyError', 'variants', 'variant_config',
            'run_measurement', 'curve', 'hv_normaliser', 'reach', 'median_ratio', 'analyse',
            'write_report', 'loadavg', 'has_cpu_seconds', 'SESSIONS_FILE', 'rungs_accelerator',
-           'prescreen_accelerator', 'surrogate_accelerator']
+           'prescreen_accelerator', 'surrogate_accelerator', 'prior_accelerator']
 
 SESSIONS_FILE = 'sessions.jsonl'
 #: reasons of the rejection protocol (``crash`` is a failure, not a rejection)
@@ -149,6 +149,17 @@ def surrogate_accelerator() -> Accelerator:
     return Accelerator('surrogate', dict(surrogate=True), dict(surrogate=False),
                        'online surrogate: a candidate whose optimistic predicted accuracy is dominated by a '
                        'result of the run is deferred')
+
+
+def prior_accelerator(path: str) -> Accelerator:
+    """The prior's warm start (``SearchConfig.prior``, opt-in) as an accelerator:
+    ``tools/search_efficiency.py --prior FILE`` (``prior_key`` / ``prior_where`` / ``prior_keep``
+    from ``--set``)."""
+    if not path:
+        raise EfficiencyError('--prior: give the file of prior results')
+    return Accelerator('prior', dict(prior=path), dict(prior=''),
+                       f'prior warm start: a model fitted on results measured before the search ({path}) '
+                       'ranks each generation; the best prior_keep train, the others are deferred')
 
 
 def variants(accelerators: Sequence[Accelerator] = ACCELERATORS) -> Dict[str, Dict[str, Any]]:
@@ -331,6 +342,7 @@ _OPT_IN: Dict[str, Tuple[Any, Callable[[Any], str]]] = {
     'rungs': (1, lambda v: f'--rungs {v}'),
     'prescreen': ('', lambda v: f'--prescreen {v}'),
     'surrogate': (False, lambda v: '--surrogate'),
+    'prior': ('', lambda v: f'--prior {v}'),
 }
 
 

@@ -154,7 +154,7 @@ def _sum_known(values) -> Tuple[float, int]:
 def _counts(state: RunState) -> Dict[str, Any]:
     """How the run's evaluations ended. ``trained``: went to proxy training (a candidate stopped at a
     lower successive-halving rung, stage ``rungN``, included; ``not_promoted`` counts those);
-    ``deferred``: held back by the pre-screen or the surrogate, never trained; ``lost``: its worker died or timed out
+    ``deferred``: held back by the prior, the pre-screen or the surrogate, never trained; ``lost``: its worker died or timed out
     on every attempt."""
     reasons: Dict[str, int] = {}
     c = dict(evaluations=0, trained=0, ok=0, rejected=0, cached=0, rejected_at_check=0,
@@ -178,7 +178,7 @@ def _counts(state: RunState) -> Dict[str, Any]:
             c['rejected_at_check'] += 1
         elif stage == 'train' or at_rung:
             c['rejected_in_training'] += 1
-        elif stage in ('prescreen', 'surrogate'):
+        elif stage in ('prior', 'prescreen', 'surrogate'):
             c['deferred'] += 1
         else:
             c['lost'] += 1

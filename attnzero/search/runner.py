@@ -26,6 +26,7 @@ from .evaluate import baseline_task, objectives, precheck, training_task
 from .supernet import supernet_task
 from .executor import make_executor
 from .operators import GenomeProblem, build_algorithm, fec_key
+from . import prior as prior_mod
 from . import surrogate as surrogate_mod
 from .prescreen import prescreen_task
 from .proxies import load_proxy
@@ -108,12 +109,18 @@ class Search:
             if overrides:
                 self.cfg = self.cfg.replace(**overrides)
             self.state = RunState.load(self.run_dir)
+            self.prior = self._fit_prior()
+            if self.prior is not None and self.state.prior.get('sha256') not in (None, self.prior.sha256):
+                raise RunDirError(f'prior {self.cfg.prior!r} changed since this run started (sha256 '
+                                  f'{self.state.prior["sha256"][:12]}..., now {self.prior.sha256[:12]}...); '
+                                  f'its decisions would differ: restore the file or start a new run')
             self.state.rewrite_evaluations()
         else:
             if cfg is None:
                 raise ConfigError('a new search needs a config')
             self.cfg = cfg.validate()
             load_proxy(self.cfg.proxy)  # a missing dataset fails here, before anything is written
+            self.prior = self._fit_prior()  # so does a bad prior
             if os.path.exists(self.run_dir):
                 if not os.path.isdir(self.run_dir):
                     raise RunDirError(f'run directory {run_dir!r} exists and is not a directory')
@@ -123,6 +130,7 @@ class Search:
             os.makedirs(self.run_dir, exist_ok=True)
             atomic_write_json(cfg_path, self.cfg.to_dict())
             self.state = RunState(self.run_dir)
+            self.state.prior = prior_mod.describe(self.prior)
             open(self.state.path('evaluations.jsonl'), 'a').close()
         if self.cfg.surrogate:
             surrogate_mod.require_sklearn()
@@ -136,9 +144,17 @@ class Search:
         for r in self.state.records.values():
             self._count(r)
 
+    def _fit_prior(self) -> Optional['prior_mod.Prior']:
+        if not self.cfg.prior:
+            return None
+        surrogate_mod.require_sklearn()
+        p = prior_mod.Prior.fit(self.cfg.prior, self.cfg.prior_key, self.cfg.prior_where, seed=self.cfg.seed)
+        log.info('prior: %d results of %s (sha256 %s...)', p.n, p.path, p.sha256[:12])
+        return p
+
     # ---- cache ---------------------------------------------------------------------------
     def _index(self, rec: Dict[str, Any]) -> None:
-        if rec['status'] == 'cached' or rec.get('lost') or rec.get('stage') in ('prescreen', 'surrogate'):
+        if rec['status'] == 'cached' or rec.get('lost') or rec.get('stage') in ('prior', 'prescreen', 'surrogate'):
             return  # only first-hand results are cache sources; a lost worker or a deferral is no verdict
         if rec.get('hash'):
             self._by_hash.setdefault(rec['hash'], rec['idx'])
@@ -288,6 +304,8 @@ class Search:
             jobs.append((f'cand-{idx}', task, payload))
             out[idx] = rec
         generation = range(first_idx, first_idx + len(texts))
+        if self.prior is not None and jobs:
+            jobs = self._prior(jobs, generation, out)
         if self.cfg.prescreen and jobs:
             jobs = self._prescreen(jobs, executor, generation, out)
         if self.cfg.surrogate and jobs:
@@ -352,8 +370,39 @@ class Search:
                         f'{len(scored)}, below the best {cfg.prescreen_keep:g} that train', pre.get('gflops'))
         return [pending[i] for i in sorted(pending) if i in kept]
 
+    def _prior(self, jobs: List[Tuple[str, Any, Dict[str, Any]]], generation: range,
+               out: Dict[int, Dict[str, Any]]) -> List[Tuple[str, Any, Dict[str, Any]]]:
+        """Rank the generation's candidates that would train by the prior's prediction
+        (``cfg.prior``), commit the ones below the best ``prior_keep`` as deferred, and return the
+        jobs of the others. The ranking is over those of ``jobs`` and, after a resume, those of the
+        generation already final that were ranked (their prediction is in their record). Its CPU
+        time is charged evenly to the candidates' check time."""
+        cfg = self.cfg
+        t0, c0 = time.perf_counter(), time.process_time()
+        pending = {p['idx']: (key, fn, p) for key, fn, p in jobs}
+        order = sorted(pending)
+        preds = {i: float(v) for i, v in zip(order, self.prior.predict([pending[i][2]['genome'] for i in order]))}
+        for i in generation:
+            rec = self.state.records.get(i)
+            if i not in pending and rec is not None and 'prior' in rec:
+                preds[i] = float(rec['prior']['pred'])
+        ranked = prior_mod.rank(preds)
+        n_keep = prior_mod.keep_count(len(ranked), cfg.prior_keep)
+        kept = set(ranked[:n_keep])
+        share_s = (time.perf_counter() - t0) / len(order)
+        share_cpu = (time.process_time() - c0) / len(order)
+        for i in order:
+            rec = out[i]
+            rec['prior'] = dict(pred=preds[i], rank=ranked.index(i) + 1, of=len(ranked), kept=i in kept)
+            rec['check_seconds'] += share_s
+            rec['check_cpu_seconds'] += share_cpu
+            if i not in kept:
+                self._defer(rec, 'prior', f'prior: predicted score {preds[i]:.4f}, rank {ranked.index(i) + 1} of '
+                            f'{len(ranked)}, below the best {cfg.prior_keep:g} that train', 0.0)
+        return [pending[i] for i in order if i in kept]
+
     def _defer(self, rec: Dict[str, Any], stage: str, message: str, gflops: Optional[float]) -> None:
-        """Commit ``rec`` as deferred by ``stage`` (``prescreen`` / ``surrogate``): rejected with
+        """Commit ``rec`` as deferred by ``stage`` (``prior`` / ``prescreen`` / ``surrogate``): rejected with
         reason ``deferred``, never trained; ``gflops``: what deciding it cost."""
         rec.update(status='rejected', reason='deferred', stage=stage, message=message, gflops=gflops)
         rec['F'], rec['G'] = objectives(self.cfg, 'rejected', {}, rec['cost'], rec.get('macs'))

@@ -48,6 +48,8 @@ class RunState:
         self.rungs: Dict[int, List[Dict[str, Any]]] = {}
         #: pre-screen results per evaluation index (``SearchConfig.prescreen``), kept likewise
         self.prescreen: Dict[int, Dict[str, Any]] = {}
+        #: the prior the run was started with (``SearchConfig.prior``): path, sha256, lines
+        self.prior: Dict[str, Any] = {}
         self.baselines: Dict[str, Dict[str, Any]] = {}
         self.generation = 0
         self.population: List[Dict[str, Any]] = []
@@ -68,6 +70,7 @@ class RunState:
         return dict(version=STATE_VERSION, records=[self.records[k] for k in sorted(self.records)],
                     rungs={str(k): self.rungs[k] for k in sorted(self.rungs)},
                     prescreen={str(k): self.prescreen[k] for k in sorted(self.prescreen)},
+                    prior=self.prior,
                     baselines=self.baselines, generation=self.generation,
                     population=self.population, rng_state=self.rng_state,
                     rng_history=self.rng_history, done=self.done, stopped=self.stopped,
@@ -102,6 +105,7 @@ class RunState:
         st.records = {int(r['idx']): r for r in data.get('records', [])}
         st.rungs = {int(k): v for k, v in data.get('rungs', {}).items()}
         st.prescreen = {int(k): v for k, v in data.get('prescreen', {}).items()}
+        st.prior = data.get('prior', {})
         st.baselines = data.get('baselines', {})
         st.generation = int(data.get('generation', 0))
         st.population = data.get('population', [])
