@@ -261,6 +261,10 @@ def test_compute_to_reach_ratio_on_synthetic_runs(tmp_path):
     rg = full['reach']['gflops']
     assert rg['ratio_to_reach'] == pytest.approx(2.0) and rg['ratio_total'] == pytest.approx(2.5)
     assert not s['runs']['no_cache']['reach']['cpu_s']['reached']
+    # the oracle: the naive run's own non-dominated results (0, 1, 3; not 4, dominated) cost 3 CPU-s
+    o = s['oracle']
+    assert (o['n'], sorted(o['idx']), o['cpu_s']) == (3, [0, 1, 3], pytest.approx(3.0))
+    assert o['ratio_cpu_s'] == pytest.approx(4 / 3)
     summ = res['summary']
     nr = summ['no_rejection']  # reached with 3 CPU-s; its GFLOPs are unknown: no GFLOPs ratio
     assert nr['ratio_to_reach_cpu_s'] == pytest.approx(4 / 3) and nr['ratio_to_reach_gflops_text'] == 'n/a'
@@ -270,6 +274,7 @@ def test_compute_to_reach_ratio_on_synthetic_runs(tmp_path):
     md = open(paths['md']).read()
     assert '2.00x less CPU time' in md and 'reached in 1 of 1 seeds' in md and 'not reached (HV' not in md
     assert '| no_cache | 1 | 0.3600 |' in md and 'missing runs: seed 0 no_program_check.' in md
+    assert '| 0 | 3 | 3.0 | 4.0 | 1.33x |' in md
 
 
 # ---- the measurement and its command line -------------------------------------------------------

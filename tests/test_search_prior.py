@@ -118,8 +118,12 @@ def test_search_ranks_by_the_prior_records_deferrals_and_resumes(tmp_path):
 def test_efficiency_measures_the_prior_as_an_accelerator(tmp_path):
     p = str(tmp_path / 'prior.jsonl')
     _write_prior(p)
-    acc = efficiency.prior_accelerator(p)
+    acc = efficiency.prior_accelerator(p, 'scores:0.6667', 'source:kind=random', 0.25)
     v = efficiency.variants(efficiency.ACCELERATORS + (acc,))
-    assert v['full']['prior'] == p and v['naive']['prior'] == '' and v['no_prior']['prior'] == ''
+    assert v['full']['prior'] == p and v['full']['prior_keep'] == 0.25
+    assert v['full']['prior_where'] == 'source:kind=random' and v['full']['prior_key'] == 'scores:0.6667'
+    default = preset('tiny')   # off: the prior fields at their defaults (the runs without a prior)
+    for name in ('naive', 'no_prior'):
+        assert {k: v[name][k] for k in acc.off} == {k: getattr(default, k) for k in acc.off}
     with pytest.raises(efficiency.EfficiencyError, match='--prior'):
         efficiency.run_measurement(preset('tiny').replace(prior=p), str(tmp_path / 'x'))

@@ -342,7 +342,9 @@ def search_efficiency_main(argv: Optional[Sequence[str]] = None) -> int:
             accelerators = accelerators + (efficiency.surrogate_accelerator(),)
             cfg = cfg.replace(surrogate=True)
         if cfg.prior:
-            accelerators = accelerators + (efficiency.prior_accelerator(cfg.prior),)
+            acc = efficiency.prior_accelerator(cfg.prior, cfg.prior_key, cfg.prior_where, cfg.prior_keep)
+            accelerators = accelerators + (acc,)
+            cfg = cfg.replace(**acc.on)
         if not args.report_only:
             efficiency.run_measurement(cfg, args.out, seeds=args.seeds, progress=not args.no_progress,
                                        command=command, accelerators=accelerators,
