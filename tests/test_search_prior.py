@@ -81,11 +81,17 @@ def test_search_ranks_by_the_prior_records_deferrals_and_resumes(tmp_path):
         assert len(kept) == prior_mod.keep_count(len(rs), 0.5)
         assert {r['prior']['of'] for r in rs} == {len(rs)}
         assert sorted(r['prior']['rank'] for r in rs) == list(range(1, len(rs) + 1))
-        if deferred:
-            assert min(r['prior']['pred'] for r in kept) >= max(r['prior']['pred'] for r in deferred)
+        # ranked as NSGA-II ranks a population on (predicted score, cost): fronts in order, and
+        # no deferred candidate dominates a kept one in those objectives
+        by_rank = sorted(rs, key=lambda r: r['prior']['rank'])
+        assert [r['prior']['front'] for r in by_rank] == sorted(r['prior']['front'] for r in rs)
+        for d in deferred:
+            for k in kept:
+                assert not (d['prior']['pred'] >= k['prior']['pred'] and d['cost'] <= k['cost']
+                            and (d['prior']['pred'] > k['prior']['pred'] or d['cost'] < k['cost']))
         for r in deferred:
             assert r['stage'] == 'prior' and r['reason'] == 'deferred' and r['status'] == 'rejected'
-            assert 'prior: predicted score' in r['message'] and r['G'] == [1.0]
+            assert 'prior: predicted score' in r['message'] and 'front' in r['message'] and r['G'] == [1.0]
             assert fresh._by_hash.get(r['hash']) != r['idx']   # no cache source
         for r in kept:
             assert r['stage'] != 'prior'
@@ -127,3 +133,12 @@ def test_efficiency_measures_the_prior_as_an_accelerator(tmp_path):
         assert {k: v[name][k] for k in acc.off} == {k: getattr(default, k) for k in acc.off}
     with pytest.raises(efficiency.EfficiencyError, match='--prior'):
         efficiency.run_measurement(preset('tiny').replace(prior=p), str(tmp_path / 'x'))
+
+
+def test_pareto_order_keeps_the_cheap_end_of_the_front():
+    # the most accurate (3) and the cheapest (1) first, then the middle of the front (0), then
+    # the dominated one (2): ranking by predicted score alone would put the cheap one third
+    F = {0: (-0.9, 10.0), 1: (-0.5, 1.0), 2: (-0.4, 5.0), 3: (-0.95, 12.0)}
+    order, front = prior_mod.pareto_order(F)
+    assert order == [1, 3, 0, 2] and front == {0: 1, 1: 1, 2: 2, 3: 1}
+    assert prior_mod.pareto_order({}) == ([], {})

@@ -11,8 +11,9 @@ skipped.
 
 The model is :class:`sklearn.ensemble.GradientBoostingRegressor` (seeded) on the genome features
 of :func:`attnzero.space.features.genome_features` (the bench surrogate's). Before a generation's
-candidates train, they are ranked by predicted score and only the best ``prior_keep`` fraction
-train; the others are recorded as ``rejected`` with reason ``deferred`` (``stage='prior'``), their
+candidates train, they are ranked as NSGA-II ranks a population (:func:`pareto_order`) on their
+objectives with the predicted score in place of the accuracy (the cost is their own), and only the
+best ``prior_keep`` fraction train; the others are recorded as ``rejected`` with reason ``deferred`` (``stage='prior'``), their
 prediction and rank: never silently dropped, never trained, never a cache source.
 
 The file's sha256 is kept in the run's state: a resumed search refuses a changed prior (its
@@ -27,13 +28,15 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+from pymoo.operators.survival.rank_and_crowding.metrics import calc_crowding_distance
+from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
 from attnzero.space import Genome
 from attnzero.space.features import genome_features
 
 from .config import ConfigError
 
-__all__ = ['Prior', 'load_rows', 'parse_where']
+__all__ = ['Prior', 'load_rows', 'parse_where', 'pareto_order', 'keep_count']
 
 #: the fewest usable lines a prior is fitted on
 MIN_ROWS = 20
@@ -128,9 +131,25 @@ def _features(text: str) -> np.ndarray:
     return genome_features(Genome.parse(text.split('|')[-1]))
 
 
-def rank(preds: Dict[int, float]) -> List[int]:
-    """Candidate indices, best prediction first (ties: the earlier index)."""
-    return sorted(preds, key=lambda i: (-preds[i], i))
+def pareto_order(F: Dict[int, Sequence[float]]) -> Tuple[List[int], Dict[int, int]]:
+    """``(indices best first, front of each index)``: candidates ordered as NSGA-II's survival orders
+    them, by the non-dominated front of their (predicted) objectives ``F`` (minimised), then by
+    crowding distance within a front (the extremes first), then by index. Ranking by predicted
+    accuracy alone would keep only the most accurate, costliest family and lose the cheap end of the
+    front (measured: ``docs/efficiency/search/prior``)."""
+    ids = sorted(F)
+    if not ids:
+        return [], {}
+    A = np.asarray([list(F[i]) for i in ids], dtype=float)
+    order: List[int] = []
+    front_of: Dict[int, int] = {}
+    for f, members in enumerate(NonDominatedSorting().do(A)):
+        members = sorted(int(m) for m in members)
+        cd = calc_crowding_distance(A[members]) if len(members) > 2 else np.full(len(members), np.inf)
+        for m, _ in sorted(zip(members, cd), key=lambda t: (-t[1], ids[t[0]])):
+            order.append(ids[m])
+            front_of[ids[m]] = f + 1
+    return order, front_of
 
 
 def keep_count(n: int, keep: float) -> int:

@@ -372,33 +372,40 @@ class Search:
 
     def _prior(self, jobs: List[Tuple[str, Any, Dict[str, Any]]], generation: range,
                out: Dict[int, Dict[str, Any]]) -> List[Tuple[str, Any, Dict[str, Any]]]:
-        """Rank the generation's candidates that would train by the prior's prediction
-        (``cfg.prior``), commit the ones below the best ``prior_keep`` as deferred, and return the
-        jobs of the others. The ranking is over those of ``jobs`` and, after a resume, those of the
-        generation already final that were ranked (their prediction is in their record). Its CPU
-        time is charged evenly to the candidates' check time."""
+        """Rank the generation's candidates that would train as NSGA-II ranks a population, on their
+        objectives with the prior's predicted score in place of the accuracy
+        (:func:`attnzero.search.prior.pareto_order`); commit the ones below the best ``prior_keep``
+        as deferred and return the jobs of the others. The ranking is over those of ``jobs`` and,
+        after a resume, those of the generation already final that were ranked (their prediction is
+        in their record). Its CPU time is charged evenly to the candidates' check time."""
         cfg = self.cfg
         t0, c0 = time.perf_counter(), time.process_time()
         pending = {p['idx']: (key, fn, p) for key, fn, p in jobs}
         order = sorted(pending)
         preds = {i: float(v) for i, v in zip(order, self.prior.predict([pending[i][2]['genome'] for i in order]))}
+        recs = {i: out[i] for i in order}
         for i in generation:
             rec = self.state.records.get(i)
             if i not in pending and rec is not None and 'prior' in rec:
                 preds[i] = float(rec['prior']['pred'])
-        ranked = prior_mod.rank(preds)
+                recs[i] = rec
+        F = {i: objectives(cfg, 'ok', {a: preds[i] for a in cfg.archs}, recs[i]['cost'], recs[i].get('macs'))[0]
+             for i in preds}
+        ranked, front = prior_mod.pareto_order(F)
         n_keep = prior_mod.keep_count(len(ranked), cfg.prior_keep)
         kept = set(ranked[:n_keep])
         share_s = (time.perf_counter() - t0) / len(order)
         share_cpu = (time.process_time() - c0) / len(order)
         for i in order:
             rec = out[i]
-            rec['prior'] = dict(pred=preds[i], rank=ranked.index(i) + 1, of=len(ranked), kept=i in kept)
+            rec['prior'] = dict(pred=preds[i], front=front[i], rank=ranked.index(i) + 1, of=len(ranked),
+                                kept=i in kept)
             rec['check_seconds'] += share_s
             rec['check_cpu_seconds'] += share_cpu
             if i not in kept:
-                self._defer(rec, 'prior', f'prior: predicted score {preds[i]:.4f}, rank {ranked.index(i) + 1} of '
-                            f'{len(ranked)}, below the best {cfg.prior_keep:g} that train', 0.0)
+                self._defer(rec, 'prior', f'prior: predicted score {preds[i]:.4f} at cost {rec["cost"]:.4g}, '
+                            f'front {front[i]}, rank {ranked.index(i) + 1} of {len(ranked)}, below the best '
+                            f'{cfg.prior_keep:g} that train', 0.0)
         return [pending[i] for i in order if i in kept]
 
     def _defer(self, rec: Dict[str, Any], stage: str, message: str, gflops: Optional[float]) -> None:

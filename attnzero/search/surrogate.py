@@ -12,10 +12,11 @@ already has (no more costly and at least as accurate, better in one): it is reco
 stage ``surrogate``, the prediction and the result that dominates it, and it is never a cache
 source. Nothing acts before ``surrogate_min`` results exist.
 
-Why online and not the bench's surrogate: on the default proxy a genome-feature surrogate has no
-held-out signal over *random* genomes (leave-one-out Kendall tau-b -0.12 on the fidelity run's 30
-samples), while within a search, whose offspring are variations of the results it learns from, it
-has some (``docs/efficiency/surrogate/surrogate.md``). The shipped bench (v1) is of another proxy.
+Why online: within a search, whose offspring are variations of the results it learns from, a
+genome-feature surrogate has some signal (``docs/efficiency/surrogate/surrogate.md``); over the
+fidelity run's 30 random genomes it had none (leave-one-out Kendall tau-b -0.12). Results measured
+before the search on the same proxy (Attn-Bench-101 v2) are the other source: the search's prior
+(:mod:`attnzero.search.prior`, ``SearchConfig.prior``) ranks candidates by a model fitted on them.
 
 The decision for a candidate depends only on results of earlier generations, which a resumed
 search has in full: a resumed search defers the same candidates.
