@@ -162,8 +162,8 @@ def prior_accelerator(path: str, key: str = 'score', where: str = '', keep: floa
     return Accelerator('prior', dict(prior=path, prior_key=key, prior_where=where, prior_keep=float(keep)),
                        dict(prior='', prior_key='score', prior_where='', prior_keep=0.5),
                        f'prior warm start: a model fitted on results measured before the search (`{path}`, '
-                       f'score `{key}`{", lines where " + where if where else ""}) ranks each generation; '
-                       f'the best {keep:g} train, the others are deferred')
+                       f'score `{key}`{", lines where " + where if where else ""}) ranks each generation as NSGA-II '
+                       f'does, on predicted score and cost; the best {keep:g} train, the others are deferred')
 
 
 def variants(accelerators: Sequence[Accelerator] = ACCELERATORS) -> Dict[str, Dict[str, Any]]:
