@@ -142,3 +142,14 @@ def test_pareto_order_keeps_the_cheap_end_of_the_front():
     order, front = prior_mod.pareto_order(F)
     assert order == [1, 3, 0, 2] and front == {0: 1, 1: 1, 2: 2, 3: 1}
     assert prior_mod.pareto_order({}) == ([], {})
+
+
+def test_cli_flag_sets_the_prior(tmp_path):
+    from attnzero.search.cli import config_from_args, search_parser
+
+    p = str(tmp_path / 'prior.jsonl')
+    args = search_parser().parse_args(['--preset', 'tiny', '--prior', p, '--set', 'prior_key=scores:0.6667',
+                                       '--set', 'prior_where=source:kind=random'])
+    cfg = config_from_args(args)
+    assert (cfg.prior, cfg.prior_key, cfg.prior_where, cfg.prior_keep) == (p, 'scores:0.6667',
+                                                                           'source:kind=random', 0.5)
