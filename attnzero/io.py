@@ -35,6 +35,7 @@ last line.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -44,7 +45,7 @@ import sys
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 __all__ = ['atomic_write_text', 'atomic_write_bytes', 'atomic_savefig', 'append_line', 'read_jsonl',
-           'JsonlError', 'fsync_dir', 'data_path', 'loadavg', 'tool_command']
+           'JsonlError', 'fsync_dir', 'data_path', 'loadavg', 'tool_command', 'sha256_file']
 
 
 class JsonlError(ValueError):
@@ -179,6 +180,15 @@ def data_path(*parts: str) -> str:
     installed with the package as package data), located from this module, so it works from a
     source checkout and from an installed package alike."""
     return os.path.join(os.path.dirname(os.path.abspath(__file__)), 'data', *parts)
+
+
+def sha256_file(path: str, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file's bytes, read in ``chunk``-byte pieces."""
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for b in iter(lambda: f.read(chunk), b''):
+            h.update(b)
+    return h.hexdigest()
 
 
 def loadavg() -> str:

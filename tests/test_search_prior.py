@@ -11,6 +11,7 @@ import pytest
 
 from attnzero.search import ConfigError, Search, efficiency, preset
 from attnzero.search import prior as prior_mod
+from attnzero.search.runner import keep_count
 from attnzero.search.state import RunDirError
 from attnzero.space import Genome, sample
 
@@ -78,7 +79,7 @@ def test_search_ranks_by_the_prior_records_deferrals_and_resumes(tmp_path):
         rs = [r for r in ranked if r['gen'] == gen]
         kept = [r for r in rs if r['prior']['kept']]
         deferred = [r for r in rs if not r['prior']['kept']]
-        assert len(kept) == prior_mod.keep_count(len(rs), 0.5)
+        assert len(kept) == keep_count(len(rs), 0.5)
         assert {r['prior']['of'] for r in rs} == {len(rs)}
         assert sorted(r['prior']['rank'] for r in rs) == list(range(1, len(rs) + 1))
         # ranked as NSGA-II ranks a population on (predicted score, cost): fronts in order, and

@@ -22,7 +22,7 @@ import math
 import os
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
-from attnzero.io import JsonlError, append_line, atomic_write_text
+from attnzero.io import JsonlError, append_line, atomic_write_text, sha256_file
 from attnzero.io import read_jsonl as _read_jsonl
 
 __all__ = ['FORMAT_NAME', 'FORMAT_VERSION', 'BENCH_FILE', 'BASELINES_FILE', 'MANIFEST_FILE',
@@ -57,16 +57,6 @@ class BenchIntegrityError(BenchError):
 class BenchFormatError(BenchError):
     """A file is not a bench of a supported format version."""
 
-
-def sha256_file(path: str, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        while True:
-            b = f.read(chunk)
-            if not b:
-                break
-            h.update(b)
-    return h.hexdigest()
 
 
 def _clean(x: Any) -> Any:

@@ -188,6 +188,14 @@ def long_selection(full_records: Sequence[Dict[str, Any]], plan: LevelPlan, samp
     return [(r, 'top') for r in top] + [(rest[i], 'random') for i in picked]
 
 
+def retest_pool(records) -> List[Dict[str, Any]]:
+    """The genomes the retest level draws from, in its order: those of the random stream trained at
+    the rung (ok or stopped by the rejection protocol), by batch and stream index."""
+    return sorted((r for r in records if r['status'] != 'check_failed'
+                   and (r.get('source') or {}).get('kind') == 'random'),
+                  key=lambda r: (r.get('batch') or 0, r['source'].get('index', 0), r['genome']))
+
+
 # ----------------------------------------------------------------------------- the build
 class _Stop(BaseException):
     """SIGTERM, a STOP file or the time budget: stop after the evaluation in progress."""
@@ -462,11 +470,8 @@ class _Builder:
             return
         if not self.settings.rungs:
             raise BenchError('the retest level retrains the rung: the bench has no rungs')
-        rnd = sorted((r for r in self.records.values() if r['status'] != 'check_failed'
-                      and (r.get('source') or {}).get('kind') == 'random'),
-                     key=lambda r: (r.get('batch') or 0, r['source'].get('index', 0), r['genome']))
         jobs = []
-        for r in rnd[:plan.n_retest]:
+        for r in retest_pool(self.records.values())[:plan.n_retest]:
             if r['hash'] not in self.retests:
                 jobs.append((f'retest-{r["hash"]}', level_task,
                              dict(key=r['hash'], genome=r['genome'], settings=self.sdict, budget=b0,
@@ -511,13 +516,13 @@ def status(out_dir: str) -> Dict[str, Any]:
                and not ln.get('name'))
     n_refs_all = len(ZOO_REFERENCES) + len(REFERENCE_GENOME_NAMES)
     n_retest = len(retests)
-    retest_pool = sum(1 for r in recs if r['status'] != 'check_failed' and (r.get('source') or {}).get('kind') == 'random')
+    n_pool = len(retest_pool(recs))
     complete = (trained >= plan.n and n_full >= plan.n_full and n_long >= min(plan.n_long, n_full)
                 and len(bases) >= n_refs_all
                 and (long_b == b0 or ref_long >= n_refs_all)
                 and n_cross >= len(plan.cross_archs) * min(plan.n_cross, pool)
                 and ref_cross >= len(plan.cross_archs) * n_refs_all
-                and n_retest >= min(plan.n_retest, retest_pool))
+                and n_retest >= min(plan.n_retest, n_pool))
     mean = lambda xs: sum(xs) / len(xs) if xs else None  # noqa: E731
     spent = _compute(recs, bases, all_lines)['cpu_hours']
     per = dict(rung=mean(rung_cpu), full_continued=mean(full_cpu), long=mean(long_cpu),

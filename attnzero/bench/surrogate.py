@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Sequence
 import numpy as np
 
 from attnzero.space import Genome, as_genome
-from attnzero.space.features import feature_names, genome_features
+from attnzero.space.features import feature_names, genome_features, regressor
 
 __all__ = ['Surrogate', 'fit_surrogate', 'genome_features', 'feature_names']
 
@@ -51,12 +51,7 @@ class Surrogate:
 
     @staticmethod
     def _model(seed: int, **params):
-        from sklearn.ensemble import GradientBoostingRegressor
-
-        kw = dict(n_estimators=200, max_depth=3, learning_rate=0.05, subsample=0.8,
-                  min_samples_leaf=3, random_state=seed)
-        kw.update(params)
-        return GradientBoostingRegressor(**kw)
+        return regressor(seed, **params)
 
     @classmethod
     def fit(cls, bench, target: str = 'score', test_frac: float = 0.2, seed: int = 0,

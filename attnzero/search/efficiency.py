@@ -462,12 +462,18 @@ def _admissibility() -> Callable[[SearchConfig, Dict[str, Any]], bool]:
     return admissible
 
 
+def _admissible_records(records, cfg: SearchConfig,
+                        admissible: Callable[[SearchConfig, Dict[str, Any]], bool]) -> List[Dict[str, Any]]:
+    """The feasible records the full search could return, in the given order."""
+    return [r for r in records
+            if r.get('G') is not None and r['G'][0] <= 0 and r.get('F') is not None and admissible(cfg, r)]
+
+
 def _admissible_points(records, cfg: SearchConfig,
                        admissible: Callable[[SearchConfig, Dict[str, Any]], bool]) -> np.ndarray:
     """The objectives ``F`` of the feasible records the full search could return (an array of
     shape ``(n, n_objectives)``)."""
-    pts = [list(r['F']) for r in records
-           if r.get('G') is not None and r['G'][0] <= 0 and r.get('F') is not None and admissible(cfg, r)]
+    pts = [list(r['F']) for r in _admissible_records(records, cfg, admissible)]
     return np.asarray(pts, dtype=float).reshape(len(pts), cfg.n_objectives)
 
 
@@ -582,8 +588,7 @@ def _oracle(run: Dict[str, Any], normalise, target: float, admissible, naive: Di
     genomes), but the scale of what any accelerator can gain over this naive search: the naive
     compute to reach its result over this."""
     cfg, state = run['cfg'], run['state']
-    recs = [r for r in sorted(state.records.values(), key=lambda r: r['idx'])
-            if r.get('G') is not None and r['G'][0] <= 0 and r.get('F') is not None and admissible(cfg, r)]
+    recs = _admissible_records(sorted(state.records.values(), key=lambda r: r['idx']), cfg, admissible)
     if not recs or target <= 0:
         return dict(n=0, cpu_s=None, gflops=None, ratio_cpu_s=None, ratio_gflops=None)
     F = np.asarray([r['F'] for r in recs], dtype=float)

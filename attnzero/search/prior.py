@@ -21,7 +21,6 @@ decisions would differ). The model is refitted from the file on every session, d
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from dataclasses import dataclass
@@ -31,23 +30,16 @@ import numpy as np
 from pymoo.operators.survival.rank_and_crowding.metrics import calc_crowding_distance
 from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
+from attnzero.io import sha256_file
 from attnzero.space import Genome
-from attnzero.space.features import genome_features
+from attnzero.space.features import genome_features, regressor
 
 from .config import ConfigError
 
-__all__ = ['Prior', 'load_rows', 'parse_where', 'pareto_order', 'keep_count']
+__all__ = ['Prior', 'load_rows', 'parse_where', 'pareto_order']
 
 #: the fewest usable lines a prior is fitted on
 MIN_ROWS = 20
-
-
-def sha256_file(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _get(line: Dict[str, Any], path: str) -> Any:
@@ -113,12 +105,8 @@ class Prior:
 
     @classmethod
     def fit(cls, path: str, key: str = 'score', where: str = '', seed: int = 0) -> 'Prior':
-        from sklearn.ensemble import GradientBoostingRegressor
-
         texts, y = load_rows(path, key, where)
-        X = np.stack([_features(t) for t in texts])
-        model = GradientBoostingRegressor(n_estimators=200, max_depth=3, learning_rate=0.05, subsample=0.8,
-                                          min_samples_leaf=3, random_state=seed).fit(X, y)
+        model = regressor(seed).fit(np.stack([_features(t) for t in texts]), y)
         return cls(model, len(texts), sha256_file(path), path)
 
     def predict(self, texts: Sequence[str]) -> np.ndarray:
@@ -150,10 +138,6 @@ def pareto_order(F: Dict[int, Sequence[float]]) -> Tuple[List[int], Dict[int, in
             order.append(ids[m])
             front_of[ids[m]] = f + 1
     return order, front_of
-
-
-def keep_count(n: int, keep: float) -> int:
-    return max(1, math.ceil(keep * n - 1e-9))
 
 
 def describe(prior: Optional[Prior]) -> Dict[str, Any]:

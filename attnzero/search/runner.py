@@ -63,6 +63,12 @@ def _setup_logging(run_dir: str, verbose: bool) -> logging.Handler:
     return fh
 
 
+def keep_count(n: int, keep: float) -> int:
+    """How many of ``n`` ranked candidates a deferral stage keeps (``prior_keep`` /
+    ``prescreen_keep``): ``ceil(keep * n)``, at least one."""
+    return max(1, math.ceil(keep * n - 1e-9))
+
+
 class Search:
     """One search run in ``run_dir``.
 
@@ -354,8 +360,7 @@ class Search:
             for r, j in enumerate(order):
                 rank[scored[j]] += (r + 1) / len(cfg.archs)
         ranked = sorted(scored, key=lambda i: (rank[i], i))
-        n_keep = max(1, math.ceil(cfg.prescreen_keep * len(scored) - 1e-9))
-        kept = set(ranked[:n_keep])
+        kept = set(ranked[:keep_count(len(scored), cfg.prescreen_keep)])
         for i in sorted(pending):
             pre = self.state.prescreen[i]
             rec = out[i]
@@ -392,19 +397,18 @@ class Search:
         F = {i: objectives(cfg, 'ok', {a: preds[i] for a in cfg.archs}, recs[i]['cost'], recs[i].get('macs'))[0]
              for i in preds}
         ranked, front = prior_mod.pareto_order(F)
-        n_keep = prior_mod.keep_count(len(ranked), cfg.prior_keep)
-        kept = set(ranked[:n_keep])
+        rank = {i: r + 1 for r, i in enumerate(ranked)}
+        kept = set(ranked[:keep_count(len(ranked), cfg.prior_keep)])
         share_s = (time.perf_counter() - t0) / len(order)
         share_cpu = (time.process_time() - c0) / len(order)
         for i in order:
             rec = out[i]
-            rec['prior'] = dict(pred=preds[i], front=front[i], rank=ranked.index(i) + 1, of=len(ranked),
-                                kept=i in kept)
+            rec['prior'] = dict(pred=preds[i], front=front[i], rank=rank[i], of=len(ranked), kept=i in kept)
             rec['check_seconds'] += share_s
             rec['check_cpu_seconds'] += share_cpu
             if i not in kept:
                 self._defer(rec, 'prior', f'prior: predicted score {preds[i]:.4f} at cost {rec["cost"]:.4g}, '
-                            f'front {front[i]}, rank {ranked.index(i) + 1} of {len(ranked)}, below the best '
+                            f'front {front[i]}, rank {rank[i]} of {len(ranked)}, below the best '
                             f'{cfg.prior_keep:g} that train', 0.0)
         return [pending[i] for i in order if i in kept]
 

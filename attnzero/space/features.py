@@ -17,7 +17,7 @@ import numpy as np
 from .graphs import GRAPH_NAMES, GRAPHS
 from .ops import BINARY_OPS, UNARY_OPS
 
-__all__ = ['genome_features', 'feature_names']
+__all__ = ['genome_features', 'feature_names', 'regressor']
 
 _SOURCES = ('q', 'k', 'v', 'b0', 'b1', 'b2', 'e5')
 _MAX_EDGES = 8
@@ -61,3 +61,17 @@ def genome_features(genome, ref_tokens: int = 3136, ref_head_dim: int = 32) -> n
     parts.append(np.array([lens.sum(), math.log10(max(float(flops), 1.0)),
                            float(genome.is_original), float(genome.uses_batch_global)]))
     return np.concatenate(parts)
+
+
+def regressor(seed: int = 0, **params):
+    """The score model on these features, shared by the bench's surrogate
+    (:class:`attnzero.bench.Surrogate`) and the search's prior (:mod:`attnzero.search.prior`): a
+    seeded :class:`sklearn.ensemble.GradientBoostingRegressor` (200 trees of depth 3, learning rate
+    0.05, subsample 0.8, at least 3 samples per leaf), ``params`` overriding those. scikit-learn is
+    imported here, on use."""
+    from sklearn.ensemble import GradientBoostingRegressor
+
+    kw = dict(n_estimators=200, max_depth=3, learning_rate=0.05, subsample=0.8, min_samples_leaf=3,
+              random_state=seed)
+    kw.update(params)
+    return GradientBoostingRegressor(**kw)
