@@ -14,8 +14,8 @@ from attnzero.bench.format import BENCH_FILE, MANIFEST_FILE, sha256_file
 from attnzero.space import UNARY_BY_NAME, Genome, same_function, sample
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHIPPED = os.environ.get('ATTNZERO_TEST_BENCH', ab.default_path())
-REPORT = os.environ.get('ATTNZERO_TEST_REPORT', os.path.join(ROOT, 'docs', 'bench', 'REPORT.md'))
+SHIPPED = os.environ.get('ATTNZERO_TEST_BENCH', ab.default_path('v1'))
+REPORT = os.environ.get('ATTNZERO_TEST_REPORT', os.path.join(ROOT, 'docs', 'bench', 'v1', 'REPORT.md'))
 LABEL = os.environ.get('ATTNZERO_TEST_BENCH_LABEL', 'attnzero/data/attn-bench-101')
 
 

@@ -254,9 +254,10 @@ def analyse(bench, surrogate: bool = True) -> Dict[str, Any]:
     out['train_seconds'] = dict(total=float(sum(r.get('train_seconds') or 0.0 for r in recs)),
                                 per_trained=_mean([r.get('train_seconds') for r in trained]))
     # ---- surrogate ----------------------------------------------------------------------------
-    out['surrogate'] = None
+    out['surrogate'] = out['surrogate_syntax'] = None
     if surrogate and len(trained) >= 10:
         out['surrogate'] = Surrogate.fit(bench, refit=False).summary()
+        out['surrogate_syntax'] = Surrogate.fit(bench, refit=False, features='syntax').summary()
     return out
 
 
@@ -476,11 +477,20 @@ def render_report(bench, res: Dict[str, Any], bench_label: str, plots: Sequence[
     L.append('')
     sg = res['surrogate']
     if sg:
-        L.append(f'`attnzero.bench.Surrogate` ({sg["model"]} on graph / operator / cost features, '
-                 f'target `{sg["target"]}`), fitted on {sg["n_train"]} trained genomes and tested on '
-                 f'{sg["n_test"]} held-out ones: **Kendall tau {_f(sg["tau"])}** (p = {sg["tau_p"]:.2g}), '
-                 f'Spearman rho {_f(sg["spearman"])}; {sg["folds"]}-fold cross-validation tau '
-                 f'{_f(sg["cv_tau_mean"])} ± {_f(sg["cv_tau_sd"])}.')
+        L.append(f'`attnzero.bench.Surrogate` ({sg["model"]} on graph / operator / cost features and '
+                 f'probe features, target `{sg["target"]}`), fitted on {sg["n_train"]} trained genomes and '
+                 f'tested on {sg["n_test"]} held-out ones: **Kendall tau {_f(sg["tau"])}** (p = '
+                 f'{sg["tau_p"]:.2g}), Spearman rho {_f(sg["spearman"])}; {sg["folds"]}-fold '
+                 f'cross-validation tau {_f(sg["cv_tau_mean"])} ± {_f(sg["cv_tau_sd"])}.')
+        sx = res.get('surrogate_syntax')
+        if sx:
+            L.append('')
+            L.append(f'Without the probe features (`features=\'syntax\'`: the genome\'s text alone, the '
+                     f'same split): held-out tau {_f(sx["tau"])}, cross-validation tau '
+                     f'{_f(sx["cv_tau_mean"])} ± {_f(sx["cv_tau_sd"])}. The probe features '
+                     f'(`attnzero.space.features.probe_features`) describe what the attention does on one '
+                     f'fixed input: its similarity to softmax attention, its sensitivity to q and k, its '
+                     f'output scale and rank.')
     else:
         L.append('Not enough trained genomes to fit the surrogate.')
     L.append('')

@@ -29,17 +29,20 @@ from .multifidelity import LevelPlan, build_levels
 from .multifidelity import finalize as finalize_levels
 from .multifidelity import status as build_status
 from .evaluate import BenchSettings
-from .query import default_path, load
+from .query import DEFAULT_VERSION, VERSIONS, default_path, load
 
 __all__ = ['build_main', 'analyze_main', 'zero_cost_main']
 
 #: the repository of a source checkout (where the reports are written by default)
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-DEFAULT_OUT = os.path.join('docs', 'bench')
+#: where the report of each shipped bench lives in the repository (the default one at the top)
+REPORT_DIRS = {'v1': os.path.join('docs', 'bench', 'v1'), 'v2': os.path.join('docs', 'bench')}
 
 BUILD_DOC = 'Build (or grow, or finalize) an Attn-Bench-101 directory.'
-ANALYZE_DOC = ('Measure design insights on an Attn-Bench-101 directory and write the markdown report '
-               '+ plots.')
+ANALYZE_DOC = ('Measure design insights on an Attn-Bench-101 directory (or a shipped one by version name: '
+               f'{", ".join(VERSIONS)}) and write the markdown report + plots. A shipped bench\'s report '
+               'goes to its folder by default: ' + ', '.join(f'{v} -> {d}' for v, d in REPORT_DIRS.items())
+               + '.')
 
 
 # ----------------------------------------------------------------------------- bench
@@ -240,16 +243,25 @@ def label_of(path: str) -> str:
 def analyze_main(argv: Optional[Sequence[str]] = None) -> int:
     """``tools/analyze_bench.py`` (console script ``attnzero-analyze-bench``)."""
     p = argparse.ArgumentParser(description=ANALYZE_DOC)
-    p.add_argument('--bench', default=default_path(), help='bench directory')
-    p.add_argument('--out', default=os.path.join(ROOT, DEFAULT_OUT), help='report directory')
+    p.add_argument('--bench', default=DEFAULT_VERSION,
+                   help=f'bench directory or shipped version name (default {DEFAULT_VERSION})')
+    p.add_argument('--out', default=None, help='report directory (default: a shipped bench\'s '
+                   'folder under docs/bench, else required)')
     p.add_argument('--no-plots', action='store_true', help='only the markdown report')
     p.add_argument('--no-verify', action='store_true', help='do not check the manifest sha256')
     p.add_argument('--partial', action='store_true',
                    help='report a multi-fidelity bench whose build has not finished its plan')
     args = p.parse_args(argv)
-    bench = load(args.bench, verify=not args.no_verify, partial=args.partial)
+    version = args.bench if args.bench in VERSIONS else next(
+        (v for v in VERSIONS if os.path.abspath(default_path(v)) == os.path.abspath(args.bench)), None)
+    if args.out is None:
+        if version is None:
+            p.error(f'--out is required for a bench that is not shipped ({args.bench!r})')
+        args.out = os.path.join(ROOT, REPORT_DIRS[version])
+    bench_path = default_path(version) if version else args.bench
+    bench = load(bench_path, verify=not args.no_verify, partial=args.partial)
     # (a multi-fidelity bench gets the levels report: every level, the paper's claims point by point)
-    path = write_bench_report(bench, args.out, label_of(args.bench), plots=not args.no_plots)
+    path = write_bench_report(bench, args.out, label_of(bench_path), plots=not args.no_plots)
     print(path)
     return 0
 

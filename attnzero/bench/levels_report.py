@@ -227,7 +227,10 @@ def _noise(bench, res: Dict[str, Any]) -> List[Dict[str, Any]]:
             continue
         var_g = float(np.var(sc, ddof=1))
         sg = (res['levels'].get(k) or {}).get('analysis', {}).get('surrogate')
+        chance = ((bench.records[0].get('proxy') or {}).get('chance'))
+        near = None if chance is None else float(np.mean([abs(x - chance) <= 0.05 for x in sc]))
         base = dict(level=k, name=_level_name(bench, lv), n_genomes=len(sc), genome_sd=float(np.sqrt(var_g)),
+                    near_chance=near,
                     surrogate_tau=sg['tau'] if sg else None,
                     surrogate_cv=sg['cv_tau_mean'] if sg else None)
         ss = dof = 0.0
@@ -365,6 +368,20 @@ def render_levels_report(bench, res: Dict[str, Any], bench_label: str, plots: Se
                  'training predicts the first. A surrogate near these figures is limited by the noise of the '
                  'bench, not by its features.')
         L.append('')
+        for n in res['noise']:
+            if (n['source'].startswith('references') and n['surrogate_tau'] is not None
+                    and n['ceiling'] is not None and n['surrogate_tau'] > n['ceiling']):
+                means = [r['levels'][n['level']]['mean'] for r in res['references']
+                         if (r['levels'].get(n['level']) or {}).get('mean') is not None]
+                near = '' if n['near_chance'] is None or not means else (
+                    f' {100 * n["near_chance"]:.1f}% of the genomes score within 0.05 of chance there, '
+                    f'against reference means of {_f(min(means))}-{_f(max(means))};')
+                L.append(f'At the {n["name"]} the surrogate\'s held-out tau ({_f(n["surrogate_tau"])}) is above '
+                         f'the ceiling computed from the references\' seed noise ({_f(n["ceiling"])}), so that '
+                         f'ceiling is too low: the references are attentions that all learn, and their seed '
+                         f'noise overstates that of the genomes as a whole;{near} a retest of the genomes '
+                         f'themselves measures their noise.')
+                L.append('')
     # references
     L += ['## References (zoo attentions and published genomes)', '']
     L.append(_md_table(['reference'] + [f'{k} ep: mean ± sd (seeds)' for k in keys], _ref_rows(res, keys)))
@@ -397,9 +414,14 @@ def render_levels_report(bench, res: Dict[str, Any], bench_label: str, plots: Se
             L.append('')
         sg = a.get('surrogate')
         if sg:
-            L.append(f'Surrogate (gradient boosting on genome features) fitted on this level: held-out '
+            L.append(f'Surrogate (gradient boosting on genome and probe features) fitted on this level: held-out '
                      f'Kendall tau **{_f(sg["tau"])}** on {sg["n_test"]} genomes (trained on '
                      f'{sg["n_train"]}); {sg["folds"]}-fold mean {_f(sg["cv_tau_mean"])} ± {_f(sg["cv_tau_sd"])}.')
+            sx = a.get('surrogate_syntax')
+            if sx:
+                L.append(f'Without the probe features (the genome\'s text alone, the same split): held-out '
+                         f'tau {_f(sx["tau"])}, {sx["folds"]}-fold mean {_f(sx["cv_tau_mean"])} ± '
+                         f'{_f(sx["cv_tau_sd"])}.')
             L.append('')
     for p in plots:
         L.append(f'![{p}]({p})')

@@ -1,5 +1,6 @@
-"""Accuracy surrogate: gradient boosting on operator / graph features of a genome
-(:func:`attnzero.space.features.genome_features`).
+"""Accuracy surrogate: gradient boosting on features of a genome
+(:func:`attnzero.space.features.genome_features`): by default its operator / graph features and its
+probe features (what its attention does on a fixed input; ``features='syntax'`` leaves them out).
 
 :meth:`Surrogate.fit` holds out a fixed random ``test_frac`` of the trained genomes, fits
 :class:`sklearn.ensemble.GradientBoostingRegressor` on the rest and reports the held-out Kendall tau
@@ -14,9 +15,12 @@ from typing import Any, Dict, List, Sequence
 import numpy as np
 
 from attnzero.space import Genome, as_genome
-from attnzero.space.features import feature_names, genome_features, regressor
+from attnzero.space.features import FEATURE_SETS, feature_names, genome_features, regressor
 
-__all__ = ['Surrogate', 'fit_surrogate', 'genome_features', 'feature_names']
+__all__ = ['Surrogate', 'fit_surrogate', 'genome_features', 'feature_names', 'DEFAULT_FEATURES']
+
+#: the feature set of :meth:`Surrogate.fit` unless told otherwise
+DEFAULT_FEATURES = 'syntax+probe'
 
 
 @dataclass
@@ -25,6 +29,7 @@ class Surrogate:
 
     Attributes:
         target: the record field predicted (``'score'``: mean final accuracy over archs/seeds).
+        features: the feature set (:data:`attnzero.space.features.FEATURE_SETS`).
         tau, tau_p: held-out Kendall tau (and its p-value) on ``n_test`` genomes never seen in fitting.
         spearman: held-out Spearman rho.
         cv_taus: Kendall tau of each of the ``folds`` cross-validation folds.
@@ -48,6 +53,7 @@ class Surrogate:
     ref: Dict[str, int] = field(default_factory=dict)
     train_hashes: List[str] = field(default_factory=list)
     test_hashes: List[str] = field(default_factory=list)
+    features: str = DEFAULT_FEATURES
 
     @staticmethod
     def _model(seed: int, **params):
@@ -55,9 +61,13 @@ class Surrogate:
 
     @classmethod
     def fit(cls, bench, target: str = 'score', test_frac: float = 0.2, seed: int = 0,
-            folds: int = 5, refit: bool = True, **params) -> 'Surrogate':
+            folds: int = 5, refit: bool = True, features: str = DEFAULT_FEATURES,
+            **params) -> 'Surrogate':
         """Fit on the trained genomes of ``bench`` (a :class:`attnzero.bench.Bench`)."""
         from scipy.stats import kendalltau, spearmanr
+
+        if features not in FEATURE_SETS:
+            raise ValueError(f'unknown surrogate feature set {features!r}; known: {", ".join(FEATURE_SETS)}')
 
         recs = [r for r in bench.records if r['status'] != 'check_failed' and r.get(target) is not None]
         recs.sort(key=lambda r: r['hash'])  # order-independent split
@@ -66,7 +76,7 @@ class Surrogate:
                              f'the bench has {len(recs)}')
         st = (recs[0].get('static') or {})
         ref = dict(ref_tokens=int(st.get('ref_tokens', 3136)), ref_head_dim=int(st.get('ref_head_dim', 32)))
-        X = np.stack([genome_features(Genome.parse(r['genome']), **ref) for r in recs])
+        X = np.stack([genome_features(Genome.parse(r['genome']), **ref, features=features) for r in recs])
         y = np.array([float(r[target]) for r in recs])
         rng = np.random.default_rng(seed)
         perm = rng.permutation(len(recs))
@@ -88,17 +98,17 @@ class Surrogate:
             model = cls._model(seed, **params).fit(X, y)
         return cls(target, model, float(tau), float(p), float(rho), cv, len(train), len(test),
                    test_frac, seed, dict(params), ref, [recs[i]['hash'] for i in train],
-                   [recs[i]['hash'] for i in test])
+                   [recs[i]['hash'] for i in test], features)
 
     def predict(self, genomes: Sequence[Any]) -> np.ndarray:
         """Predicted ``target`` for genomes in any form (Genome, text, original cfg dict;
         :func:`attnzero.space.as_genome`)."""
-        X = np.stack([genome_features(as_genome(g), **self.ref) for g in genomes])
+        X = np.stack([genome_features(as_genome(g), **self.ref, features=self.features) for g in genomes])
         return self.model.predict(X)
 
     def summary(self) -> Dict[str, Any]:
         cv = np.array(self.cv_taus) if self.cv_taus else np.array([np.nan])
-        return dict(target=self.target, model='GradientBoostingRegressor', tau=self.tau,
+        return dict(target=self.target, model='GradientBoostingRegressor', features=self.features, tau=self.tau,
                     tau_p=self.tau_p, spearman=self.spearman, n_train=self.n_train,
                     n_test=self.n_test, cv_tau_mean=float(np.mean(cv)), cv_tau_sd=float(np.std(cv)),
                     folds=len(self.cv_taus))

@@ -342,7 +342,8 @@ def search_efficiency_main(argv: Optional[Sequence[str]] = None) -> int:
             accelerators = accelerators + (efficiency.surrogate_accelerator(),)
             cfg = cfg.replace(surrogate=True)
         if cfg.prior:
-            acc = efficiency.prior_accelerator(cfg.prior, cfg.prior_key, cfg.prior_where, cfg.prior_keep)
+            acc = efficiency.prior_accelerator(cfg.prior, cfg.prior_key, cfg.prior_where, cfg.prior_keep,
+                                               cfg.prior_features)
             accelerators = accelerators + (acc,)
             cfg = cfg.replace(**acc.on)
         if not args.report_only:

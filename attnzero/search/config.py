@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 from attnzero.space import TRIAL_105, Genome
+from attnzero.space.features import FEATURE_SETS
 from attnzero.space.shape import SHAPE_SPACES, JointGenome, ShapeError
 
 from .archs import ARCHS
@@ -36,7 +37,7 @@ SEARCH_ONLY_FIELDS = ('pop_size', 'generations', 'n_offsprings', 'crossover_prob
                       'init_genomes', 'acc_objective', 'baseline', 'min_acc_ratio', 'workers',
                       'dask_scheduler', 'eval_timeout_s', 'retries', 'fault_injection', 'cache',
                       'rungs', 'eta', 'prescreen', 'prescreen_keep', 'surrogate', 'surrogate_min', 'surrogate_z',
-                      'prior', 'prior_key', 'prior_where', 'prior_keep', 'shape_space', 'shape_evaluator')
+                      'prior', 'prior_key', 'prior_where', 'prior_keep', 'prior_features', 'shape_space', 'shape_evaluator')
 #: the default proxy's architectures and their shapes (``docs/fidelity/DESIGN.md`` says why: depth
 #: is what makes the proxy rank hydra's global gating below the attentions that route between
 #: tokens; an 8-block DeiT of width 32 ranks the published attentions better over five seeds than
@@ -162,6 +163,9 @@ Accelerators (each ``True`` by default; all ``False`` is the *naive* search that
         prior_where: keep only lines matching ``path=value[,path=value]`` (``'source:kind=random'``:
             a bench's random-stream genomes only).
         prior_keep: the fraction of a generation's candidates that train (``(0, 1]``).
+        prior_features: the prior model's features (:data:`attnzero.space.features.FEATURE_SETS`):
+            ``'syntax+probe'`` (default: the genome's text and what its attention does on a fixed
+            probe input) or ``'syntax'`` (the text alone, as the first prior measurements used).
 
     Objectives:
         archs: proxy architectures (:data:`attnzero.search.archs.ARCHS`).
@@ -232,6 +236,7 @@ Accelerators (each ``True`` by default; all ``False`` is the *naive* search that
     prior_key: str = 'score'
     prior_where: str = ''
     prior_keep: float = 0.5
+    prior_features: str = 'syntax+probe'
     # objectives
     archs: List[str] = field(default_factory=lambda: list(DEFAULT_ARCHS))
     acc_objective: str = 'mean'
@@ -317,6 +322,7 @@ Accelerators (each ``True`` by default; all ``False`` is the *naive* search that
         need(isinstance(self.prior_where, str), 'prior_where', 'must be a string')
         need(isinstance(self.prior_keep, (int, float)) and 0.0 < self.prior_keep <= 1.0, 'prior_keep',
              'must be in (0, 1]')
+        need(self.prior_features in FEATURE_SETS, 'prior_features', f'must be one of {", ".join(FEATURE_SETS)}')
         if self.surrogate:
             need(self.acc_objective == 'mean', 'acc_objective', "the surrogate predicts the mean accuracy: "
                  "surrogate=True needs acc_objective='mean'")
@@ -391,7 +397,7 @@ Accelerators (each ``True`` by default; all ``False`` is the *naive* search that
 
 #: what a config written before a field existed meant by leaving it out, where that differs from
 #: the field's default today
-LEGACY_VALUES: Dict[str, Any] = {'common_seed': False}
+LEGACY_VALUES: Dict[str, Any] = {'common_seed': False, 'prior_features': 'syntax'}
 
 
 def with_defaults(data: Dict[str, Any]) -> Dict[str, Any]:

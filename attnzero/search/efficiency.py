@@ -152,18 +152,22 @@ def surrogate_accelerator() -> Accelerator:
                        'result of the run is deferred')
 
 
-def prior_accelerator(path: str, key: str = 'score', where: str = '', keep: float = 0.5) -> Accelerator:
+def prior_accelerator(path: str, key: str = 'score', where: str = '', keep: float = 0.5,
+                      features: str = 'syntax+probe') -> Accelerator:
     """The prior's warm start (``SearchConfig.prior``, opt-in) as an accelerator:
     ``tools/search_efficiency.py --prior FILE`` (``prior_key`` / ``prior_where`` / ``prior_keep``
     from ``--set``). Its settings are the accelerator's: off, every prior field is at its default,
     so the naive search and the ``no_prior`` ablation are the same runs as without a prior."""
     if not path:
         raise EfficiencyError('--prior: give the file of prior results')
-    return Accelerator('prior', dict(prior=path, prior_key=key, prior_where=where, prior_keep=float(keep)),
-                       dict(prior='', prior_key='score', prior_where='', prior_keep=0.5),
+    return Accelerator('prior', dict(prior=path, prior_key=key, prior_where=where, prior_keep=float(keep),
+                                     prior_features=features),
+                       dict(prior='', prior_key='score', prior_where='', prior_keep=0.5,
+                            prior_features='syntax+probe'),
                        f'prior warm start: a model fitted on results measured before the search (`{path}`, '
-                       f'score `{key}`{", lines where " + where if where else ""}) ranks each generation as NSGA-II '
-                       f'does, on predicted score and cost; the best {keep:g} train, the others are deferred')
+                       f'score `{key}`{", lines where " + where if where else ""}; {features} features) ranks '
+                       f'each generation as NSGA-II does, on predicted score and cost; the best {keep:g} train, '
+                       f'the others are deferred')
 
 
 def variants(accelerators: Sequence[Accelerator] = ACCELERATORS) -> Dict[str, Dict[str, Any]]:
@@ -228,7 +232,10 @@ def _jsonable(d: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def _search_fields(d: Dict[str, Any]) -> Dict[str, Any]:
-    return {k: v for k, v in _jsonable(with_defaults(d)).items() if k not in RESUMABLE_FIELDS}
+    out = {k: v for k, v in _jsonable(with_defaults(d)).items() if k not in RESUMABLE_FIELDS}
+    if not out.get('prior'):
+        out.pop('prior_features', None)  # no prior, no prior model: its features change nothing
+    return out
 
 
 def _run_state(run_dir: str) -> Tuple[str, Optional[SearchConfig], Optional[RunState]]:

@@ -10,7 +10,8 @@ runs an efficiency measurement compares against). Lines without a genome or a fi
 skipped.
 
 The model is :class:`sklearn.ensemble.GradientBoostingRegressor` (seeded) on the genome features
-of :func:`attnzero.space.features.genome_features` (the bench surrogate's). Before a generation's
+of :func:`attnzero.space.features.genome_features` (the bench surrogate's), by default with the probe
+features (``SearchConfig.prior_features``). Before a generation's
 candidates train, they are ranked as NSGA-II ranks a population (:func:`pareto_order`) on their
 objectives with the predicted score in place of the accuracy (the cost is their own), and only the
 best ``prior_keep`` fraction train; the others are recorded as ``rejected`` with reason ``deferred`` (``stage='prior'``), their
@@ -102,21 +103,23 @@ class Prior:
     n: int
     sha256: str
     path: str
+    features: str = 'syntax+probe'
 
     @classmethod
-    def fit(cls, path: str, key: str = 'score', where: str = '', seed: int = 0) -> 'Prior':
+    def fit(cls, path: str, key: str = 'score', where: str = '', seed: int = 0,
+            features: str = 'syntax+probe') -> 'Prior':
         texts, y = load_rows(path, key, where)
-        model = regressor(seed).fit(np.stack([_features(t) for t in texts]), y)
-        return cls(model, len(texts), sha256_file(path), path)
+        model = regressor(seed).fit(np.stack([_features(t, features) for t in texts]), y)
+        return cls(model, len(texts), sha256_file(path), path, features)
 
     def predict(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros(0)
-        return self.model.predict(np.stack([_features(t) for t in texts]))
+        return self.model.predict(np.stack([_features(t, self.features) for t in texts]))
 
 
-def _features(text: str) -> np.ndarray:
-    return genome_features(Genome.parse(text.split('|')[-1]))
+def _features(text: str, features: str) -> np.ndarray:
+    return genome_features(Genome.parse(text.split('|')[-1]), features=features)
 
 
 def pareto_order(F: Dict[int, Sequence[float]]) -> Tuple[List[int], Dict[int, int]]:
@@ -141,4 +144,4 @@ def pareto_order(F: Dict[int, Sequence[float]]) -> Tuple[List[int], Dict[int, in
 
 
 def describe(prior: Optional[Prior]) -> Dict[str, Any]:
-    return {} if prior is None else dict(path=prior.path, sha256=prior.sha256, n=prior.n)
+    return {} if prior is None else dict(path=prior.path, sha256=prior.sha256, n=prior.n, features=prior.features)

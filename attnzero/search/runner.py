@@ -154,7 +154,8 @@ class Search:
         if not self.cfg.prior:
             return None
         surrogate_mod.require_sklearn()
-        p = prior_mod.Prior.fit(self.cfg.prior, self.cfg.prior_key, self.cfg.prior_where, seed=self.cfg.seed)
+        p = prior_mod.Prior.fit(self.cfg.prior, self.cfg.prior_key, self.cfg.prior_where, seed=self.cfg.seed,
+                                features=self.cfg.prior_features)
         log.info('prior: %d results of %s (sha256 %s...)', p.n, p.path, p.sha256[:12])
         return p
 

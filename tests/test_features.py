@@ -1,0 +1,73 @@
+"""Genome features for the accuracy surrogates: the syntax set and the probe features."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from attnzero.space import REFERENCE_GENOMES, Genome
+from attnzero.space import features as F
+
+
+def _probe(name):
+    return dict(zip(F.PROBE_FEATURES, F.probe_features(REFERENCE_GENOMES[name])))
+
+
+def test_feature_sets_and_names():
+    g = REFERENCE_GENOMES['trial_105']
+    syn = F.genome_features(g)
+    both = F.genome_features(g, features='syntax+probe')
+    assert len(syn) == len(F.feature_names()) and len(both) == len(F.feature_names('syntax+probe'))
+    assert np.array_equal(both[:len(syn)], syn)
+    assert np.array_equal(both[len(syn):], F.probe_features(g))
+    assert F.feature_names('syntax+probe')[len(syn):] == [f'probe:{n}' for n in F.PROBE_FEATURES]
+    with pytest.raises(ValueError, match="'probes'"):
+        F.genome_features(g, features='probes')
+
+
+def test_probe_features_measure_what_they_say():
+    sm, elu, t105 = _probe('softmax'), _probe('elu_linear'), _probe('trial_105')
+    assert sm['probe_ok'] == elu['probe_ok'] == t105['probe_ok'] == 1.0
+    # softmax attention is its own reference; ELU+1 linear attention approximates it
+    assert sm['cos_softmax'] == pytest.approx(1.0, abs=1e-4)
+    assert 0.3 < elu['cos_softmax'] < 0.99
+    # both are linear in v; Trial-105 normalises v, so f(2v) = f(v) and the deviation is 1/2
+    assert sm['v_nonlinearity'] == elu['v_nonlinearity'] == 0.0
+    assert t105['v_nonlinearity'] == pytest.approx(0.5, abs=1e-4)
+    # ReLU linear attention is homogeneous in (q, k): doubling both changes nothing
+    assert _probe('relu_linear')['sens_qk_scale'] < 1e-6 and sm['sens_qk_scale'] > 0.1
+    for p in (sm, elu, t105):
+        assert p['sens_q'] > 0 and p['sens_k'] > 0 and 1 <= p['effective_rank'] <= 16
+
+
+def test_probe_features_are_a_function_of_the_genome():
+    g = REFERENCE_GENOMES['trial_140']
+    a = F.probe_features(g)
+    F._probe_cached.cache_clear()
+    assert np.array_equal(F.probe_features(Genome.parse(g.to_string())), a)  # recomputed, same values
+    # a genome computing the same function written differently (an idempotent operator repeated)
+    h = Genome.parse('i3n302:elu;scale;abs,abs;sigmoid;l2_norm;l2norm_last:einsum1,einsum1,sum')
+    assert h.hash != g.hash and np.array_equal(F.probe_features(h), a)
+    assert not np.array_equal(F.probe_features(REFERENCE_GENOMES['trial_105']), a)
+
+
+def test_a_genome_that_fails_on_the_probe_gets_probe_ok_zero(monkeypatch):
+    text = 'i3n302:relu;-;-;-;-;-:einsum1,matmul,second'
+    F._probe_cached.cache_clear()
+    monkeypatch.setattr(Genome, 'compile', lambda self, *a, **k: (lambda q, k_, v: q * float('nan')))
+    assert np.array_equal(F.probe_features(Genome.parse(text)), np.zeros(len(F.PROBE_FEATURES)))
+
+    def boom(self, *a, **k):
+        raise RuntimeError('no')
+    F._probe_cached.cache_clear()
+    monkeypatch.setattr(Genome, 'compile', boom)
+    assert np.array_equal(F.probe_features(Genome.parse(text)), np.zeros(len(F.PROBE_FEATURES)))
+    F._probe_cached.cache_clear()
+
+
+def test_probe_leaves_torch_state_alone():
+    state = torch.random.get_rng_state()
+    grad = torch.is_grad_enabled()
+    F._probe_cached.cache_clear()
+    F.probe_features(REFERENCE_GENOMES['elu_linear'])
+    assert torch.equal(torch.random.get_rng_state(), state) and torch.is_grad_enabled() == grad
