@@ -89,6 +89,7 @@ setup(
         'attnzero-make-toy-data=attnzero.data.toy:main',
         'attnzero-transfer=attnzero.transfer:main',
         'attnzero-zero-cost=attnzero.bench.cli:zero_cost_main',
+        'attnzero-surrogate-cv=attnzero.bench.cli:surrogate_cv_main',
         'attnzero-space-report=attnzero.space.report:main',
     ]},
     classifiers=[

@@ -176,3 +176,27 @@ def test_tiny_build_is_resumable(tmp_path):
         if done:
             assert all(0.0 <= run['test_acc'] <= 1.0 for run in done)
             assert r['test_score'] == pytest.approx(sum(run['test_acc'] for run in done) / len(done))
+
+
+def test_surrogate_cross_validation_by_feature_set(shipped):
+    from scipy.stats import kendalltau
+
+    from attnzero.bench.surrogate import compare_feature_sets, cross_validate
+    from attnzero.space.features import genome_features, regressor
+
+    sub = shipped.filter(trained=True)
+    sub = ab.Bench(sorted(sub.records, key=lambda r: r['hash'])[:120], sub.baselines, sub.manifest, sub.path)
+    taus = cross_validate(sub, 'syntax', reps=2, folds=3)
+    assert len(taus) == 6 and all(math.isfinite(t) for t in taus)
+    # the first fold, recomputed independently
+    recs = sorted(sub.records, key=lambda r: r['hash'])
+    test, *rest = np.array_split(np.random.default_rng(0).permutation(len(recs)), 3)
+    train = np.concatenate(rest)
+    X = np.stack([genome_features(Genome.parse(r['genome'])) for r in recs])
+    y = np.array([r['score'] for r in recs])
+    m = regressor(0).fit(X[train], y[train])
+    assert taus[0] == pytest.approx(kendalltau(m.predict(X[test]), y[test])[0], abs=1e-12)
+    rows = compare_feature_sets(sub, reps=1, folds=3, min_genomes=10)
+    assert [r['features'] for r in rows] == ['syntax', 'syntax+probe'] and {r['n'] for r in rows} == {120}
+    with pytest.raises(ValueError, match="'bogus'"):
+        cross_validate(sub, 'bogus')

@@ -353,3 +353,19 @@ def test_shipped_v2_report_regenerates_identically():
     with open(os.path.join(root, 'docs', 'bench', 'REPORT.md'), encoding='utf-8') as f:
         committed = f.read()
     assert report_text(ab.load('v2', partial=True), 'attnzero/data/attn-bench-101-v2') == committed
+
+
+def test_surrogate_cv_tool_writes_its_tables(built, tmp_path):
+    from attnzero.bench.cli import surrogate_cv_main
+
+    out, _ = built
+    dst = tmp_path / 'cv'
+    assert surrogate_cv_main(['--bench', out, '--out', str(dst), '--reps', '1', '--folds', '2',
+                              '--min-genomes', '4']) == 0
+    md = (dst / 'surrogate_cv.md').read_text(encoding='utf-8')
+    assert 'python tools/surrogate_cv.py --bench' in md and '`syntax+probe`' in md and '| 0.5 ep | 6 |' in md
+    rows = (dst / 'surrogate_cv.csv').read_text(encoding='utf-8').splitlines()
+    assert rows[0].startswith('level,features,n,folds') and len(rows) == 1 + 2 * 1  # the rung only: 2 sets
+    assert (dst / 'surrogate_cv.png').stat().st_size > 0
+    with pytest.raises(SystemExit):
+        surrogate_cv_main(['--bench', out, '--out', str(dst), '--folds', '1'])

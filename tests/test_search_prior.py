@@ -156,21 +156,16 @@ def test_cli_flag_sets_the_prior(tmp_path):
                                                                            'source:kind=random', 0.5)
 
 
-def test_prior_features_are_a_setting_and_old_runs_keep_theirs(tmp_path):
-    from attnzero.search.config import SearchConfig
-
+def test_prior_features_are_a_setting(tmp_path):
     p = str(tmp_path / 'prior.jsonl')
     lines = _write_prior(p)
-    probe = prior_mod.Prior.fit(p, 'scores:0.6667')
-    syntax = prior_mod.Prior.fit(p, 'scores:0.6667', features='syntax')
-    assert probe.features == 'syntax+probe' and prior_mod.describe(syntax)['features'] == 'syntax'
+    syntax = prior_mod.Prior.fit(p, 'scores:0.6667')
+    probe = prior_mod.Prior.fit(p, 'scores:0.6667', features='syntax+probe')
+    assert syntax.features == 'syntax' and prior_mod.describe(probe)['features'] == 'syntax+probe'
     texts = [x['genome'] for x in lines[:10]]
     assert not np.allclose(probe.predict(texts), syntax.predict(texts))   # two different models
+    assert preset('tiny').prior_features == 'syntax'
     with pytest.raises(ConfigError, match="prior_features='text'"):
         preset('tiny').replace(prior=p, prior_features='text')
-    # a config written before the field existed was a text-only prior
-    old = {k: v for k, v in preset('tiny').replace(prior=p).to_dict().items() if k != 'prior_features'}
-    assert SearchConfig.from_dict(old).prior_features == 'syntax'
-    # without a prior the field changes nothing an efficiency measurement compares
-    a = efficiency._search_fields({k: v for k, v in preset('tiny').to_dict().items() if k != 'prior_features'})
-    assert a == efficiency._search_fields(preset('tiny').to_dict())
+    acc = efficiency.prior_accelerator(p, 'scores:0.6667', features='syntax+probe')
+    assert acc.on['prior_features'] == 'syntax+probe' and acc.off['prior_features'] == 'syntax'

@@ -31,7 +31,7 @@ from .multifidelity import status as build_status
 from .evaluate import BenchSettings
 from .query import DEFAULT_VERSION, VERSIONS, default_path, load
 
-__all__ = ['build_main', 'analyze_main', 'zero_cost_main']
+__all__ = ['build_main', 'analyze_main', 'zero_cost_main', 'surrogate_cv_main']
 
 #: the repository of a source checkout (where the reports are written by default)
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -319,3 +319,81 @@ def zero_cost_main(argv: Optional[Sequence[str]] = None) -> int:
               f'refs {e["tau_references_1x"]:+.3f}  failures {e["nan"]}  {e["seconds"]:.2f} s')
     return 0
 
+
+
+# ----------------------------------------------------------------------------- surrogate features
+SURROGATE_CV_DOC = """Cross-validated Kendall tau of the bench surrogate with each feature set (the genome's
+text alone, and with its probe features), per fidelity level: a markdown table, a csv and a plot.
+
+    python tools/surrogate_cv.py --bench v2 --partial --out docs/bench/surrogate-cv
+    python tools/surrogate_cv.py --bench v1 --out /tmp/v1-cv
+
+See attnzero.bench.surrogate.compare_feature_sets."""
+
+
+def surrogate_cv_main(argv: Optional[Sequence[str]] = None) -> int:
+    """``tools/surrogate_cv.py`` (console script ``attnzero-surrogate-cv``)."""
+    import csv
+    import time
+
+    from .surrogate import compare_feature_sets
+
+    p = argparse.ArgumentParser(description=SURROGATE_CV_DOC, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--bench', default=DEFAULT_VERSION, help='bench directory or shipped version name')
+    p.add_argument('--partial', action='store_true', help='read a multi-fidelity bench whose build is unfinished')
+    p.add_argument('--out', required=True, help='output folder (surrogate_cv.md / .csv / .png)')
+    p.add_argument('--reps', type=int, default=3, help='repetitions of the k-fold split (default 3)')
+    p.add_argument('--folds', type=int, default=5, help='folds (default 5)')
+    p.add_argument('--min-genomes', type=int, default=50, help='levels with fewer trained genomes are left out')
+    args = p.parse_args(argv)
+    if args.reps < 1 or args.folds < 2:
+        p.error(f'--reps must be >= 1 and --folds >= 2 (got {args.reps}, {args.folds})')
+    bench = load(args.bench, partial=args.partial)
+    label = args.bench if args.bench in VERSIONS else label_of(args.bench)
+    t0 = time.time()
+    rows = compare_feature_sets(bench, reps=args.reps, folds=args.folds, min_genomes=max(args.min_genomes, 2 * args.folds))
+    if not rows:
+        p.error(f'{args.bench}: no level has {max(args.min_genomes, 2 * args.folds)} trained genomes')
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, 'surrogate_cv.csv'), 'w', newline='', encoding='utf-8') as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    m = bench.manifest or {}
+    lines = ['# Bench surrogate: Kendall tau by feature set', '', 'Produced by:', '', '```bash',
+             tool_command('surrogate_cv', argv), '```', '',
+             f'Bench `{label}`: {len(bench)} records, `bench.jsonl` sha256 '
+             f'`{(m.get("files") or {}).get("bench.jsonl", {}).get("sha256", "n/a")}`'
+             + (' (**unfinished build**: provisional)' if m.get('complete') is False else '') + '. '
+             f'{args.reps} x {args.folds}-fold cross-validation of `attnzero.bench.Surrogate`\'s model '
+             '(gradient boosting, seed 0) on the trained genomes of each level; the k-fold shuffles use '
+             f'seeds 0..{args.reps - 1}. Load average at the end: '
+             + ' '.join(f'{x:.2f}' for x in os.getloadavg()) + f'; {time.time() - t0:.0f} s.', '',
+             '| level | genomes | features | Kendall tau (mean ± s.e.) | min | max |', '|---|---|---|---|---|---|']
+    lines += [f'| {r["level"]} | {r["n"]} | `{r["features"]}` | {r["tau_mean"]:.3f} ± {r["tau_se"]:.3f} | '
+              f'{r["tau_min"]:.3f} | {r["tau_max"]:.3f} |' for r in rows]
+    lines += ['', '`syntax`: the genome\'s text (graph, operators per edge source, counts, cost); `syntax+probe`: '
+              'with what its attention does on one fixed input (`attnzero.space.features.probe_features`).',
+              '', '![surrogate_cv](surrogate_cv.png)', '']
+    with open(os.path.join(args.out, 'surrogate_cv.md'), 'w', encoding='utf-8') as f:
+        f.write('\n'.join(lines))
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    levels = list(dict.fromkeys(r['level'] for r in rows))
+    fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(levels), 3.2))
+    for j, fs in enumerate(dict.fromkeys(r['features'] for r in rows)):
+        rr = [next(r for r in rows if r['level'] == lv and r['features'] == fs) for lv in levels]
+        ax.bar([i + 0.38 * j for i in range(len(levels))], [r['tau_mean'] for r in rr], 0.36,
+               yerr=[r['tau_se'] for r in rr], label=fs, capsize=3)
+    ax.set_xticks([i + 0.19 for i in range(len(levels))])
+    ax.set_xticklabels([f'{lv}\n(n={next(r["n"] for r in rows if r["level"] == lv)})' for lv in levels])
+    ax.set_ylabel('Kendall tau (CV)')
+    ax.set_title(f'surrogate features: {label}')
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(os.path.join(args.out, 'surrogate_cv.png'), dpi=110)
+    plt.close(fig)
+    print(os.path.join(args.out, 'surrogate_cv.md'))
+    return 0

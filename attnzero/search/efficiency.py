@@ -153,7 +153,7 @@ def surrogate_accelerator() -> Accelerator:
 
 
 def prior_accelerator(path: str, key: str = 'score', where: str = '', keep: float = 0.5,
-                      features: str = 'syntax+probe') -> Accelerator:
+                      features: str = 'syntax') -> Accelerator:
     """The prior's warm start (``SearchConfig.prior``, opt-in) as an accelerator:
     ``tools/search_efficiency.py --prior FILE`` (``prior_key`` / ``prior_where`` / ``prior_keep``
     from ``--set``). Its settings are the accelerator's: off, every prior field is at its default,
@@ -163,7 +163,7 @@ def prior_accelerator(path: str, key: str = 'score', where: str = '', keep: floa
     return Accelerator('prior', dict(prior=path, prior_key=key, prior_where=where, prior_keep=float(keep),
                                      prior_features=features),
                        dict(prior='', prior_key='score', prior_where='', prior_keep=0.5,
-                            prior_features='syntax+probe'),
+                            prior_features='syntax'),
                        f'prior warm start: a model fitted on results measured before the search (`{path}`, '
                        f'score `{key}`{", lines where " + where if where else ""}; {features} features) ranks '
                        f'each generation as NSGA-II does, on predicted score and cost; the best {keep:g} train, '
@@ -232,10 +232,7 @@ def _jsonable(d: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def _search_fields(d: Dict[str, Any]) -> Dict[str, Any]:
-    out = {k: v for k, v in _jsonable(with_defaults(d)).items() if k not in RESUMABLE_FIELDS}
-    if not out.get('prior'):
-        out.pop('prior_features', None)  # no prior, no prior model: its features change nothing
-    return out
+    return {k: v for k, v in _jsonable(with_defaults(d)).items() if k not in RESUMABLE_FIELDS}
 
 
 def _run_state(run_dir: str) -> Tuple[str, Optional[SearchConfig], Optional[RunState]]:

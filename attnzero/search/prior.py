@@ -10,8 +10,8 @@ runs an efficiency measurement compares against). Lines without a genome or a fi
 skipped.
 
 The model is :class:`sklearn.ensemble.GradientBoostingRegressor` (seeded) on the genome features
-of :func:`attnzero.space.features.genome_features` (the bench surrogate's), by default with the probe
-features (``SearchConfig.prior_features``). Before a generation's
+of :func:`attnzero.space.features.genome_features` (the bench surrogate's): the genome's text, and
+with ``SearchConfig.prior_features='syntax+probe'`` its probe features too. Before a generation's
 candidates train, they are ranked as NSGA-II ranks a population (:func:`pareto_order`) on their
 objectives with the predicted score in place of the accuracy (the cost is their own), and only the
 best ``prior_keep`` fraction train; the others are recorded as ``rejected`` with reason ``deferred`` (``stage='prior'``), their
@@ -103,11 +103,11 @@ class Prior:
     n: int
     sha256: str
     path: str
-    features: str = 'syntax+probe'
+    features: str = 'syntax'
 
     @classmethod
     def fit(cls, path: str, key: str = 'score', where: str = '', seed: int = 0,
-            features: str = 'syntax+probe') -> 'Prior':
+            features: str = 'syntax') -> 'Prior':
         texts, y = load_rows(path, key, where)
         model = regressor(seed).fit(np.stack([_features(t, features) for t in texts]), y)
         return cls(model, len(texts), sha256_file(path), path, features)
