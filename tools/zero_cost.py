@@ -3,7 +3,7 @@
 a reference) of a fidelity run's genomes and references, or of Attn-Bench-101's, correlated with their trained scores.
 
     python tools/zero_cost.py --fidelity docs/fidelity/default --out docs/efficiency/zero_cost/default
-    python tools/zero_cost.py --bench --limit 300 --out docs/efficiency/zero_cost/bench-v1
+    python tools/zero_cost.py --bench v1 --limit 300 --out docs/efficiency/zero_cost/bench-v1
 
 See :mod:`attnzero.search.prescreen` and :func:`attnzero.bench.cli.zero_cost_main`.
 """

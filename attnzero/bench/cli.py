@@ -272,7 +272,7 @@ early loss as a reference) of a fidelity run's genomes and references, or of Att
 trained genomes and baselines, correlated with their trained scores.
 
     python tools/zero_cost.py --fidelity docs/fidelity/default --out docs/efficiency/zero_cost/default
-    python tools/zero_cost.py --bench --limit 300 --out docs/efficiency/zero_cost/bench-v1
+    python tools/zero_cost.py --bench v1 --limit 300 --out docs/efficiency/zero_cost/bench-v1
 
 See attnzero.search.prescreen."""
 
@@ -284,7 +284,7 @@ def zero_cost_main(argv: Optional[Sequence[str]] = None) -> int:
     src.add_argument('--fidelity', help='a proxy_fidelity.py output folder (its settings, stability.csv and '
                      'fidelity.csv)')
     src.add_argument('--bench', nargs='?', const=default_path(), default=None,
-                     help='an Attn-Bench-101 directory (without a value: the shipped bench)')
+                     help='an Attn-Bench-101 directory or shipped version name (v1, v2; without a value: the default shipped bench)')
     p.add_argument('--out', required=True)
     p.add_argument('--archs', default=None, help="comma-separated proxy architectures (default: the source's)")
     p.add_argument('--seed', type=int, default=0, help='seed of the scores (and of the bench draw)')

@@ -2,7 +2,7 @@
 of how well each ranks candidates the way the trained proxy does.
 
     python tools/zero_cost.py --fidelity docs/fidelity/default --out docs/efficiency/zero_cost/default
-    python tools/zero_cost.py --bench --out docs/efficiency/zero_cost/bench-v1
+    python tools/zero_cost.py --bench v1 --out docs/efficiency/zero_cost/bench-v1
 
 Every score is computed on the proxy architecture *at initialisation* (seeded as the search seeds
 its training), on one batch of the proxy's training images:
