@@ -69,17 +69,7 @@ class Surrogate:
         """Fit on the trained genomes of ``bench`` (a :class:`attnzero.bench.Bench`)."""
         from scipy.stats import kendalltau, spearmanr
 
-        if features not in FEATURE_SETS:
-            raise ValueError(f'unknown surrogate feature set {features!r}; known: {", ".join(FEATURE_SETS)}')
-
-        recs = _trained(bench, target)  # sorted by hash: an order-independent split
-        if len(recs) < 10:
-            raise ValueError(f'the surrogate needs at least 10 trained genomes with a {target!r}, '
-                             f'the bench has {len(recs)}')
-        st = (recs[0].get('static') or {})
-        ref = dict(ref_tokens=int(st.get('ref_tokens', 3136)), ref_head_dim=int(st.get('ref_head_dim', 32)))
-        X = np.stack([genome_features(Genome.parse(r['genome']), **ref, features=features) for r in recs])
-        y = np.array([float(r[target]) for r in recs])
+        recs, X, y, ref = _design(bench, target, features, 10, 'the surrogate needs')
         rng = np.random.default_rng(seed)
         perm = rng.permutation(len(recs))
         n_test = max(2, int(round(test_frac * len(recs))))
@@ -88,14 +78,7 @@ class Surrogate:
         pred = model.predict(X[test])
         tau, p = kendalltau(pred, y[test])
         rho = spearmanr(pred, y[test])[0]
-        cv: List[float] = []
-        if folds and folds >= 2:
-            chunks = np.array_split(perm, folds)
-            for k in range(folds):
-                te = chunks[k]
-                tr = np.concatenate([chunks[i] for i in range(folds) if i != k])
-                m = cls._model(seed, **params).fit(X[tr], y[tr])
-                cv.append(float(kendalltau(m.predict(X[te]), y[te])[0]))
+        cv = _fold_taus(X, y, perm, folds, seed, params) if folds and folds >= 2 else []
         if refit:
             model = cls._model(seed, **params).fit(X, y)
         return cls(target, model, float(tau), float(p), float(rho), cv, len(train), len(test),
@@ -126,30 +109,44 @@ def _trained(bench, target: str) -> List[Dict[str, Any]]:
     return recs
 
 
+def _design(bench, target: str, features: str, min_n: int, who: str):
+    """``(records, X, y, ref)`` of ``bench``'s trained genomes with a ``target``, sorted by hash
+    (an order-independent split); fewer than ``min_n`` or an unknown feature set is a one-line error."""
+    if features not in FEATURE_SETS:
+        raise ValueError(f'unknown surrogate feature set {features!r}; known: {", ".join(FEATURE_SETS)}')
+    recs = _trained(bench, target)
+    if len(recs) < min_n:
+        raise ValueError(f'{who} at least {min_n} trained genomes with a {target!r}, the bench has {len(recs)}')
+    st = (recs[0].get('static') or {})
+    ref = dict(ref_tokens=int(st.get('ref_tokens', 3136)), ref_head_dim=int(st.get('ref_head_dim', 32)))
+    X = np.stack([genome_features(Genome.parse(r['genome']), **ref, features=features) for r in recs])
+    y = np.array([float(r[target]) for r in recs])
+    return recs, X, y, ref
+
+
+def _fold_taus(X: np.ndarray, y: np.ndarray, perm: np.ndarray, folds: int, seed: int,
+               params: Dict[str, Any]) -> List[float]:
+    """Kendall tau of each fold of a k-fold split of ``perm`` (a model fitted on the other folds)."""
+    from scipy.stats import kendalltau
+
+    chunks = np.array_split(perm, folds)
+    taus = []
+    for k in range(folds):
+        tr = np.concatenate([chunks[i] for i in range(folds) if i != k])
+        m = regressor(seed, **params).fit(X[tr], y[tr])
+        taus.append(float(kendalltau(m.predict(X[chunks[k]]), y[chunks[k]])[0]))
+    return taus
+
+
 def cross_validate(bench, features: str = DEFAULT_FEATURES, target: str = 'score', reps: int = 3,
                    folds: int = 5, seed: int = 0, **params) -> List[float]:
     """Kendall tau of each fold of ``reps`` repetitions of ``folds``-fold cross-validation (the
     repetition ``i`` shuffles with seed ``seed + i``) of the surrogate on ``bench``'s trained
     genomes: a steadier estimate than one split."""
-    from scipy.stats import kendalltau
-
-    if features not in FEATURE_SETS:
-        raise ValueError(f'unknown surrogate feature set {features!r}; known: {", ".join(FEATURE_SETS)}')
-    recs = _trained(bench, target)
-    if len(recs) < 2 * folds:
-        raise ValueError(f'{folds}-fold cross-validation needs at least {2 * folds} trained genomes with a '
-                         f'{target!r}, the bench has {len(recs)}')
-    st = (recs[0].get('static') or {})
-    ref = dict(ref_tokens=int(st.get('ref_tokens', 3136)), ref_head_dim=int(st.get('ref_head_dim', 32)))
-    X = np.stack([genome_features(Genome.parse(r['genome']), **ref, features=features) for r in recs])
-    y = np.array([float(r[target]) for r in recs])
+    recs, X, y, _ = _design(bench, target, features, 2 * folds, f'{folds}-fold cross-validation needs')
     taus: List[float] = []
     for i in range(reps):
-        chunks = np.array_split(np.random.default_rng(seed + i).permutation(len(recs)), folds)
-        for k in range(folds):
-            tr = np.concatenate([chunks[j] for j in range(folds) if j != k])
-            m = regressor(seed, **params).fit(X[tr], y[tr])
-            taus.append(float(kendalltau(m.predict(X[chunks[k]]), y[chunks[k]])[0]))
+        taus += _fold_taus(X, y, np.random.default_rng(seed + i).permutation(len(recs)), folds, seed, params)
     return taus
 
 
