@@ -369,3 +369,25 @@ def test_surrogate_cv_tool_writes_its_tables(built, tmp_path):
     assert (dst / 'surrogate_cv.png').stat().st_size > 0
     with pytest.raises(SystemExit):
         surrogate_cv_main(['--bench', out, '--out', str(dst), '--folds', '1'])
+
+
+def test_probe_feature_correlations_of_the_levels_report(built, monkeypatch):
+    from scipy.stats import kendalltau
+
+    from attnzero.bench import levels_report
+    from attnzero.space.features import PROBE_FEATURES, probe_features
+
+    out, _ = built
+    b = ab.load(out)
+    rung = budget_key(b.rungs[0])
+    monkeypatch.setattr(levels_report, 'PROBE_MIN_GENOMES', 3)
+    rows = levels_report._probe_rows([(rung, 'rung', b.view(b.rungs[0]))])
+    trained = [r for r in b.view(b.rungs[0]).records if r['status'] != 'check_failed' and r['score'] is not None]
+    assert set(rows) == {rung} and set(rows[rung]) == set(PROBE_FEATURES) - {'probe_ok'}
+    j = PROBE_FEATURES.index('sens_q')
+    x = [probe_features(Genome.parse(r['genome']))[j] for r in trained]
+    got = rows[rung]['sens_q']
+    assert got['n'] == len(trained)
+    assert got['tau'] == pytest.approx(kendalltau(x, [r['score'] for r in trained])[0], abs=1e-12)
+    monkeypatch.setattr(levels_report, 'PROBE_MIN_GENOMES', len(trained) + 1)
+    assert levels_report._probe_rows([(rung, 'rung', b.view(b.rungs[0]))]) == {}

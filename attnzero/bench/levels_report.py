@@ -14,6 +14,8 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 
 from attnzero.io import atomic_savefig
+from attnzero.space import Genome
+from attnzero.space.features import PROBE_FEATURES, probe_features
 
 from .analyze import MIN_SUPPORT, _corr, _enrichment, _f, _findings, _md_table, _sd, _top_set, analyse
 from .build import load_build_info
@@ -195,6 +197,7 @@ def analyse_levels(bench, surrogate: bool = True) -> Dict[str, Any]:
                         [r['scores'][k] for r in both], [r['cross_scores'][arch][k] for r in both])
     res['cross_archs'] = cross_archs
     res['agreement'] = agree
+    res['probe'] = _probe_rows(views)
     res['references'] = _ref_table(bench)
     res['noise'] = _noise(bench, res)
     res['claims'] = _claims(bench, res)
@@ -203,6 +206,25 @@ def analyse_levels(bench, surrogate: bool = True) -> Dict[str, Any]:
     res['compute'] = dict(runs=len(runs), cpu_hours=sum(cpu) / 3600.0,
                           train_hours=sum(run.get('seconds') or 0.0 for run in runs) / 3600.0)
     return res
+
+
+#: the fewest trained genomes of a level whose probe-feature correlations are reported
+PROBE_MIN_GENOMES = 30
+
+
+def _probe_rows(views) -> Dict[str, Dict[str, Dict[str, Any]]]:
+    """``{level: {probe feature: Kendall tau / p / n with the level's score}}``: which behaviours on
+    the probe input (:func:`attnzero.space.features.probe_features`) go with good attentions."""
+    out: Dict[str, Dict[str, Dict[str, Any]]] = {}
+    for key, _, view in views:
+        trained = [r for r in view.records if r['status'] != 'check_failed' and r.get('score') is not None]
+        if len(trained) < PROBE_MIN_GENOMES:
+            continue
+        P = np.stack([probe_features(Genome.parse(r['genome'])) for r in trained])
+        y = [r['score'] for r in trained]
+        out[key] = {name: _corr(P[:, j].tolist(), y) for j, name in enumerate(PROBE_FEATURES)
+                    if name != 'probe_ok'}
+    return out
 
 
 def _ceiling(reliability: Optional[float]) -> Optional[float]:
@@ -347,6 +369,37 @@ def render_levels_report(bench, res: Dict[str, Any], bench_label: str, plots: Se
                  f'architecture ({", ".join(res["archs"])}); the version 1 bench (the earlier '
                  f'relational proxy, DeiT and PVT) reports its DeiT-vs-PVT agreement in '
                  f'`docs/bench/v1/REPORT.md`.')
+        L.append('')
+    # probe features
+    if res.get('probe'):
+        pk = list(res['probe'])
+        names = {k: res['levels'][k]['name'] if k in res['levels'] else k for k in pk}
+        L += ['## What good attentions do: probe features against the score', '']
+        L.append('Kendall tau (two-sided p) between each probe feature of a trained genome -- what its attention '
+                 'does on one fixed input of 64 tokens in 4 clusters (`attnzero.space.features.probe_features`) '
+                 '-- and its score at each level:')
+        L.append('')
+        L.append(_md_table(['probe feature'] + [f'{names[k]} (n {next(iter(res["probe"][k].values()))["n"]})'
+                                                for k in pk],
+                           [[f'`{f}`'] + ['-' if res['probe'][k][f]['tau'] is None else
+                                          f'{_f(res["probe"][k][f]["tau"])} ({_f(res["probe"][k][f]["p"], 4)})'
+                                          for k in pk]
+                            for f in PROBE_FEATURES if f != 'probe_ok']))
+        L.append('')
+        L.append('`cos_softmax`, `cos_cluster_mean`, `cos_v`: centred cosine similarity of the output to softmax '
+                 'attention\'s, to the within-cluster mean of v, to v; `log10_scale`: output scale over v\'s; '
+                 '`sens_q`, `sens_k`: relative change of the output when q or k is replaced by noise; '
+                 '`sens_qk_scale`: when q and k are doubled; `v_nonlinearity`: |f(2v) - 2f(v)| / |2f(v)|; '
+                 '`effective_rank`, `token_spread`: of the centred output.')
+        L.append('')
+        for k in pk:
+            sig = sorted(((f, c) for f, c in res['probe'][k].items() if c['p'] is not None and c['p'] < 0.01),
+                         key=lambda t: -abs(t[1]['tau']))
+            if sig:
+                L.append(f'- {names[k]}: ' + '; '.join(f'`{f}` {"higher" if c["tau"] > 0 else "lower"} in better '
+                                                      f'attentions (tau {_f(c["tau"])})' for f, c in sig) + '.')
+            else:
+                L.append(f'- {names[k]}: no probe feature with p < 0.01.')
         L.append('')
     # seed noise
     if res.get('noise'):
