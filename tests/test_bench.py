@@ -200,3 +200,55 @@ def test_surrogate_cross_validation_by_feature_set(shipped):
     assert [r['features'] for r in rows] == ['syntax', 'syntax+probe'] and {r['n'] for r in rows} == {120}
     with pytest.raises(ValueError, match="'bogus'"):
         cross_validate(sub, 'bogus')
+
+
+def _synthetic_multifidelity(n=60, n_full=30, seed=0):
+    """Records of a made-up two-level bench: a rung score for ``n`` genomes, a full-budget score
+    (``score``) for the first ``n_full``, both driven by the graph."""
+    rng = np.random.default_rng(seed)
+    recs, seen = [], set()
+    while len(recs) < n:
+        g = sample(rng)
+        if g.hash in seen:
+            continue
+        seen.add(g.hash)
+        base = 0.6 if g.graph in ('i3n305', 'i3n302') else 0.3
+        rung = base / 2 + 0.02 * rng.standard_normal()
+        full = base + 0.05 * rng.standard_normal() if len(recs) < n_full else None
+        recs.append(dict(genome=g.to_string(), hash=g.hash, status='ok', score=full, format_version=2,
+                         scores={'0.5': rung, **({'2': full} if full is not None else {})}, static={}))
+    return ab.Bench(recs, [], None, None)
+
+
+def test_stacked_surrogate_never_sees_the_held_out_genomes():
+    from attnzero.bench import surrogate as S
+
+    b = _synthetic_multifidelity()
+    FAST = dict(n_estimators=40)  # (small models: the test is about what each one sees)
+    s = S.Surrogate.fit(b, aux='0.5', folds=0, refit=False, features='syntax', n_estimators=40)
+    assert s.summary()['aux'] == '0.5' and s.n_test == 6 and s.aux_model is None
+    with pytest.raises(ValueError, match='refit=False'):
+        s.predict([b.records[0]['genome']])
+    # the held-out genomes' own rung scores reach nothing: changing them changes no figure
+    held = set(s.test_hashes)
+    for r in b.records:
+        if r['hash'] in held:
+            r['scores']['0.5'] = -r['scores']['0.5']
+    s2 = S.Surrogate.fit(b, aux='0.5', folds=0, refit=False, features='syntax', n_estimators=40)
+    assert s2.tau == s.tau and s2.test_hashes == s.test_hashes
+    # a training genome's own rung score does not reach its own stacked feature
+    pool = S._design(b, None, 'syntax', 10, 'x', aux='0.5')
+    recs, X, _, _ = S._design(b, 'score', 'syntax', 10, 'x')
+    hashes = [r['hash'] for r in recs]
+    col = S._stacked(X, hashes, pool, [], 0, FAST)[0][:, -1]
+    precs, PX, py, ref = pool
+    j = next(i for i, r in enumerate(precs) if r['hash'] == hashes[0])
+    py2 = py.copy()
+    py2[j] += 10.0
+    col2 = S._stacked(X, hashes, (precs, PX, py2, ref), [], 0, FAST)[0][:, -1]
+    assert col2[0] == col[0] and not np.array_equal(col2, col)
+    # refitted, it predicts any genome; a bench without the level is a one-line error
+    s3 = S.Surrogate.fit(b, aux='0.5', folds=2, features='syntax', **FAST)
+    assert np.all(np.isfinite(s3.predict([r['genome'] for r in b.records[:3]]))) and len(s3.cv_taus) == 2
+    with pytest.raises(ValueError, match="'0.25'"):
+        S.Surrogate.fit(b, aux='0.25', folds=0)

@@ -373,7 +373,10 @@ def surrogate_cv_main(argv: Optional[Sequence[str]] = None) -> int:
     lines += [f'| {r["level"]} | {r["n"]} | `{r["features"]}` | {r["tau_mean"]:.3f} ± {r["tau_se"]:.3f} | '
               f'{r["tau_min"]:.3f} | {r["tau_max"]:.3f} |' for r in rows]
     lines += ['', '`syntax`: the genome\'s text (graph, operators per edge source, counts, cost); `syntax+probe`: '
-              'with what its attention does on one fixed input (`attnzero.space.features.probe_features`).',
+              'with what its attention does on one fixed input (`attnzero.space.features.probe_features`); '
+              '*stacked on* a rung: with the prediction of a model of that rung\'s scores (fitted on every genome '
+              'that reached the rung except the fold\'s held-out ones; out-of-fold for the training genomes) as '
+              'one more feature: `bench.surrogate(aux=...)`.',
               '', '![surrogate_cv](surrogate_cv.png)', '']
     with open(os.path.join(args.out, 'surrogate_cv.md'), 'w', encoding='utf-8') as f:
         f.write('\n'.join(lines))
@@ -383,11 +386,13 @@ def surrogate_cv_main(argv: Optional[Sequence[str]] = None) -> int:
 
     levels = list(dict.fromkeys(r['level'] for r in rows))
     fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(levels), 3.2))
-    for j, fs in enumerate(dict.fromkeys(r['features'] for r in rows)):
-        rr = [next(r for r in rows if r['level'] == lv and r['features'] == fs) for lv in levels]
-        ax.bar([i + 0.38 * j for i in range(len(levels))], [r['tau_mean'] for r in rr], 0.36,
-               yerr=[r['tau_se'] for r in rr], label=fs, capsize=3)
-    ax.set_xticks([i + 0.19 for i in range(len(levels))])
+    sets = list(dict.fromkeys(r['features'] for r in rows))
+    w = 0.8 / len(sets)
+    for j, fs in enumerate(sets):
+        rr = [(i, r) for i, lv in enumerate(levels) for r in rows if r['level'] == lv and r['features'] == fs]
+        ax.bar([i + w * j for i, _ in rr], [r['tau_mean'] for _, r in rr], w * 0.95,
+               yerr=[r['tau_se'] for _, r in rr], label=fs, capsize=3)
+    ax.set_xticks([i + w * (len(sets) - 1) / 2 for i in range(len(levels))])
     ax.set_xticklabels([f'{lv}\n(n={next(r["n"] for r in rows if r["level"] == lv)})' for lv in levels])
     ax.set_ylabel('Kendall tau (CV)')
     ax.set_title(f'surrogate features: {label}')
