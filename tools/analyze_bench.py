@@ -1,12 +1,14 @@
 #!/usr/bin/env python
 """Measure design insights on an Attn-Bench-101 directory and write the markdown report + plots.
 
-    python tools/analyze_bench.py                                   # shipped bench -> docs/bench/
+    python tools/analyze_bench.py --bench v1                        # -> docs/bench/v1/
+    python tools/analyze_bench.py --bench v2 --partial              # -> docs/bench/ (unfinished build)
     python tools/analyze_bench.py --bench /tmp/b --out /tmp/report  # any bench
 
 Everything in the report is computed from the bench files (the manifest is verified first unless
-``--no-verify``); the report text is deterministic, so ``tests/test_bench.py`` regenerates it from
-the shipped bench and compares it with the committed ``docs/bench/REPORT.md``.
+``--no-verify``); the report text is deterministic, so ``tests/test_bench.py`` and
+``tests/test_bench_v2.py`` regenerate it from the shipped benches and compare it with the committed
+``docs/bench/v1/REPORT.md`` and ``docs/bench/REPORT.md``.
 
 The logic is :func:`attnzero.bench.cli.analyze_main` over :mod:`attnzero.bench.analyze`.
 """
