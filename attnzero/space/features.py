@@ -11,9 +11,9 @@ Probe features (:func:`probe_features`, the feature set ``'syntax+probe'``): wha
 attention *does* on one fixed input, measured with the reference evaluator in float64. The syntax
 features cannot tell two genomes apart that are written differently but behave alike, or alike but
 behave differently (an operator that saturates, a branch that cancels); the probe can. On the
-Attn-Bench-101 v2 checkpoint (787 genomes at the rung, 192 at the full budget; 3 x 5-fold CV) adding
-them raised the surrogate's Kendall tau from 0.40 to 0.48 at the rung and from 0.33 to 0.47 at the
-full budget, and from 0.18 to 0.23 on v1 (``tools/surrogate_cv.py``,
+Attn-Bench-101 v2 checkpoint (1056 genomes at the rung, 264 at the full budget; 3 x 5-fold CV)
+adding them raised the surrogate's Kendall tau from 0.38 to 0.48 at the rung and from 0.30 to 0.45
+at the full budget, and from 0.18 to 0.23 on v1 (``tools/surrogate_cv.py``,
 ``docs/bench/surrogate-cv/surrogate_cv.md``).
 """
 from __future__ import annotations
