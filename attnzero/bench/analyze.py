@@ -17,6 +17,7 @@ from attnzero.search.config import SearchConfig
 from attnzero.space import GRAPHS
 
 from .format import BENCH_FILE, sha256_file
+from .records import trained_with
 from .surrogate import Surrogate
 
 __all__ = ['analyse', 'render_report', 'report_text', 'make_plots', 'plot_names',
@@ -113,7 +114,7 @@ def analyse(bench, surrogate: bool = True) -> Dict[str, Any]:
     archs, budgets = bench.archs, bench.budgets
     chance = bench.chance
     top_b = budgets[-1] if budgets else None
-    trained = [r for r in recs if r['status'] != 'check_failed' and r.get('score') is not None]
+    trained = trained_with(recs)
     out: Dict[str, Any] = dict(archs=archs, budgets=budgets, chance=chance,
                                settings=bench.settings, n_records=len(recs), n_trained=len(trained))
     # ---- counts and rejection reasons -------------------------------------------------------
@@ -530,7 +531,7 @@ def make_plots(bench, res: Dict[str, Any], out_dir: str) -> List[str]:
     names: List[str] = []
     meta = {'Software': None}
     os.makedirs(out_dir, exist_ok=True)
-    trained = [r for r in bench.records if r['status'] != 'check_failed' and r.get('score') is not None]
+    trained = trained_with(bench.records)
     archs, budgets = res['archs'], res['budgets']
     top_b = budgets[-1] if budgets else None
     if trained:

@@ -351,9 +351,10 @@ def surrogate_cv_main(argv: Optional[Sequence[str]] = None) -> int:
     bench = load(args.bench, partial=args.partial)
     label = args.bench if args.bench in VERSIONS else label_of(args.bench)
     t0 = time.time()
-    rows = compare_feature_sets(bench, reps=args.reps, folds=args.folds, min_genomes=max(args.min_genomes, 2 * args.folds))
+    min_genomes = max(args.min_genomes, 2 * args.folds)
+    rows = compare_feature_sets(bench, reps=args.reps, folds=args.folds, min_genomes=min_genomes)
     if not rows:
-        p.error(f'{args.bench}: no level has {max(args.min_genomes, 2 * args.folds)} trained genomes')
+        p.error(f'{args.bench}: no level has {min_genomes} trained genomes')
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, 'surrogate_cv.csv'), 'w', newline='', encoding='utf-8') as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))

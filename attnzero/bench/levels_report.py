@@ -20,7 +20,7 @@ from attnzero.space.features import PROBE_FEATURES, probe_features
 from .analyze import MIN_SUPPORT, _corr, _enrichment, _f, _findings, _md_table, _sd, _top_set, analyse
 from .build import load_build_info
 from .format import BENCH_FILE, LEVELS_FILE, sha256_file
-from .records import budget_key
+from .records import budget_key, level_score, trained_with
 
 __all__ = ['analyse_levels', 'render_levels_report', 'make_levels_plots', 'levels_report_text',
            'PAPER_GRAPHS', 'PAPER_OPERATORS']
@@ -80,7 +80,7 @@ def _verdict(enrichment: Optional[float], p: Optional[float]) -> str:
 
 
 def _graph_rows(view) -> List[Dict[str, Any]]:
-    trained = [r for r in view.records if r['status'] != 'check_failed' and r.get('score') is not None]
+    trained = trained_with(view.records)
     top = _top_set(trained) if trained else []
     rows = _enrichment(trained, top, lambda r: [r['graph']], min_support=1)
     for r in rows:
@@ -217,7 +217,7 @@ def _probe_rows(views) -> Dict[str, Dict[str, Dict[str, Any]]]:
     the probe input (:func:`attnzero.space.features.probe_features`) go with good attentions."""
     out: Dict[str, Dict[str, Dict[str, Any]]] = {}
     for key, _, view in views:
-        trained = [r for r in view.records if r['status'] != 'check_failed' and r.get('score') is not None]
+        trained = trained_with(view.records)
         if len(trained) < PROBE_MIN_GENOMES:
             continue
         P = np.stack([probe_features(Genome.parse(r['genome'])) for r in trained])
@@ -241,15 +241,14 @@ def _noise(bench, res: Dict[str, Any]) -> List[Dict[str, Any]]:
     within-reference variance) and, where the bench has a retest level, from the same genomes
     trained at a second seed (test-retest)."""
     out = []
+    chance = bench.chance
     for lv in _levels(bench):
         k = budget_key(lv)
-        sc = [r['scores'][k] for r in bench.records if r['status'] != 'check_failed'
-              and (r.get('scores') or {}).get(k) is not None]
+        sc = [r['scores'][k] for r in trained_with(bench.records, level_score(k))]
         if len(sc) < 3:
             continue
         var_g = float(np.var(sc, ddof=1))
         sg = (res['levels'].get(k) or {}).get('analysis', {}).get('surrogate')
-        chance = ((bench.records[0].get('proxy') or {}).get('chance'))
         near = None if chance is None else float(np.mean([abs(x - chance) <= 0.05 for x in sc]))
         base = dict(level=k, name=_level_name(bench, lv), n_genomes=len(sc), genome_sd=float(np.sqrt(var_g)),
                     near_chance=near,
@@ -271,9 +270,8 @@ def _noise(bench, res: Dict[str, Any]) -> List[Dict[str, Any]]:
                             retest_tau=None, retest_rho=None))
         seeds = sorted({s for r in bench.records for s in ((r.get('retest_scores') or {}).get(k) or {})}, key=int)
         for s in seeds:
-            both = [r for r in bench.records if r['status'] != 'check_failed'
-                    and (r.get('scores') or {}).get(k) is not None
-                    and ((r.get('retest_scores') or {}).get(k) or {}).get(s) is not None]
+            both = [r for r in trained_with(bench.records, level_score(k))
+                    if ((r.get('retest_scores') or {}).get(k) or {}).get(s) is not None]
             if len(both) < 3:
                 continue
             x = np.array([r['scores'][k] for r in both])

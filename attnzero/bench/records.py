@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Iterable, List, Optional, Sequence
 
-__all__ = ['budget_key', 'levels', 'score_budget', 'summarise', 'merge_levels']
+__all__ = ['budget_key', 'levels', 'score_budget', 'summarise', 'merge_levels', 'trained_with', 'level_score']
 
 
 def budget_key(epochs: float) -> str:
@@ -21,6 +21,17 @@ def budget_key(epochs: float) -> str:
     for a rung at 2/3 epoch (4 significant digits)."""
     b = float(epochs)
     return str(int(b)) if b.is_integer() else f'{b:.4g}'
+
+
+def level_score(key: str):
+    """A record's score at the level ``key`` (``scores[key]``), or ``None``."""
+    return lambda r: (r.get('scores') or {}).get(key)
+
+
+def trained_with(records: Iterable[Dict[str, Any]], value=lambda r: r.get('score')) -> List[Dict[str, Any]]:
+    """The records that passed the program check and have a ``value`` (default: a ``score``;
+    :func:`level_score` for a level's), in their order."""
+    return [r for r in records if r['status'] != 'check_failed' and value(r) is not None]
 
 
 def levels(settings: Dict[str, Any]) -> List[float]:

@@ -16,9 +16,9 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from attnzero.space import Genome, as_genome
-from attnzero.space.features import FEATURE_SETS, feature_names, genome_features, regressor
+from attnzero.space.features import FEATURE_SETS, check_feature_set, feature_names, genome_features, regressor
 
-from .records import budget_key
+from .records import budget_key, level_score, trained_with
 
 __all__ = ['Surrogate', 'fit_surrogate', 'genome_features', 'feature_names', 'DEFAULT_FEATURES',
            'cross_validate', 'compare_feature_sets']
@@ -64,10 +64,6 @@ class Surrogate:
     aux: Optional[str] = None
     aux_model: Any = None
 
-    @staticmethod
-    def _model(seed: int, **params):
-        return regressor(seed, **params)
-
     @classmethod
     def fit(cls, bench, target: str = 'score', test_frac: float = 0.2, seed: int = 0,
             folds: int = 5, refit: bool = True, features: str = DEFAULT_FEATURES,
@@ -84,16 +80,14 @@ class Surrogate:
         from scipy.stats import kendalltau, spearmanr
 
         recs, X, y, ref = _design(bench, target, features, 10, 'the surrogate needs')
-        pool = None
-        if aux is not None:
-            pool = _design(bench, None, features, 10, f'stacking on level {aux!r} needs', aux=aux)
+        pool = None if aux is None else _aux_pool(bench, features, aux)
         rng = np.random.default_rng(seed)
         perm = rng.permutation(len(recs))
         n_test = max(2, int(round(test_frac * len(recs))))
         test, train = perm[:n_test], perm[n_test:]
         hashes = [r['hash'] for r in recs]
         Xs = X if pool is None else _stacked(X, hashes, pool, [hashes[i] for i in test], seed, params)[0]
-        model = cls._model(seed, **params).fit(Xs[train], y[train])
+        model = regressor(seed, **params).fit(Xs[train], y[train])
         pred = model.predict(Xs[test])
         tau, p = kendalltau(pred, y[test])
         rho = spearmanr(pred, y[test])[0]
@@ -105,7 +99,7 @@ class Surrogate:
         aux_model = None
         if refit:
             Xs, aux_model = (X, None) if pool is None else _stacked(X, hashes, pool, [], seed, params)
-            model = cls._model(seed, **params).fit(Xs, y)
+            model = regressor(seed, **params).fit(Xs, y)
         return cls(target, model, float(tau), float(p), float(rho), cv, len(train), len(test),
                    test_frac, seed, dict(params), ref, [recs[i]['hash'] for i in train],
                    [recs[i]['hash'] for i in test], features, aux, aux_model)
@@ -134,25 +128,13 @@ def fit_surrogate(bench, **kw) -> Surrogate:
     return Surrogate.fit(bench, **kw)
 
 
-def _trained(bench, target: str) -> List[Dict[str, Any]]:
-    recs = [r for r in bench.records if r['status'] != 'check_failed' and r.get(target) is not None]
-    recs.sort(key=lambda r: r['hash'])
-    return recs
-
-
 def _design(bench, target: Optional[str], features: str, min_n: int, who: str, aux: Optional[str] = None):
     """``(records, X, y, ref)`` of ``bench``'s trained genomes with a ``target`` (or, with ``aux``,
     a score at that level: ``scores[aux]``), sorted by hash (an order-independent split); fewer than
     ``min_n`` or an unknown feature set is a one-line error."""
-    if features not in FEATURE_SETS:
-        raise ValueError(f'unknown surrogate feature set {features!r}; known: {", ".join(FEATURE_SETS)}')
-    if aux is None:
-        recs = _trained(bench, target)
-        value = lambda r: r[target]  # noqa: E731
-    else:
-        recs = sorted((r for r in bench.records if r['status'] != 'check_failed'
-                       and (r.get('scores') or {}).get(aux) is not None), key=lambda r: r['hash'])
-        value = lambda r: r['scores'][aux]  # noqa: E731
+    check_feature_set(features)
+    value = (lambda r: r.get(target)) if aux is None else level_score(aux)
+    recs = sorted(trained_with(bench.records, value), key=lambda r: r['hash'])
     if len(recs) < min_n:
         raise ValueError(f'{who} at least {min_n} trained genomes with a {aux or target!r} score, the bench '
                          f'has {len(recs)}')
@@ -165,6 +147,11 @@ def _design(bench, target: Optional[str], features: str, min_n: int, who: str, a
 
 #: folds of the out-of-fold predictions of a stacked surrogate's cheaper level
 AUX_FOLDS = 5
+
+
+def _aux_pool(bench, features: str, aux: str):
+    """The design of the level ``aux`` a surrogate is stacked on (:func:`_design`)."""
+    return _design(bench, None, features, 10, f'stacking on level {aux!r} needs', aux=aux)
 
 
 def _stacked(X: np.ndarray, hashes: Sequence[str], pool, held_out: Sequence[str], seed: int,
@@ -213,8 +200,7 @@ def cross_validate(bench, features: str = DEFAULT_FEATURES, target: str = 'score
     recs, X, y, _ = _design(bench, target, features, 2 * folds, f'{folds}-fold cross-validation needs')
     aux_of = None
     if aux is not None:
-        pool = _design(aux_bench if aux_bench is not None else bench, None, features, 10,
-                       f'stacking on level {aux!r} needs', aux=aux)
+        pool = _aux_pool(aux_bench if aux_bench is not None else bench, features, aux)
         hashes = [r['hash'] for r in recs]
         aux_of = lambda held: _stacked(X, hashes, pool, [hashes[i] for i in held], seed, params)[0]  # noqa: E731
     taus: List[float] = []
@@ -236,11 +222,11 @@ def compare_feature_sets(bench, reps: int = 3, folds: int = 5, seed: int = 0,
     rung = budget_key(bench.rungs[0]) if bench.rungs else None
     rows = []
     for level, view in views:
-        n = len(_trained(view, 'score'))
+        n = len(trained_with(view.records))
         if n < min_genomes:
             continue
         variants = [(fs, fs, None) for fs in FEATURE_SETS]
-        if rung is not None and level != rung and level not in map(budget_key, bench.rungs):
+        if rung is not None and level not in map(budget_key, bench.rungs):
             variants.append((f'{DEFAULT_FEATURES}, stacked on {rung} ep', DEFAULT_FEATURES, rung))
         for name, fs, aux in variants:
             t = np.array(cross_validate(view, fs, reps=reps, folds=folds, seed=seed, aux=aux, aux_bench=bench))

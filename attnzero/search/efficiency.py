@@ -160,10 +160,9 @@ def prior_accelerator(path: str, key: str = 'score', where: str = '', keep: floa
     so the naive search and the ``no_prior`` ablation are the same runs as without a prior."""
     if not path:
         raise EfficiencyError('--prior: give the file of prior results')
-    return Accelerator('prior', dict(prior=path, prior_key=key, prior_where=where, prior_keep=float(keep),
-                                     prior_features=features),
-                       dict(prior='', prior_key='score', prior_where='', prior_keep=0.5,
-                            prior_features='syntax'),
+    on = dict(prior=path, prior_key=key, prior_where=where, prior_keep=float(keep), prior_features=features)
+    default = SearchConfig()
+    return Accelerator('prior', on, {k: getattr(default, k) for k in on},
                        f'prior warm start: a model fitted on results measured before the search (`{path}`, '
                        f'score `{key}`{", lines where " + where if where else ""}; {features} features) ranks '
                        f'each generation as NSGA-II does, on predicted score and cost; the best {keep:g} train, '

@@ -30,7 +30,7 @@ from .graphs import GRAPH_NAMES, GRAPHS
 from .ops import BINARY_OPS, UNARY_OPS
 
 __all__ = ['genome_features', 'feature_names', 'probe_features', 'PROBE_FEATURES', 'FEATURE_SETS',
-           'regressor']
+           'check_feature_set', 'regressor']
 
 _SOURCES = ('q', 'k', 'v', 'b0', 'b1', 'b2', 'e5')
 _MAX_EDGES = 8
@@ -45,14 +45,15 @@ PROBE_FEATURES = ('probe_ok', 'cos_softmax', 'cos_cluster_mean', 'cos_v', 'log10
                   'sens_qk_scale', 'v_nonlinearity', 'effective_rank', 'token_spread')
 
 
-def _check_set(features: str) -> None:
+def check_feature_set(features: str) -> None:
+    """A one-line ``ValueError`` naming ``features`` unless it is one of :data:`FEATURE_SETS`."""
     if features not in FEATURE_SETS:
         raise ValueError(f'unknown feature set {features!r}; known: {", ".join(FEATURE_SETS)}')
 
 
 def feature_names(features: str = 'syntax') -> List[str]:
     """The names of the columns of :func:`genome_features` for the feature set ``features``."""
-    _check_set(features)
+    check_feature_set(features)
     names = _syntax_names()
     if features == 'syntax+probe':
         names += [f'probe:{n}' for n in PROBE_FEATURES]
@@ -73,7 +74,7 @@ def genome_features(genome, ref_tokens: int = 3136, ref_head_dim: int = 32,
                     features: str = 'syntax') -> np.ndarray:
     """The feature vector of one genome (see the module docstring); ``features='syntax+probe'``
     appends :func:`probe_features`."""
-    _check_set(features)
+    check_feature_set(features)
     x = _syntax_features(genome, ref_tokens, ref_head_dim)
     if features == 'syntax+probe':
         x = np.concatenate([x, probe_features(genome)])
