@@ -197,7 +197,7 @@ def test_surrogate_cross_validation_by_feature_set(shipped):
     m = regressor(0).fit(X[train], y[train])
     assert taus[0] == pytest.approx(kendalltau(m.predict(X[test]), y[test])[0], abs=1e-12)
     rows = compare_feature_sets(sub, reps=1, folds=3, min_genomes=10)
-    assert [r['features'] for r in rows] == ['syntax', 'syntax+probe'] and {r['n'] for r in rows} == {120}
+    assert [r['features'] for r in rows] == ['syntax', 'syntax+probe', 'syntax+probe+grad'] and {r['n'] for r in rows} == {120}
     with pytest.raises(ValueError, match="'bogus'"):
         cross_validate(sub, 'bogus')
 

@@ -363,9 +363,10 @@ def test_surrogate_cv_tool_writes_its_tables(built, tmp_path):
     assert surrogate_cv_main(['--bench', out, '--out', str(dst), '--reps', '1', '--folds', '2',
                               '--min-genomes', '4']) == 0
     md = (dst / 'surrogate_cv.md').read_text(encoding='utf-8')
-    assert 'python tools/surrogate_cv.py --bench' in md and '`syntax+probe`' in md and '| 0.5 ep | 6 |' in md
+    assert 'python tools/surrogate_cv.py --bench' in md and '| 0.5 ep | 6 |' in md
+    assert all(f'| `{fs}` |' in md for fs in ('syntax', 'syntax+probe', 'syntax+probe+grad'))
     rows = (dst / 'surrogate_cv.csv').read_text(encoding='utf-8').splitlines()
-    assert rows[0].startswith('level,features,n,folds') and len(rows) == 1 + 2 * 1  # the rung only: 2 sets
+    assert rows[0].startswith('level,features,n,folds') and len(rows) == 1 + 3 * 1  # the rung only: 3 sets
     assert (dst / 'surrogate_cv.png').stat().st_size > 0
     with pytest.raises(SystemExit):
         surrogate_cv_main(['--bench', out, '--out', str(dst), '--folds', '1'])
@@ -375,7 +376,7 @@ def test_probe_feature_correlations_of_the_levels_report(built, monkeypatch):
     from scipy.stats import kendalltau
 
     from attnzero.bench import levels_report
-    from attnzero.space.features import PROBE_FEATURES, probe_features
+    from attnzero.space.features import GRAD_FEATURES, PROBE_FEATURES, gradient_features, probe_features
 
     out, _ = built
     b = ab.load(out)
@@ -383,11 +384,12 @@ def test_probe_feature_correlations_of_the_levels_report(built, monkeypatch):
     monkeypatch.setattr(levels_report, 'PROBE_MIN_GENOMES', 3)
     rows = levels_report._probe_rows([(rung, 'rung', b.view(b.rungs[0]))])
     trained = [r for r in b.view(b.rungs[0]).records if r['status'] != 'check_failed' and r['score'] is not None]
-    assert set(rows) == {rung} and set(rows[rung]) == set(PROBE_FEATURES) - {'probe_ok'}
-    j = PROBE_FEATURES.index('sens_q')
-    x = [probe_features(Genome.parse(r['genome']))[j] for r in trained]
-    got = rows[rung]['sens_q']
-    assert got['n'] == len(trained)
-    assert got['tau'] == pytest.approx(kendalltau(x, [r['score'] for r in trained])[0], abs=1e-12)
+    assert set(rows) == {rung} and set(rows[rung]) == set(PROBE_FEATURES + GRAD_FEATURES) - {'probe_ok', 'grad_ok'}
+    y = [r['score'] for r in trained]
+    for name, fn, names in [('sens_q', probe_features, PROBE_FEATURES), ('gain_k', gradient_features, GRAD_FEATURES)]:
+        x = [fn(Genome.parse(r['genome']))[names.index(name)] for r in trained]
+        got = rows[rung][name]
+        assert got['n'] == len(trained)
+        assert got['tau'] == pytest.approx(kendalltau(x, y)[0], abs=1e-12)
     monkeypatch.setattr(levels_report, 'PROBE_MIN_GENOMES', len(trained) + 1)
     assert levels_report._probe_rows([(rung, 'rung', b.view(b.rungs[0]))]) == {}

@@ -1,5 +1,7 @@
-"""Genome features for the accuracy surrogates: the syntax set and the probe features."""
+"""Genome features for the accuracy surrogates: the syntax set, the probe and the gradient features."""
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pytest
@@ -21,6 +23,10 @@ def test_feature_sets_and_names():
     assert np.array_equal(both[:len(syn)], syn)
     assert np.array_equal(both[len(syn):], F.probe_features(g))
     assert F.feature_names('syntax+probe')[len(syn):] == [f'probe:{n}' for n in F.PROBE_FEATURES]
+    full = F.genome_features(g, features='syntax+probe+grad')
+    assert len(full) == len(F.feature_names('syntax+probe+grad')) and np.array_equal(full[:len(both)], both)
+    assert np.array_equal(full[len(both):], F.gradient_features(g))
+    assert F.feature_names('syntax+probe+grad')[len(both):] == [f'grad:{n}' for n in F.GRAD_FEATURES]
     with pytest.raises(ValueError, match="'probes'"):
         F.genome_features(g, features='probes')
 
@@ -49,6 +55,29 @@ def test_probe_features_are_a_function_of_the_genome():
     h = Genome.parse('i3n302:elu;scale;abs,abs;sigmoid;l2_norm;l2norm_last:einsum1,einsum1,sum')
     assert h.hash != g.hash and np.array_equal(F.probe_features(h), a)
     assert not np.array_equal(F.probe_features(REFERENCE_GENOMES['trial_105']), a)
+    ga = F.gradient_features(g)
+    F._grad_cached.cache_clear()
+    assert np.array_equal(F.gradient_features(Genome.parse(g.to_string())), ga)
+    assert np.array_equal(F.gradient_features(h), ga)
+
+
+def test_gradient_features_measure_what_they_say():
+    sm = dict(zip(F.GRAD_FEATURES, F.gradient_features(REFERENCE_GENOMES['softmax'])))
+    assert sm['grad_ok'] == 1.0
+    # softmax attention is A v with A fixed by q and k: the readout's gradient in v is A^T r
+    q, k, v = F._probe_inputs()[:3]
+    r = F._grad_readout()
+    a = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]), -1)
+    want = math.log10(float((a.transpose(-1, -2) @ r).norm() * v.norm() / (a @ v).norm()))
+    assert sm['gain_v'] == pytest.approx(want, abs=1e-4)
+    # an attention whose output ignores q gets the floor for q, and finite gains for k and v
+    ign = dict(zip(F.GRAD_FEATURES, F.gradient_features(
+        Genome.parse('i3n302:abs;min_max_normalize_ps,relu;relu;strange_op;l2norm_last,exp;softsign:einsum1,matmul,second'))))
+    assert ign['grad_ok'] == 1.0 and ign['gain_q'] == ign['dir_gain_q'] == -12.0
+    assert ign['gain_k'] > -6 and ign['gain_v'] > -6 and ign['dir_gain_k'] > -6
+    for name in REFERENCE_GENOMES:
+        g = dict(zip(F.GRAD_FEATURES, F.gradient_features(REFERENCE_GENOMES[name])))
+        assert g['grad_ok'] == 1.0 and min(g[f'gain_{x}'] for x in 'qkv') > -3, name
 
 
 def test_a_genome_that_fails_on_the_probe_gets_probe_ok_zero(monkeypatch):
@@ -56,13 +85,18 @@ def test_a_genome_that_fails_on_the_probe_gets_probe_ok_zero(monkeypatch):
     F._probe_cached.cache_clear()
     monkeypatch.setattr(Genome, 'compile', lambda self, *a, **k: (lambda q, k_, v: q * float('nan')))
     assert np.array_equal(F.probe_features(Genome.parse(text)), np.zeros(len(F.PROBE_FEATURES)))
+    F._grad_cached.cache_clear()
+    assert np.array_equal(F.gradient_features(Genome.parse(text)), np.zeros(len(F.GRAD_FEATURES)))
 
     def boom(self, *a, **k):
         raise RuntimeError('no')
     F._probe_cached.cache_clear()
     monkeypatch.setattr(Genome, 'compile', boom)
     assert np.array_equal(F.probe_features(Genome.parse(text)), np.zeros(len(F.PROBE_FEATURES)))
+    F._grad_cached.cache_clear()
+    assert np.array_equal(F.gradient_features(Genome.parse(text)), np.zeros(len(F.GRAD_FEATURES)))
     F._probe_cached.cache_clear()
+    F._grad_cached.cache_clear()
 
 
 def test_probe_leaves_torch_state_alone():
@@ -70,4 +104,12 @@ def test_probe_leaves_torch_state_alone():
     grad = torch.is_grad_enabled()
     F._probe_cached.cache_clear()
     F.probe_features(REFERENCE_GENOMES['elu_linear'])
+    assert torch.equal(torch.random.get_rng_state(), state) and torch.is_grad_enabled() == grad
+    # the gradient features differentiate even where the caller disabled autograd, and keep it off
+    F._grad_cached.cache_clear()
+    with torch.no_grad():
+        a = F.gradient_features(REFERENCE_GENOMES['elu_linear'])
+        assert not torch.is_grad_enabled()
+    F._grad_cached.cache_clear()
+    assert np.array_equal(F.gradient_features(REFERENCE_GENOMES['elu_linear']), a) and a[0] == 1.0
     assert torch.equal(torch.random.get_rng_state(), state) and torch.is_grad_enabled() == grad

@@ -479,19 +479,21 @@ def render_report(bench, res: Dict[str, Any], bench_label: str, plots: Sequence[
     sg = res['surrogate']
     if sg:
         L.append(f'`attnzero.bench.Surrogate` ({sg["model"]} on graph / operator / cost features and '
-                 f'probe features, target `{sg["target"]}`), fitted on {sg["n_train"]} trained genomes and '
+                 f'probe and gradient features, target `{sg["target"]}`), fitted on {sg["n_train"]} trained genomes and '
                  f'tested on {sg["n_test"]} held-out ones: **Kendall tau {_f(sg["tau"])}** (p = '
                  f'{sg["tau_p"]:.2g}), Spearman rho {_f(sg["spearman"])}; {sg["folds"]}-fold '
                  f'cross-validation tau {_f(sg["cv_tau_mean"])} ± {_f(sg["cv_tau_sd"])}.')
         sx = res.get('surrogate_syntax')
         if sx:
             L.append('')
-            L.append(f'Without the probe features (`features=\'syntax\'`: the genome\'s text alone, the '
-                     f'same split): held-out tau {_f(sx["tau"])}, cross-validation tau '
+            L.append(f'Without the probe and gradient features (`features=\'syntax\'`: the genome\'s text '
+                     f'alone, the same split): held-out tau {_f(sx["tau"])}, cross-validation tau '
                      f'{_f(sx["cv_tau_mean"])} ± {_f(sx["cv_tau_sd"])}. The probe features '
                      f'(`attnzero.space.features.probe_features`) describe what the attention does on one '
                      f'fixed input: its similarity to softmax attention, its sensitivity to q and k, its '
-                     f'output scale and rank.')
+                     f'output scale and rank; the gradient features '
+                     f'(`attnzero.space.features.gradient_features`) how strongly a signal at its output '
+                     f'reaches q, k and v there.')
     else:
         L.append('Not enough trained genomes to fit the surrogate.')
     L.append('')

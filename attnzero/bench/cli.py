@@ -323,7 +323,7 @@ def zero_cost_main(argv: Optional[Sequence[str]] = None) -> int:
 
 # ----------------------------------------------------------------------------- surrogate features
 SURROGATE_CV_DOC = """Cross-validated Kendall tau of the bench surrogate with each feature set (the genome's
-text alone, and with its probe features), per fidelity level: a markdown table, a csv and a plot.
+text alone, with its probe features, and with its probe and gradient features), per fidelity level: a markdown table, a csv and a plot.
 
     python tools/surrogate_cv.py --bench v2 --partial --out docs/bench/surrogate-cv
     python tools/surrogate_cv.py --bench v1 --out /tmp/v1-cv
@@ -375,6 +375,8 @@ def surrogate_cv_main(argv: Optional[Sequence[str]] = None) -> int:
               f'{r["tau_min"]:.3f} | {r["tau_max"]:.3f} |' for r in rows]
     lines += ['', '`syntax`: the genome\'s text (graph, operators per edge source, counts, cost); `syntax+probe`: '
               'with what its attention does on one fixed input (`attnzero.space.features.probe_features`); '
+              '`syntax+probe+grad` (the default): also how strongly a signal at its output reaches q, k and v on that '
+              'input (`attnzero.space.features.gradient_features`); '
               '*stacked on* a rung: with the prediction of a model of that rung\'s scores (fitted on every genome '
               'that reached the rung except the fold\'s held-out ones; out-of-fold for the training genomes) as '
               'one more feature: `bench.surrogate(aux=...)`.',

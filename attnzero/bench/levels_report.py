@@ -15,7 +15,7 @@ import numpy as np
 
 from attnzero.io import atomic_savefig
 from attnzero.space import Genome
-from attnzero.space.features import PROBE_FEATURES, probe_features
+from attnzero.space.features import GRAD_FEATURES, PROBE_FEATURES, gradient_features, probe_features
 
 from .analyze import MIN_SUPPORT, _corr, _enrichment, _f, _findings, _md_table, _sd, _top_set, analyse
 from .build import load_build_info
@@ -212,18 +212,25 @@ def analyse_levels(bench, surrogate: bool = True) -> Dict[str, Any]:
 PROBE_MIN_GENOMES = 30
 
 
+#: the behaviour features of the insight section: the probe's and the gradient features (their
+#: ``*_ok`` flags left out)
+BEHAVIOUR_FEATURES = tuple(f for f in PROBE_FEATURES + GRAD_FEATURES if not f.endswith('_ok'))
+
+
 def _probe_rows(views) -> Dict[str, Dict[str, Dict[str, Any]]]:
-    """``{level: {probe feature: Kendall tau / p / n with the level's score}}``: which behaviours on
-    the probe input (:func:`attnzero.space.features.probe_features`) go with good attentions."""
+    """``{level: {feature: Kendall tau / p / n with the level's score}}``: which behaviours on the
+    probe input (:func:`attnzero.space.features.probe_features` and
+    :func:`~attnzero.space.features.gradient_features`) go with good attentions."""
     out: Dict[str, Dict[str, Dict[str, Any]]] = {}
     for key, _, view in views:
         trained = trained_with(view.records)
         if len(trained) < PROBE_MIN_GENOMES:
             continue
-        P = np.stack([probe_features(Genome.parse(r['genome'])) for r in trained])
+        genomes = [Genome.parse(r['genome']) for r in trained]
+        P = np.stack([np.concatenate([probe_features(g), gradient_features(g)]) for g in genomes])
         y = [r['score'] for r in trained]
-        out[key] = {name: _corr(P[:, j].tolist(), y) for j, name in enumerate(PROBE_FEATURES)
-                    if name != 'probe_ok'}
+        out[key] = {name: _corr(P[:, j].tolist(), y) for j, name in enumerate(PROBE_FEATURES + GRAD_FEATURES)
+                    if name in BEHAVIOUR_FEATURES}
     return out
 
 
@@ -372,23 +379,26 @@ def render_levels_report(bench, res: Dict[str, Any], bench_label: str, plots: Se
     if res.get('probe'):
         pk = list(res['probe'])
         names = {k: res['levels'][k]['name'] if k in res['levels'] else k for k in pk}
-        L += ['## What good attentions do: probe features against the score', '']
-        L.append('Kendall tau (two-sided p) between each probe feature of a trained genome -- what its attention '
-                 'does on one fixed input of 64 tokens in 4 clusters (`attnzero.space.features.probe_features`) '
-                 '-- and its score at each level:')
+        L += ['## What good attentions do: probe and gradient features against the score', '']
+        L.append('Kendall tau (two-sided p) between each probe and gradient feature of a trained genome -- what '
+                 'its attention does on one fixed input of 64 tokens in 4 clusters '
+                 '(`attnzero.space.features.probe_features`), and how a signal at its output reaches q, k and v '
+                 'there (`gradient_features`) -- and its score at each level:')
         L.append('')
-        L.append(_md_table(['probe feature'] + [f'{names[k]} (n {next(iter(res["probe"][k].values()))["n"]})'
+        L.append(_md_table(['feature'] + [f'{names[k]} (n {next(iter(res["probe"][k].values()))["n"]})'
                                                 for k in pk],
                            [[f'`{f}`'] + ['-' if res['probe'][k][f]['tau'] is None else
                                           f'{_f(res["probe"][k][f]["tau"])} ({_f(res["probe"][k][f]["p"], 4)})'
                                           for k in pk]
-                            for f in PROBE_FEATURES if f != 'probe_ok']))
+                            for f in BEHAVIOUR_FEATURES]))
         L.append('')
         L.append('`cos_softmax`, `cos_cluster_mean`, `cos_v`: centred cosine similarity of the output to softmax '
                  'attention\'s, to the within-cluster mean of v, to v; `log10_scale`: output scale over v\'s; '
                  '`sens_q`, `sens_k`: relative change of the output when q or k is replaced by noise; '
                  '`sens_qk_scale`: when q and k are doubled; `v_nonlinearity`: |f(2v) - 2f(v)| / |2f(v)|; '
-                 '`effective_rank`, `token_spread`: of the centred output.')
+                 '`effective_rank`, `token_spread`: of the centred output; `gain_q`, `gain_k`, `gain_v`: '
+                 'log10 of the elasticity of a fixed random readout of the output in q, k, v (-12: the output '
+                 'ignores it); `dir_gain_*`: the same for the readout of the output\'s direction.')
         L.append('')
         for k in pk:
             sig = sorted(((f, c) for f, c in res['probe'][k].items() if c['p'] is not None and c['p'] < 0.01),
@@ -397,7 +407,7 @@ def render_levels_report(bench, res: Dict[str, Any], bench_label: str, plots: Se
                 L.append(f'- {names[k]}: ' + '; '.join(f'`{f}` {"higher" if c["tau"] > 0 else "lower"} in better '
                                                       f'attentions (tau {_f(c["tau"])})' for f, c in sig) + '.')
             else:
-                L.append(f'- {names[k]}: no probe feature with p < 0.01.')
+                L.append(f'- {names[k]}: no probe or gradient feature with p < 0.01.')
         L.append('')
     # seed noise
     if res.get('noise'):
@@ -465,12 +475,12 @@ def render_levels_report(bench, res: Dict[str, Any], bench_label: str, plots: Se
             L.append('')
         sg = a.get('surrogate')
         if sg:
-            L.append(f'Surrogate (gradient boosting on genome and probe features) fitted on this level: held-out '
+            L.append(f'Surrogate (gradient boosting on genome, probe and gradient features) fitted on this level: held-out '
                      f'Kendall tau **{_f(sg["tau"])}** on {sg["n_test"]} genomes (trained on '
                      f'{sg["n_train"]}); {sg["folds"]}-fold mean {_f(sg["cv_tau_mean"])} ± {_f(sg["cv_tau_sd"])}.')
             sx = a.get('surrogate_syntax')
             if sx:
-                L.append(f'Without the probe features (the genome\'s text alone, the same split): held-out '
+                L.append(f'Without the probe and gradient features (the genome\'s text alone, the same split): held-out '
                          f'tau {_f(sx["tau"])}, {sx["folds"]}-fold mean {_f(sx["cv_tau_mean"])} ± '
                          f'{_f(sx["cv_tau_sd"])}.')
             L.append('')

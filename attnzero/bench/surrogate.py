@@ -24,7 +24,7 @@ __all__ = ['Surrogate', 'fit_surrogate', 'genome_features', 'feature_names', 'DE
            'cross_validate', 'compare_feature_sets']
 
 #: the feature set of :meth:`Surrogate.fit` unless told otherwise
-DEFAULT_FEATURES = 'syntax+probe'
+DEFAULT_FEATURES = 'syntax+probe+grad'
 
 
 @dataclass

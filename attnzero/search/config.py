@@ -164,8 +164,9 @@ Accelerators (each ``True`` by default; all ``False`` is the *naive* search that
             a bench's random-stream genomes only).
         prior_keep: the fraction of a generation's candidates that train (``(0, 1]``).
         prior_features: the prior model's features (:data:`attnzero.space.features.FEATURE_SETS`):
-            ``'syntax'`` (default: the genome's text) or ``'syntax+probe'`` (and what its attention
-            does on a fixed probe input). The probe features rank the efficiency runs' genomes
+            ``'syntax'`` (default: the genome's text), ``'syntax+probe'`` (and what its attention
+            does on a fixed probe input) or ``'syntax+probe+grad'`` (and how a signal at its output
+            reaches q, k and v there; not measured in a search). The probe features rank the efficiency runs' genomes
             better offline (Kendall tau 0.27 against 0.15) but did not make the measured search
             faster (median 2.12x against 2.74x over 3 seeds: ``docs/efficiency/search/prior``).
 
