@@ -233,26 +233,24 @@ def _grad_readout() -> torch.Tensor:
     return r / r.norm()
 
 
-def _gains(f, direction: bool) -> List[float]:
-    """``log10(|dL/dx| |x| / |L-scale|)`` for x = q, k, v: the readout ``L = <out, r>`` (scaled by
-    ``|out|``) or, with ``direction``, ``L = <c / |c|, r>`` of the centred output ``c``."""
+def _gains(f) -> List[float]:
+    """``log10(|dL/dx| |x| / s)`` for x = q, k, v and two readouts of one forward pass: ``L = <out, r>``
+    with ``s = |out|``, then ``L = <c / |c|, r>`` of the centred output ``c`` with ``s = 1``."""
     q0, k0, v0 = _probe_inputs()[:3]
     r = _grad_readout()
     x = [t.clone().requires_grad_(True) for t in (q0, k0, v0)]
     with torch.enable_grad():
         out = f(*x)
-        if direction:
-            c = out - out.mean(-2, keepdim=True)
-            loss, scale = (c / c.norm() * r).sum(), 1.0
-        else:
-            loss, scale = (out * r).sum(), float(out.detach().norm())
-        grads = torch.autograd.grad(loss, x, allow_unused=True)
-    vals = []
-    for g, t in zip(grads, (q0, k0, v0)):
-        gn = float(g.norm()) if g is not None else 0.0
-        if not (math.isfinite(gn) and math.isfinite(scale) and scale > 0):
-            raise FloatingPointError('non-finite gradient on the probe')
-        vals.append(math.log10(max(gn * float(t.norm()) / scale, 1e-12)))
+        c = out - out.mean(-2, keepdim=True)
+        readouts = [((out * r).sum(), float(out.detach().norm())), ((c / c.norm() * r).sum(), 1.0)]
+        vals = []
+        for i, (loss, scale) in enumerate(readouts):
+            grads = torch.autograd.grad(loss, x, allow_unused=True, retain_graph=i == 0)
+            for g, t in zip(grads, (q0, k0, v0)):
+                gn = float(g.norm()) if g is not None else 0.0
+                if not (math.isfinite(gn) and math.isfinite(scale) and scale > 0):
+                    raise FloatingPointError('non-finite gradient on the probe')
+                vals.append(math.log10(max(gn * float(t.norm()) / scale, 1e-12)))
     return vals
 
 
@@ -274,7 +272,7 @@ def gradient_features(genome) -> np.ndarray:
 def _grad_cached(text: str) -> Tuple[float, ...]:
     try:
         f = Genome.parse(text).compile(fast=False)
-        vals = [1.0] + _gains(f, direction=False) + _gains(f, direction=True)
+        vals = [1.0] + _gains(f)
     except Exception:  # noqa: BLE001 - a genome that cannot run or differentiate is a feature value
         return (0.0,) * len(GRAD_FEATURES)
     return tuple(_round(x) for x in vals)
