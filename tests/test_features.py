@@ -113,3 +113,16 @@ def test_probe_leaves_torch_state_alone():
     F._grad_cached.cache_clear()
     assert np.array_equal(F.gradient_features(REFERENCE_GENOMES['elu_linear']), a) and a[0] == 1.0
     assert torch.equal(torch.random.get_rng_state(), state) and torch.is_grad_enabled() == grad
+
+
+def test_features_stay_within_float32(monkeypatch):
+    """A ratio of a near-zero output is finite in float64 but would overflow the float32 of the
+    surrogate's trees: it is clipped."""
+    q0 = F._probe_inputs()[0]
+    text = 'i3n302:relu;-;-;-;-;-:einsum1,matmul,second'
+    monkeypatch.setattr(Genome, 'compile', lambda self, *a, **k: (lambda q, k_, v: v * (1e-250 if q is q0 else 1.0)))
+    F._probe_cached.cache_clear()
+    p = dict(zip(F.PROBE_FEATURES, F.probe_features(Genome.parse(text))))
+    F._probe_cached.cache_clear()
+    assert p['probe_ok'] == 1.0 and p['sens_q'] == F.FEATURE_LIMIT
+    assert np.all(np.abs(list(p.values())) <= F.FEATURE_LIMIT)

@@ -177,11 +177,17 @@ def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a - b).norm() / b.norm().clamp_min(1e-300))
 
 
+#: the largest magnitude of a feature: a ratio of a near-zero output can be finite in float64 yet
+#: overflow the float32 that scikit-learn's trees cast to
+FEATURE_LIMIT = 1e30
+
+
 def _round(x: float) -> float:
-    """5 significant digits: the features do not depend on the last bits of a platform's float64."""
+    """5 significant digits: the features do not depend on the last bits of a platform's float64;
+    clipped to :data:`FEATURE_LIMIT`."""
     if not math.isfinite(x):
         return 0.0
-    return float(f'{x:.5g}')
+    return float(f'{min(max(x, -FEATURE_LIMIT), FEATURE_LIMIT):.5g}')
 
 
 def probe_features(genome) -> np.ndarray:
