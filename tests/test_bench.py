@@ -247,6 +247,11 @@ def test_stacked_surrogate_never_sees_the_held_out_genomes():
     py2[j] += 10.0
     col2 = S._stacked(X, hashes, (precs, PX, py2, ref), [], 0, FAST)[0][:, -1]
     assert col2[0] == col[0] and not np.array_equal(col2, col)
+    # a level's view holds only the genomes that reached it: the rung's scores are read from aux_bench
+    view = ab.Bench([r for r in b.records if r['score'] is not None], [], None, None)
+    sv = S.Surrogate.fit(view, aux='0.5', aux_bench=b, folds=0, refit=False, features='syntax', **FAST)
+    assert (sv.tau, sv.test_hashes) == (s2.tau, s2.test_hashes)
+    assert len(S._aux_pool(view, 'syntax', '0.5')[0]) == 30 < len(S._aux_pool(b, 'syntax', '0.5')[0]) == 60
     # refitted, it predicts any genome; a bench without the level is a one-line error
     s3 = S.Surrogate.fit(b, aux='0.5', folds=2, features='syntax', **FAST)
     assert np.all(np.isfinite(s3.predict([r['genome'] for r in b.records[:3]]))) and len(s3.cv_taus) == 2

@@ -126,3 +126,14 @@ def test_features_stay_within_float32(monkeypatch):
     F._probe_cached.cache_clear()
     assert p['probe_ok'] == 1.0 and p['sens_q'] == F.FEATURE_LIMIT
     assert np.all(np.abs(list(p.values())) <= F.FEATURE_LIMIT)
+
+
+def test_an_output_the_same_for_every_token_has_no_direction_to_steer(monkeypatch):
+    text = 'i3n302:relu;-;-;-;-;-:einsum1,matmul,second'
+    monkeypatch.setattr(Genome, 'compile', lambda self, *a, **k: (
+        lambda q, k_, v: (q.sum(-2, keepdim=True) * v.mean(-2, keepdim=True)).expand_as(v)))
+    F._grad_cached.cache_clear()
+    g = dict(zip(F.GRAD_FEATURES, F.gradient_features(Genome.parse(text))))
+    F._grad_cached.cache_clear()
+    assert g['grad_ok'] == 1.0 and g['gain_k'] == -12.0 and g['gain_q'] > -6 and g['gain_v'] > -6
+    assert g['dir_gain_q'] == g['dir_gain_k'] == g['dir_gain_v'] == -12.0

@@ -21,6 +21,7 @@ from .analyze import MIN_SUPPORT, _corr, _enrichment, _f, _findings, _md_table, 
 from .build import load_build_info
 from .format import BENCH_FILE, LEVELS_FILE, sha256_file
 from .records import budget_key, level_score, trained_with
+from .surrogate import Surrogate
 
 __all__ = ['analyse_levels', 'render_levels_report', 'make_levels_plots', 'levels_report_text',
            'PAPER_GRAPHS', 'PAPER_OPERATORS']
@@ -133,6 +134,10 @@ def _claims(bench, res: Dict[str, Any]) -> List[Dict[str, Any]]:
     return out
 
 
+#: the fewest trained genomes of a level whose surrogate is fitted and reported
+SURROGATE_MIN_GENOMES = 50
+
+
 def analyse_levels(bench, surrogate: bool = True) -> Dict[str, Any]:
     """Every measurement of the multi-fidelity report, as plain data."""
     levels = _levels(bench)
@@ -165,7 +170,12 @@ def analyse_levels(bench, surrogate: bool = True) -> Dict[str, Any]:
         n = len(view.filter(trained=True))
         if n == 0:
             continue
-        a = analyse(view, surrogate=surrogate and n >= 50 and ':' not in key)
+        fit = surrogate and n >= SURROGATE_MIN_GENOMES and ':' not in key
+        a = analyse(view, surrogate=fit)
+        if fit and bench.rungs and key not in map(budget_key, bench.rungs):
+            # stacked on the first rung, on the same split (its cross-validation: tools/surrogate_cv.py)
+            a['surrogate_stacked'] = Surrogate.fit(view, refit=False, folds=0, aux=budget_key(bench.rungs[0]),
+                                                   aux_bench=bench).summary()
         res['levels'][key] = dict(name=name, n=n, analysis=a, graph_rows=_graph_rows(view))
     # rank agreement between levels
     keys = [budget_key(lv) for lv in levels]
@@ -483,6 +493,12 @@ def render_levels_report(bench, res: Dict[str, Any], bench_label: str, plots: Se
                 L.append(f'Without the probe and gradient features (the genome\'s text alone, the same split): held-out '
                          f'tau {_f(sx["tau"])}, {sx["folds"]}-fold mean {_f(sx["cv_tau_mean"])} ± '
                          f'{_f(sx["cv_tau_sd"])}.')
+            st = a.get('surrogate_stacked')
+            if st:
+                L.append(f'Stacked on the rung (`bench.surrogate(aux={st["aux"]!r})`: a model of the '
+                         f'{st["aux"]} ep scores, fitted on every genome that reached it but the held-out ones, '
+                         f'gives one more feature; the same split): held-out tau **{_f(st["tau"])}** (its repeated '
+                         f'cross-validation: `tools/surrogate_cv.py`).')
             L.append('')
     for p in plots:
         L.append(f'![{p}]({p})')

@@ -67,7 +67,7 @@ class Surrogate:
     @classmethod
     def fit(cls, bench, target: str = 'score', test_frac: float = 0.2, seed: int = 0,
             folds: int = 5, refit: bool = True, features: str = DEFAULT_FEATURES,
-            aux: Optional[str] = None, **params) -> 'Surrogate':
+            aux: Optional[str] = None, aux_bench=None, **params) -> 'Surrogate':
         """Fit on the trained genomes of ``bench`` (a :class:`attnzero.bench.Bench`).
 
         ``aux`` (a multi-fidelity bench's cheaper level, e.g. ``'0.6667'``: far more genomes reach
@@ -76,11 +76,12 @@ class Surrogate:
         reach anything: for an evaluation the level's model is fitted on the level's genomes less the
         held-out ones, the training genomes get its out-of-fold predictions (5 folds) and the held-out
         ones the prediction of the model fitted on all of them. Each evaluation (the split and each
-        cross-validation fold) fits 6 models of the level more."""
+        cross-validation fold) fits 6 models of the level more. ``aux_bench``: where that level's
+        scores are read (default ``bench``; a level's view holds only the genomes that reached it)."""
         from scipy.stats import kendalltau, spearmanr
 
         recs, X, y, ref = _design(bench, target, features, 10, 'the surrogate needs')
-        pool = None if aux is None else _aux_pool(bench, features, aux)
+        pool = None if aux is None else _aux_pool(aux_bench if aux_bench is not None else bench, features, aux)
         rng = np.random.default_rng(seed)
         perm = rng.permutation(len(recs))
         n_test = max(2, int(round(test_frac * len(recs))))

@@ -241,31 +241,37 @@ def _grad_readout() -> torch.Tensor:
 
 def _gains(f) -> List[float]:
     """``log10(|dL/dx| |x| / s)`` for x = q, k, v and two readouts of one forward pass: ``L = <out, r>``
-    with ``s = |out|``, then ``L = <c / |c|, r>`` of the centred output ``c`` with ``s = 1``."""
+    with ``s = |out|``, then ``L = <c / |c|, r>`` of the centred output ``c`` with ``s = 1`` (the
+    floor, -12, for all three where the output is the same for every token, to 1e-9 of its norm: its
+    direction is not defined and nothing steers it)."""
     q0, k0, v0 = _probe_inputs()[:3]
     r = _grad_readout()
     x = [t.clone().requires_grad_(True) for t in (q0, k0, v0)]
     with torch.enable_grad():
         out = f(*x)
         c = out - out.mean(-2, keepdim=True)
-        readouts = [((out * r).sum(), float(out.detach().norm())), ((c / c.norm() * r).sum(), 1.0)]
+        readouts = [((out * r).sum(), float(out.detach().norm()))]
+        if float(c.detach().norm()) > 1e-9 * float(out.detach().norm()):  # (not rounding error alone)
+            readouts.append(((c / c.norm() * r).sum(), 1.0))
         vals = []
         for i, (loss, scale) in enumerate(readouts):
-            grads = torch.autograd.grad(loss, x, allow_unused=True, retain_graph=i == 0)
+            grads = torch.autograd.grad(loss, x, allow_unused=True, retain_graph=i + 1 < len(readouts))
             for g, t in zip(grads, (q0, k0, v0)):
                 gn = float(g.norm()) if g is not None else 0.0
                 if not (math.isfinite(gn) and math.isfinite(scale) and scale > 0):
                     raise FloatingPointError('non-finite gradient on the probe')
                 vals.append(math.log10(max(gn * float(t.norm()) / scale, 1e-12)))
-    return vals
+    return vals + [-12.0] * (6 - len(vals))
 
 
 def gradient_features(genome) -> np.ndarray:
     """How a learning signal at the genome's output reaches its inputs, on the probe input of
     :func:`probe_features` (:data:`GRAD_FEATURES`): ``gain_q``, ``gain_k``, ``gain_v`` are
     ``log10(|dL/dx| |x| / |out|)`` for a fixed random unit readout ``L = <out, r>`` -- the
-    elasticity of the readout in each input, -12 (the floor) for an attention that ignores x; ``dir_gain_*`` the same for the readout of the output's centred
-    direction ``c / |c|`` (``|dL/dx| |x|``): what steers the output's pattern rather than its scale.
+    elasticity of the readout in each input, -12 (the floor) for an attention that ignores x;
+    ``dir_gain_*`` the same for the readout of the output's centred direction ``c / |c|``
+    (``|dL/dx| |x|``): what steers the output's pattern rather than its scale (-12 for an output
+    that is the same for every token).
     ``grad_ok`` is 0 (and every other feature 0) for a genome whose output or gradients on the
     probe are not finite or that fails to run.
 
