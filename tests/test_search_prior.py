@@ -164,6 +164,9 @@ def test_prior_features_are_a_setting(tmp_path):
     assert syntax.features == 'syntax' and prior_mod.describe(probe)['features'] == 'syntax+probe'
     texts = [x['genome'] for x in lines[:10]]
     assert not np.allclose(probe.predict(texts), syntax.predict(texts))   # two different models
+    grad = prior_mod.Prior.fit(p, 'scores:0.6667', features='syntax+probe+grad')
+    assert grad.model.n_features_in_ == probe.model.n_features_in_ + 7 and preset('tiny').replace(
+        prior=p, prior_features='syntax+probe+grad').prior_features == 'syntax+probe+grad'
     assert preset('tiny').prior_features == 'syntax'
     with pytest.raises(ConfigError, match="prior_features='text'"):
         preset('tiny').replace(prior=p, prior_features='text')
