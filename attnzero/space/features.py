@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import List, Tuple
+from typing import Any, List, Tuple
 
 import numpy as np
 import torch
@@ -66,12 +66,7 @@ def check_feature_set(features: str) -> None:
 def feature_names(features: str = 'syntax') -> List[str]:
     """The names of the columns of :func:`genome_features` for the feature set ``features``."""
     check_feature_set(features)
-    names = _syntax_names()
-    if 'probe' in features.split('+'):
-        names += [f'probe:{n}' for n in PROBE_FEATURES]
-    if 'grad' in features.split('+'):
-        names += [f'grad:{n}' for n in GRAD_FEATURES]
-    return names
+    return _syntax_names() + [f'{group}:{n}' for group, names, _ in _groups(features) for n in names]
 
 
 def _syntax_names() -> List[str]:
@@ -89,12 +84,16 @@ def genome_features(genome, ref_tokens: int = 3136, ref_head_dim: int = 32,
     """The feature vector of one genome (see the module docstring); ``features='syntax+probe'``
     appends :func:`probe_features`, ``'syntax+probe+grad'`` those and :func:`gradient_features`."""
     check_feature_set(features)
-    parts = [_syntax_features(genome, ref_tokens, ref_head_dim)]
-    if 'probe' in features.split('+'):
-        parts.append(probe_features(genome))
-    if 'grad' in features.split('+'):
-        parts.append(gradient_features(genome))
-    return np.concatenate(parts)
+    return np.concatenate([_syntax_features(genome, ref_tokens, ref_head_dim)]
+                          + [fn(genome) for _, _, fn in _groups(features)])
+
+
+def _groups(features: str) -> List[Tuple[str, Tuple[str, ...], Any]]:
+    """``(name, column names, function)`` of each group a feature set adds to the syntax
+    features, in column order."""
+    parts = features.split('+')
+    return [g for g in (('probe', PROBE_FEATURES, probe_features), ('grad', GRAD_FEATURES, gradient_features))
+            if g[0] in parts]
 
 
 def _syntax_features(genome, ref_tokens: int, ref_head_dim: int) -> np.ndarray:
@@ -249,19 +248,22 @@ def _gains(f) -> List[float]:
     x = [t.clone().requires_grad_(True) for t in (q0, k0, v0)]
     with torch.enable_grad():
         out = f(*x)
+        norm = float(out.detach().norm())
+        if not (math.isfinite(norm) and norm > 0):
+            raise FloatingPointError('zero or non-finite output on the probe')
         c = out - out.mean(-2, keepdim=True)
-        readouts = [((out * r).sum(), float(out.detach().norm()))]
-        if float(c.detach().norm()) > 1e-9 * float(out.detach().norm()):  # (not rounding error alone)
+        readouts = [((out * r).sum(), norm)]
+        if float(c.detach().norm()) > 1e-9 * norm:  # (not rounding error alone)
             readouts.append(((c / c.norm() * r).sum(), 1.0))
         vals = []
         for i, (loss, scale) in enumerate(readouts):
             grads = torch.autograd.grad(loss, x, allow_unused=True, retain_graph=i + 1 < len(readouts))
             for g, t in zip(grads, (q0, k0, v0)):
                 gn = float(g.norm()) if g is not None else 0.0
-                if not (math.isfinite(gn) and math.isfinite(scale) and scale > 0):
+                if not math.isfinite(gn):
                     raise FloatingPointError('non-finite gradient on the probe')
                 vals.append(math.log10(max(gn * float(t.norm()) / scale, 1e-12)))
-    return vals + [-12.0] * (6 - len(vals))
+    return vals + [-12.0] * (len(GRAD_FEATURES) - 1 - len(vals))
 
 
 def gradient_features(genome) -> np.ndarray:
