@@ -393,3 +393,44 @@ def test_probe_feature_correlations_of_the_levels_report(built, monkeypatch):
         assert got['tau'] == pytest.approx(kendalltau(x, y)[0], abs=1e-12)
     monkeypatch.setattr(levels_report, 'PROBE_MIN_GENOMES', len(trained) + 1)
     assert levels_report._probe_rows([(rung, 'rung', b.view(b.rungs[0]))]) == {}
+
+
+def test_zero_cost_rows_read_a_level_and_its_4x(built, tmp_path):
+    """The zero-cost study on a multi-fidelity bench: the genomes and references of one level with
+    their score there, and their score at four times that level where they have one."""
+    import math
+
+    from attnzero.bench.analyze import zero_cost_rows
+    from attnzero.bench.cli import zero_cost_main
+
+    out, _ = built
+    b = ab.load(out)
+    rows, cfg, source = zero_cost_rows(b, level=0.5)
+    samples = [r for r in rows if r['kind'] == 'sample']
+    ok = {r['hash']: r for r in b.at_level(0.5).records if r['status'] == 'ok'}
+    assert sorted(r['genome'] for r in samples) == sorted(r['genome'] for r in ok.values())
+    by_genome = {r['genome']: r for r in ok.values()}
+    for r in samples:
+        scores = by_genome[r['genome']]['scores']
+        assert r['trained_1x'] == scores['0.5']
+        assert r['trained_4x'] == scores['2'] if '2' in scores else math.isnan(r['trained_4x'])
+    assert any(math.isfinite(r['trained_4x']) for r in samples)  # the long level is 4x the rung
+    refs = [r for r in rows if r['kind'] == 'reference']
+    assert refs and all(r['trained_1x'] == next(x for x in b.baselines if x['name'] == r['name'])['scores']['0.5']
+                        for r in refs)
+    assert 'at 0.5 epochs (of its levels 0.5, 1, 2)' in source and list(cfg.archs) == ['deit']
+    rows1, _, source1 = zero_cost_rows(b)  # default: the first budget; 4 epochs does not exist
+    at1 = {r['genome']: r['scores']['1'] for r in b.at_level(1).records if r['status'] == 'ok'}
+    assert sorted(r['genome'] for r in rows1 if r['kind'] == 'sample') == sorted(at1)
+    assert all(r['trained_1x'] == at1[r['genome']] for r in rows1 if r['kind'] == 'sample')
+    assert all(math.isnan(r['trained_4x']) for r in rows1)
+    assert 'with no 4x score' in source1
+    with pytest.raises(ValueError, match='level 3: the bench has the levels 0.5, 1, 2'):
+        zero_cost_rows(b, level=3)
+    z = tmp_path / 'z'
+    assert zero_cost_main(['--bench', out, '--level', '0.5', '--limit', '3', '--archs', 'deit', '--batch', '8',
+                           '--early-steps', '2', '--out', str(z)]) == 0
+    md = (z / 'zero_cost.md').read_text()
+    assert '--level 0.5' in md and 'at 0.5 epochs' in md
+    with pytest.raises(SystemExit):
+        zero_cost_main(['--bench', out, '--level', '3', '--out', str(tmp_path / 'bad')])

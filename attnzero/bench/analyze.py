@@ -17,7 +17,7 @@ from attnzero.search.config import SearchConfig
 from attnzero.space import GRAPHS
 
 from .format import BENCH_FILE, sha256_file
-from .records import trained_with
+from .records import budget_key, trained_with
 from .surrogate import Surrogate
 
 __all__ = ['analyse', 'render_report', 'report_text', 'make_plots', 'plot_names',
@@ -619,30 +619,56 @@ def report_text(bench, bench_label: str, res: Optional[Dict[str, Any]] = None) -
     return render_report(bench, res, bench_label, plot_names(bench, res))
 
 
-def zero_cost_rows(bench, n: Optional[int] = None, seed: int = 0) -> Tuple[List[Dict[str, Any]], Any, str]:
+def zero_cost_rows(bench, n: Optional[int] = None, seed: int = 0,
+                   level: Optional[float] = None) -> Tuple[List[Dict[str, Any]], Any, str]:
     """The bench's trained genomes (status ``ok``; ``n`` of them drawn without replacement with
     ``seed``, or all) and its zoo baselines as rows for
     :func:`attnzero.search.prescreen.correlate`, the bench's search configuration, and a
     description of them for the report. The trained score is the bench's ``score`` (the mean proxy
-    accuracy over its architectures at its budget)."""
+    accuracy over its architectures at its budget).
+
+    A multi-fidelity bench (v2) is read at ``level`` (epochs; default its first budget, a rung is
+    allowed): the genomes and references that reached that level, with their score there, and as
+    the 4x score their score at four times that level where they have one (v2: the long level, 8
+    epochs, against the 2-epoch budget). A single-fidelity bench has one level, its budget."""
+    four: Dict[str, float] = {}
+    four_ref: Dict[str, float] = {}
+    levels: List[float] = []
+    if bench.rungs:
+        level = float(bench.budgets[0] if level is None else level)
+        levels = list(map(float, bench.rungs)) + list(map(float, bench.budgets))
+        if budget_key(level) not in map(budget_key, levels):
+            raise ValueError(f'level {level:g}: the bench has the levels {", ".join(map(budget_key, levels))} (epochs)')
+        k4 = budget_key(4 * level)
+        four = {r['hash']: r['scores'][k4] for r in bench.records if k4 in (r.get('scores') or {})}
+        four_ref = {b['name']: b['scores'][k4] for b in bench.baselines if k4 in (b.get('scores') or {})}
+        bench = bench.view(level)
+    elif level is not None and float(level) not in map(float, bench.budgets):
+        raise ValueError(f'level {float(level):g}: the bench has one level, its budget {bench.budgets} (epochs)')
     fields = {k: v for k, v in bench.settings['search'].items() if k in SearchConfig.__dataclass_fields__}
     cfg = SearchConfig(**fields)
     trained = [r for r in bench.records if r.get('status') == 'ok' and r.get('score') is not None]
     if n is not None and n < len(trained):
-        trained = sorted(random.Random(seed).sample(trained, n), key=lambda r: r['sample_index'])
+        pos = {id(r): i for i, r in enumerate(trained)}  # the bench's order (v1: by sample index)
+        trained = sorted(random.Random(seed).sample(trained, n), key=lambda r: pos[id(r)])
     nan = float('nan')
     rows = [dict(kind='sample', name=r['genome'], attn='attnzero', genome=r['genome'],
-                 trained_1x=float(r['score']), trained_4x=nan) for r in trained]
+                 trained_1x=float(r['score']), trained_4x=float(four.get(r['hash'], nan))) for r in trained]
     for b in bench.baselines:
         if b.get('acc_mean') is not None:
             rows.append(dict(kind='reference', name=b['name'], attn=b.get('attn') or 'attnzero', genome=b.get('genome'),
-                             trained_1x=float(b['acc_mean']), trained_4x=nan))
+                             trained_1x=float(b['acc_mean']), trained_4x=float(four_ref.get(b['name'], nan))))
     n_ok = sum(1 for r in bench.records if r.get('status') == 'ok')
     near_chance = sum(1 for r in trained if abs(float(r['score']) - bench.chance) <= 0.05)
+    n4 = sum(1 for r in rows if r['kind'] == 'sample' and math.isfinite(r['trained_4x']))
+    if levels:
+        at = (f'at {budget_key(level)} epochs (of its levels {", ".join(map(budget_key, levels))}), '
+              + (f'{n4} of them also at {budget_key(4 * level)} epochs (the 4x score)' if n4 else 'with no 4x score'))
+    else:
+        at = f'at budget {bench.budgets} epochs; there is no 4x score'
     source = (f'Attn-Bench-101 `{os.path.basename(os.path.normpath(bench.path))}` (format {bench.records[0].get("format_version")}): '
               f'{len(trained)} of its {n_ok} trained genomes' + (f' (drawn with seed {seed})' if len(trained) < n_ok else '')
-              + f' and {len(rows) - len(trained)} zoo baselines, scored by the bench at budget '
-              f'{bench.budgets} epochs; there is no 4x score. {near_chance} of the {len(trained)} genomes '
+              + f' and {len(rows) - len(trained)} zoo baselines, scored by the bench {at}. {near_chance} of the {len(trained)} genomes '
               f'score within 0.05 of chance ({bench.chance:.3f})')
     return rows, cfg, source
 

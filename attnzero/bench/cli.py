@@ -29,6 +29,7 @@ from .multifidelity import LevelPlan, build_levels
 from .multifidelity import finalize as finalize_levels
 from .multifidelity import status as build_status
 from .evaluate import BenchSettings
+from .format import BenchError
 from .query import DEFAULT_VERSION, VERSIONS, default_path, load
 
 __all__ = ['build_main', 'analyze_main', 'zero_cost_main', 'surrogate_cv_main']
@@ -273,6 +274,7 @@ trained genomes and baselines, correlated with their trained scores.
 
     python tools/zero_cost.py --fidelity docs/fidelity/default --out docs/efficiency/zero_cost/default
     python tools/zero_cost.py --bench v1 --limit 300 --out docs/efficiency/zero_cost/bench-v1
+    python tools/zero_cost.py --bench v2 --level 0.6667 --out docs/efficiency/zero_cost/bench-v2-rung
 
 See attnzero.search.prescreen."""
 
@@ -293,6 +295,10 @@ def zero_cost_main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument('--limit', type=int, default=None,
                    help='fidelity: the first N sampled genomes only (tests); bench: N trained genomes drawn '
                         'with --seed (default all)')
+    p.add_argument('--level', type=float, default=None,
+                   help='bench: the fidelity level (epochs) whose scores to correlate with, on a multi-fidelity '
+                        "bench (v2; default its first budget; its rung, e.g. 0.6667, has the most genomes)")
+    p.add_argument('--partial', action='store_true', help='bench: read a multi-fidelity bench whose build is unfinished')
     args = p.parse_args(argv)
     if args.limit is not None and args.limit < 3:
         p.error(f'--limit {args.limit}: needs at least 3 genomes to correlate')
@@ -305,10 +311,10 @@ def zero_cost_main(argv: Optional[Sequence[str]] = None) -> int:
             res = prescreen.study(args.fidelity, args.out, archs, args.seed, args.batch, args.early_steps, args.limit)
         else:
             try:
-                bench = load(args.bench)
-            except (OSError, ValueError) as e:
+                bench = load(args.bench, partial=args.partial)
+            except (OSError, ValueError, BenchError) as e:
                 p.error(f'--bench {args.bench!r}: {e}')
-            rows, cfg, source = zero_cost_rows(bench, args.limit, args.seed)
+            rows, cfg, source = zero_cost_rows(bench, args.limit, args.seed, args.level)
             command = tool_command('zero_cost', argv)
             res = prescreen.correlate(rows, cfg, args.out, source, command, archs, args.seed, args.batch,
                                       args.early_steps)
