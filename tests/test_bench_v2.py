@@ -434,3 +434,23 @@ def test_zero_cost_rows_read_a_level_and_its_4x(built, tmp_path):
     assert '--level 0.5' in md and 'at 0.5 epochs' in md
     with pytest.raises(SystemExit):
         zero_cost_main(['--bench', out, '--level', '3', '--out', str(tmp_path / 'bad')])
+
+
+def test_reference_named_like_a_zoo_attention_is_told_apart():
+    """v2 has the zoo's ``relu_linear`` module and the ``relu_linear`` reference genome: a plain
+    look-up of that name is ambiguous (a one-line error), ``kind`` picks one, and the zero-cost rows
+    name the genome apart (their cache is keyed by name)."""
+    from attnzero.bench.analyze import zero_cost_rows
+
+    b = ab.load('v2', partial=True)
+    with pytest.raises(ValueError, match="'relu_linear' names a zoo attention and a reference genome"):
+        b.baseline('relu_linear')
+    zoo, gen = b.baseline('relu_linear', kind='zoo'), b.baseline('relu_linear', kind='genome')
+    assert zoo['attn'] == 'relu_linear' and not zoo.get('genome') and gen['genome'].startswith('i3n303:relu;')
+    assert b.baseline('softmax')['attn'] == 'softmax' and b.baseline('trial_105', kind='zoo') is None
+    assert b.baseline('nope') is None
+    with pytest.raises(ValueError, match="kind 'module'"):
+        b.baseline('softmax', kind='module')
+    rows, _, _ = zero_cost_rows(b, 3)
+    names = [r['name'] for r in rows if r['kind'] == 'reference']
+    assert len(names) == len(set(names)) == len(b.baselines) and 'relu_linear (genome)' in names

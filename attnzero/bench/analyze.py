@@ -641,7 +641,8 @@ def zero_cost_rows(bench, n: Optional[int] = None, seed: int = 0,
             raise ValueError(f'level {level:g}: the bench has the levels {", ".join(map(budget_key, levels))} (epochs)')
         k4 = budget_key(4 * level)
         four = {r['hash']: r['scores'][k4] for r in bench.records if k4 in (r.get('scores') or {})}
-        four_ref = {b['name']: b['scores'][k4] for b in bench.baselines if k4 in (b.get('scores') or {})}
+        four_ref = {(b['name'], b.get('genome')): b['scores'][k4] for b in bench.baselines
+                    if k4 in (b.get('scores') or {})}
         bench = bench.view(level)
     elif level is not None and float(level) not in map(float, bench.budgets):
         raise ValueError(f'level {float(level):g}: the bench has one level, its budget {bench.budgets} (epochs)')
@@ -654,10 +655,14 @@ def zero_cost_rows(bench, n: Optional[int] = None, seed: int = 0,
     nan = float('nan')
     rows = [dict(kind='sample', name=r['genome'], attn='attnzero', genome=r['genome'],
                  trained_1x=float(r['score']), trained_4x=float(four.get(r['hash'], nan))) for r in trained]
+    zoo_names = {b['name'] for b in bench.baselines if not b.get('genome')}
     for b in bench.baselines:
         if b.get('acc_mean') is not None:
-            rows.append(dict(kind='reference', name=b['name'], attn=b.get('attn') or 'attnzero', genome=b.get('genome'),
-                             trained_1x=float(b['acc_mean']), trained_4x=float(four_ref.get(b['name'], nan))))
+            # a reference genome named like a zoo attention (v2: relu_linear) is told apart, as in the report
+            name = f'{b["name"]} (genome)' if b.get('genome') and b['name'] in zoo_names else b['name']
+            rows.append(dict(kind='reference', name=name, attn=b.get('attn') or 'attnzero', genome=b.get('genome'),
+                             trained_1x=float(b['acc_mean']),
+                             trained_4x=float(four_ref.get((b['name'], b.get('genome')), nan))))
     n_ok = sum(1 for r in bench.records if r.get('status') == 'ok')
     near_chance = sum(1 for r in trained if abs(float(r['score']) - bench.chance) <= 0.05)
     n4 = sum(1 for r in rows if r['kind'] == 'sample' and math.isfinite(r['trained_4x']))

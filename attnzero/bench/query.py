@@ -200,11 +200,19 @@ class Bench:
         """The record of ``genome`` or of a functionally equivalent genome, else ``None``."""
         return self.match(genome)[0]
 
-    def baseline(self, name: str) -> Optional[Dict[str, Any]]:
-        for b in self.baselines:
-            if b.get('name') == name:
-                return b
-        return None
+    def baseline(self, name: str, kind: Optional[str] = None) -> Optional[Dict[str, Any]]:
+        """The reference record named ``name`` (``None`` if absent). ``kind`` is ``'zoo'`` (a zoo
+        attention module) or ``'genome'`` (a reference genome, e.g. a published AttnZero one); it
+        is needed only where both kinds share the name (v2: ``relu_linear``), and an ambiguous
+        name without it is a one-line error."""
+        if kind not in (None, 'zoo', 'genome'):
+            raise ValueError(f"kind {kind!r}: expected 'zoo' or 'genome'")
+        found = [b for b in self.baselines if b.get('name') == name
+                 and kind in (None, 'genome' if b.get('genome') else 'zoo')]
+        if len(found) > 1:
+            raise ValueError(f"baseline {name!r} names a zoo attention and a reference genome: pass kind='zoo' "
+                             "or kind='genome'")
+        return found[0] if found else None
 
     # ---- selection --------------------------------------------------------------------------
     def filter(self, fn: Optional[Callable[[Dict[str, Any]], bool]] = None, *,
