@@ -454,3 +454,18 @@ def test_reference_named_like_a_zoo_attention_is_told_apart():
     rows, _, _ = zero_cost_rows(b, 3)
     names = [r['name'] for r in rows if r['kind'] == 'reference']
     assert len(names) == len(set(names)) == len(b.baselines) and 'relu_linear (genome)' in names
+
+
+def test_report_says_which_references_have_a_v_branch():
+    """FLatten (focused) and Agent attention add a depthwise convolution on V, as their papers do;
+    the other zoo attentions do not; every genome does. The report says so beside the references."""
+    from attnzero.bench.levels_report import _v_branch_note, has_v_branch
+
+    assert {n for n in ZOO_REFERENCES if has_v_branch(n)} == {'focused', 'agent'}
+    refs = [dict(name='focused', role='baseline'), dict(name='relu_linear', role='baseline'),
+            dict(name='relu_linear', role='reference'), dict(name='trial_105', role='reference')]
+    note = _v_branch_note(dict(references=refs))
+    assert '`focused` add a depthwise convolution on V' in note and '`relu_linear` do not' in note
+    assert 'of the same name (`relu_linear`) differ by that branch' in note
+    assert 'differ' not in _v_branch_note(dict(references=refs[:2]))
+    assert _v_branch_note(dict(references=refs[2:])) == ''

@@ -13,6 +13,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from attnzero.attention import VBranch, build_kernel
 from attnzero.io import atomic_savefig
 from attnzero.space import Genome
 from attnzero.space.features import GRAD_FEATURES, PROBE_FEATURES, gradient_features, probe_features
@@ -313,6 +314,30 @@ def _ref_rows(res: Dict[str, Any], keys: Sequence[str]) -> List[List[Any]]:
     return rows
 
 
+def has_v_branch(attn: str) -> bool:
+    """Whether the zoo attention ``attn``, built with its defaults as the proxy builds it, adds a
+    local branch on V (a depthwise convolution, :class:`~attnzero.attention.VBranch`)."""
+    return any(isinstance(m, VBranch) for m in build_kernel(attn, 16, 2).modules())
+
+
+def _v_branch_note(res: Dict[str, Any]) -> str:
+    """Which references have a depthwise-convolution branch on V: the zoo attentions as their papers
+    define them, every genome as AttnZero does. A zoo attention and a genome of the same name differ
+    by it."""
+    zoo = sorted({r['name'] for r in res['references'] if r['role'] != 'reference'})
+    if not zoo:
+        return ''
+    with_b = [n for n in zoo if has_v_branch(n)]
+    without = [n for n in zoo if n not in with_b]
+    names = lambda ns: ', '.join(f'`{n}`' for n in ns) or 'none'  # noqa: E731
+    both = sorted(set(zoo) & {r['name'] for r in res['references'] if r['role'] == 'reference'})
+    return (f'The zoo attentions are their published modules. {names(with_b)} add a depthwise convolution on V '
+            f'(a local branch, as in their papers); {names(without)} do not. Every genome, the references marked '
+            '(genome) and every candidate, has that branch, as in AttnZero.'
+            + (f' So a zoo attention and the genome of the same name ({names(both)}) differ by that branch.'
+               if both else ''))
+
+
 def render_levels_report(bench, res: Dict[str, Any], bench_label: str, plots: Sequence[str] = ()) -> str:
     s = res['settings'] or {}
     search = s.get('search', {})
@@ -457,6 +482,9 @@ def render_levels_report(bench, res: Dict[str, Any], bench_label: str, plots: Se
     L += ['## References (zoo attentions and published genomes)', '']
     L.append(_md_table(['reference'] + [f'{k} ep: mean ± sd (seeds)' for k in keys], _ref_rows(res, keys)))
     L.append('')
+    note = _v_branch_note(res)
+    if note:
+        L += [note, '']
     # per level
     for k, lv in res['levels'].items():
         a = lv['analysis']
