@@ -17,7 +17,7 @@ from attnzero.search.config import SearchConfig
 from attnzero.space import GRAPHS
 
 from .format import BENCH_FILE, sha256_file
-from .records import budget_key, trained_with
+from .records import budget_key, levels as bench_levels, reference_kind, trained_with
 from .surrogate import Surrogate
 
 __all__ = ['analyse', 'render_report', 'report_text', 'make_plots', 'plot_names',
@@ -636,7 +636,7 @@ def zero_cost_rows(bench, n: Optional[int] = None, seed: int = 0,
     levels: List[float] = []
     if bench.rungs:
         level = float(bench.budgets[0] if level is None else level)
-        levels = list(map(float, bench.rungs)) + list(map(float, bench.budgets))
+        levels = bench_levels(bench.settings)
         if budget_key(level) not in map(budget_key, levels):
             raise ValueError(f'level {level:g}: the bench has the levels {", ".join(map(budget_key, levels))} (epochs)')
         k4 = budget_key(4 * level)
@@ -655,11 +655,11 @@ def zero_cost_rows(bench, n: Optional[int] = None, seed: int = 0,
     nan = float('nan')
     rows = [dict(kind='sample', name=r['genome'], attn='attnzero', genome=r['genome'],
                  trained_1x=float(r['score']), trained_4x=float(four.get(r['hash'], nan))) for r in trained]
-    zoo_names = {b['name'] for b in bench.baselines if not b.get('genome')}
+    zoo_names = {b['name'] for b in bench.baselines if reference_kind(b) == 'zoo'}
     for b in bench.baselines:
         if b.get('acc_mean') is not None:
             # a reference genome named like a zoo attention (v2: relu_linear) is told apart, as in the report
-            name = f'{b["name"]} (genome)' if b.get('genome') and b['name'] in zoo_names else b['name']
+            name = f'{b["name"]} (genome)' if reference_kind(b) == 'genome' and b['name'] in zoo_names else b['name']
             rows.append(dict(kind='reference', name=name, attn=b.get('attn') or 'attnzero', genome=b.get('genome'),
                              trained_1x=float(b['acc_mean']),
                              trained_4x=float(four_ref.get((b['name'], b.get('genome')), nan))))

@@ -15,7 +15,7 @@ from attnzero.space import GenomeLike, as_genome, fingerprint
 
 from .format import (BASELINES_FILE, BENCH_FILE, LEVELS_FILE, SUPPORTED_VERSIONS, BenchError, BenchFormatError,
                      BenchIntegrityError, read_jsonl, read_manifest, verify_manifest)
-from .records import budget_key, merge_levels
+from .records import budget_key, merge_levels, reference_kind
 from .surrogate import Surrogate
 
 __all__ = ['Bench', 'load', 'default_path', 'as_genome', 'GenomeLike', 'VERSIONS', 'DEFAULT_VERSION']
@@ -207,8 +207,7 @@ class Bench:
         name without it is a one-line error."""
         if kind not in (None, 'zoo', 'genome'):
             raise ValueError(f"kind {kind!r}: expected 'zoo' or 'genome'")
-        found = [b for b in self.baselines if b.get('name') == name
-                 and kind in (None, 'genome' if b.get('genome') else 'zoo')]
+        found = [b for b in self.baselines if b.get('name') == name and kind in (None, reference_kind(b))]
         if len(found) > 1:
             raise ValueError(f"baseline {name!r} names a zoo attention and a reference genome: pass kind='zoo' "
                              "or kind='genome'")

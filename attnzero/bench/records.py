@@ -40,6 +40,13 @@ def levels(settings: Dict[str, Any]) -> List[float]:
                   [float(b) for b in settings['budgets']])
 
 
+def reference_kind(baseline: Dict[str, Any]) -> str:
+    """``'genome'`` for a reference genome (a published AttnZero one, or a zoo attention written as a
+    genome), ``'zoo'`` for a zoo attention module. Two references may share a name across kinds
+    (v2: ``relu_linear``)."""
+    return 'genome' if baseline.get('genome') else 'zoo'
+
+
 def score_budget(settings: Dict[str, Any]) -> float:
     """The budget of a record's ``score``: the first budget (the search's) in a bench with rungs,
     the largest budget in a single-fidelity bench (version 1)."""
