@@ -66,6 +66,17 @@ def _idempotent_rewrite(rec):
 
 
 def test_lookup_any_equivalent_form(shipped):
+    _check_lookup(shipped)
+
+
+def test_lookup_any_equivalent_form_in_v2():
+    """The query API works the same on v2, the default: canonical text, original cfg, equivalent genome."""
+    v2 = ab.load()
+    assert v2.path == ab.load('v2').path and v2.format_version == 2 and len(v2) >= 2000
+    _check_lookup(v2)
+
+
+def _check_lookup(shipped):
     rec = next(r for r in shipped if r['status'] != 'check_failed')
     g = Genome.parse(rec['genome'])
     # canonical text, Genome, indices text
@@ -218,6 +229,30 @@ def _synthetic_multifidelity(n=60, n_full=30, seed=0):
         recs.append(dict(genome=g.to_string(), hash=g.hash, status='ok', score=full, format_version=2,
                          scores={'0.5': rung, **({'2': full} if full is not None else {})}, static={}))
     return ab.Bench(recs, [], None, None)
+
+
+def test_compare_feature_sets_has_the_sample_controls_of_a_budget():
+    """A budget's row set has the stacked row, and the first rung gets two controls: its scores
+    predicted on exactly the genomes that reached the budget, and on a random sample of the same
+    size; each is the cross-validation of that sub-bench (so a lower tau at the budget can be told
+    apart from its smaller, selected sample)."""
+    from attnzero.bench.surrogate import compare_feature_sets, cross_validate
+
+    b = _synthetic_multifidelity()
+    settings = dict(rungs=[0.5], budgets=[2], search=dict(archs=['deit']))
+    b = ab.Bench(b.records, [], dict(settings=settings, format_version=2), None)
+    rows = compare_feature_sets(b, reps=1, folds=3, min_genomes=10)
+    got = [(r['level'], r['features'], r['n']) for r in rows]
+    assert got[:3] == [('0.5 ep', fs, 60) for fs in ('syntax', 'syntax+probe', 'syntax+probe+grad')]
+    assert got[3:] == [('2 ep', 'syntax', 30), ('2 ep', 'syntax+probe', 30), ('2 ep', 'syntax+probe+grad', 30),
+                       ('2 ep', 'syntax+probe+grad, stacked on 0.5 ep', 30),
+                       ('0.5 ep', 'syntax+probe+grad, on the genomes of 2 ep', 30),
+                       ('0.5 ep', 'syntax+probe+grad, on a random 30 of its genomes', 30)]
+    rung = b.view(0.5)
+    reached = {r['hash'] for r in b.records if r['score'] is not None}
+    same = cross_validate(rung.filter(lambda r: r['hash'] in reached), reps=1, folds=3)
+    assert rows[7]['tau_mean'] == pytest.approx(float(np.mean(same)), abs=1e-12)
+    assert rows[8]['tau_mean'] != rows[7]['tau_mean']  # another sample of 30 (the first 30 are the reached ones)
 
 
 def test_stacked_surrogate_never_sees_the_held_out_genomes():

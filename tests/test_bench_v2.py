@@ -291,6 +291,32 @@ def test_levels_report_is_deterministic_and_names_the_claims(built, tmp_path):
     assert 'Unfinished build' not in text
 
 
+def test_noise_paragraphs_say_what_limits_the_surrogate():
+    from attnzero.bench.levels_report import _noise_paragraphs
+
+    def row(level, name, source, ceiling, sur, retest_tau=None, n=11, n_genomes=2000, n_top=0):
+        return dict(level=level, name=name, source=source, ceiling=ceiling, surrogate_tau=sur,
+                    retest_tau=retest_tau, n=n, n_genomes=n_genomes, n_top=n_top, near_chance=0.5)
+
+    refs = [dict(levels={'0.5': dict(mean=0.3)}), dict(levels={'0.5': dict(mean=0.4)})]
+    rung_refs = row('0.5', 'rung (0.5 ep)', 'references (2, pooled over their seeds)', 0.38, 0.545)
+    retest = row('0.5', 'rung (0.5 ep)', 'retest: the same genomes at seed 1', 0.674, 0.545, 0.546, n=100)
+    full = row('2', 'full budget (2 ep)', 'references (2, pooled over their seeds)', 0.82, 0.46, n_genomes=504,
+               n_top=336)
+    text = ' '.join(_noise_paragraphs([rung_refs, retest, full], refs))
+    assert 'above the ceiling computed from the references\' seed noise (0.380)' in text
+    assert 'reference means of 0.300-0.400' in text and 'the same genomes at seed 1, tau ceiling 0.674' in text
+    assert 'a second training of 100 of the genomes' in text and 'at tau 0.546' in text and 'level with it' in text
+    assert 'well below the ceiling from the references\' seed noise (0.820)' in text
+    assert 'fitted on 504 genomes (the rung (0.5 ep) has 2000), 336 of them promoted' in text
+    # a retest far from the surrogate is said to be, in either direction; no retest: it is to be measured
+    assert 'below it: training the genome again' in ' '.join(_noise_paragraphs([dict(retest, surrogate_tau=0.4)], refs))
+    assert 'above it' in ' '.join(_noise_paragraphs([dict(retest, surrogate_tau=0.6)], refs))
+    assert 'measures their noise' in ' '.join(_noise_paragraphs([rung_refs], refs))
+    # a surrogate near the references' ceiling gets no paragraph
+    assert _noise_paragraphs([dict(full, surrogate_tau=0.8)], refs) == []
+
+
 def test_dask_build_equals_the_serial_one(built, tmp_path):
     distributed = pytest.importorskip('distributed')
     out, _ = built
@@ -325,34 +351,31 @@ def test_cli_builds_resumes_and_reports_status(tmp_path, capsys):
         build_main(['--out', str(tmp_path / 'bad'), '--preset', 'tiny', '--rungs', 'x'])
 
 
-def test_shipped_v2_verifies_and_says_whether_it_is_complete():
+def test_shipped_v2_is_complete_verified_and_the_default():
     path = ab.default_path('v2')
+    assert ab.default_path() == path
     m = json.load(open(os.path.join(path, 'MANIFEST.json'), encoding='utf-8'))
-    assert m['format_version'] == 2 and LEVELS_FILE in m['files']
-    if m.get('complete'):
-        b = ab.load('v2')  # verifies every sha256
-        assert len(b.at_level(b.rungs[0])) >= 2000 and len(b.at_level(b.budgets[0])) >= 500
-        assert len(b.at_level(b.budgets[-1])) >= 30
-    else:
-        with pytest.raises(BenchError, match='partial=True'):
-            ab.load('v2')
-        b = ab.load('v2', partial=True)  # still verifies every sha256
-        assert m['plan_progress']['rung'] == len(b.at_level(b.rungs[0]))
-        assert m['plan_progress']['full'] == len(b.at_level(b.budgets[0]))
+    assert m['format_version'] == 2 and LEVELS_FILE in m['files'] and m['complete'] is True
+    b = ab.load()  # v2, every sha256 verified
+    assert b.path == path and len(b.records) >= 2000
+    assert len(b.at_level(b.rungs[0])) >= 2000 and len(b.at_level(b.budgets[0])) >= 500
+    assert len(b.at_level(b.budgets[-1])) >= 30
+    prog = m['plan_progress']
+    assert prog['rung'] == len(b.at_level(b.rungs[0])) and prog['full'] == len(b.at_level(b.budgets[0]))
+    assert prog['cross'] >= 60 and prog['retest'] >= 100
     # the references at 5 seeds at the first budget
     for ref in b.baselines:
         assert len(ref['acc']['deit'][budget_key(b.budgets[0])]) == 5
 
 
 def test_shipped_v2_report_regenerates_identically():
-    """``docs/bench/REPORT.md`` is the report of the shipped v2 bench as committed (provisional, with
-    its banner, while the build is unfinished)."""
+    """``docs/bench/REPORT.md`` is the report of the shipped v2 bench as committed."""
     from attnzero.bench.report import report_text
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     with open(os.path.join(root, 'docs', 'bench', 'REPORT.md'), encoding='utf-8') as f:
         committed = f.read()
-    assert report_text(ab.load('v2', partial=True), 'attnzero/data/attn-bench-101-v2') == committed
+    assert report_text(ab.load('v2'), 'attnzero/data/attn-bench-101-v2') == committed
 
 
 def test_surrogate_cv_tool_writes_its_tables(built, tmp_path):
@@ -442,7 +465,7 @@ def test_reference_named_like_a_zoo_attention_is_told_apart():
     name the genome apart (their cache is keyed by name)."""
     from attnzero.bench.analyze import zero_cost_rows
 
-    b = ab.load('v2', partial=True)
+    b = ab.load('v2')
     with pytest.raises(ValueError, match="'relu_linear' names a zoo attention and a reference genome"):
         b.baseline('relu_linear')
     zoo, gen = b.baseline('relu_linear', kind='zoo'), b.baseline('relu_linear', kind='genome')

@@ -385,7 +385,11 @@ def surrogate_cv_main(argv: Optional[Sequence[str]] = None) -> int:
               'input (`attnzero.space.features.gradient_features`); '
               '*stacked on* a rung: with the prediction of a model of that rung\'s scores (fitted on every genome '
               'that reached the rung except the fold\'s held-out ones; out-of-fold for the training genomes) as '
-              'one more feature: `bench.surrogate(aux=...)`.',
+              'one more feature: `bench.surrogate(aux=...)`. *On the genomes of* a budget: the first rung\'s '
+              'scores predicted for exactly the genomes that reached that budget; *on a random n of its genomes*: '
+              'for a random sample of the rung\'s genomes of that size (seed 0). A budget whose tau is below the '
+              'rung\'s, where these controls are as low, is limited by its sample (how many genomes, and which), '
+              'not by its budget.',
               '', '![surrogate_cv](surrogate_cv.png)', '']
     with open(os.path.join(args.out, 'surrogate_cv.md'), 'w', encoding='utf-8') as f:
         f.write('\n'.join(lines))
@@ -394,7 +398,7 @@ def surrogate_cv_main(argv: Optional[Sequence[str]] = None) -> int:
     import matplotlib.pyplot as plt
 
     levels = list(dict.fromkeys(r['level'] for r in rows))
-    fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(levels), 3.2))
+    fig, ax = plt.subplots(figsize=(5.2 + 1.6 * len(levels), 3.2))
     sets = list(dict.fromkeys(r['features'] for r in rows))
     w = 0.8 / len(sets)
     for j, fs in enumerate(sets):
@@ -405,7 +409,7 @@ def surrogate_cv_main(argv: Optional[Sequence[str]] = None) -> int:
     ax.set_xticklabels([f'{lv}\n(n={next(r["n"] for r in rows if r["level"] == lv)})' for lv in levels])
     ax.set_ylabel('Kendall tau (CV)')
     ax.set_title(f'surrogate features: {label}')
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     fig.savefig(os.path.join(args.out, 'surrogate_cv.png'), dpi=110)
     plt.close(fig)

@@ -268,8 +268,11 @@ def _noise(bench, res: Dict[str, Any]) -> List[Dict[str, Any]]:
         var_g = float(np.var(sc, ddof=1))
         sg = (res['levels'].get(k) or {}).get('analysis', {}).get('surrogate')
         near = None if chance is None else float(np.mean([abs(x - chance) <= 0.05 for x in sc]))
+        promoted = [r for r in trained_with(bench.records, level_score(k)) if r.get('role', 'sample') == 'sample']
+        n_top = sum(any(budget_key(p['budget']) == k and p.get('selection') == 'top'
+                        for p in r.get('promotions') or []) for r in promoted)
         base = dict(level=k, name=_level_name(bench, lv), n_genomes=len(sc), genome_sd=float(np.sqrt(var_g)),
-                    near_chance=near,
+                    near_chance=near, n_top=n_top,
                     surrogate_tau=sg['tau'] if sg else None,
                     surrogate_cv=sg['cv_tau_mean'] if sg else None)
         ss = dof = 0.0
@@ -300,6 +303,57 @@ def _noise(bench, res: Dict[str, Any]) -> List[Dict[str, Any]]:
                             noise_sd=float(np.std(x - y, ddof=1) / np.sqrt(2.0)), reliability=r_xy,
                             ceiling=_ceiling(r_xy), retest_tau=c['tau'], retest_rho=c['rho']))
     return out
+
+
+def _noise_paragraphs(noise: List[Dict[str, Any]], references: List[Dict[str, Any]]) -> List[str]:
+    """What the seed-noise table says, level by level: a references' ceiling the surrogate beats (so
+    too low), a retest set beside the surrogate, and a surrogate well below the references' ceiling
+    with no retest at its level (so limited by something other than seed noise)."""
+    L: List[str] = []
+    for n in noise:
+        if (n['source'].startswith('references') and n['surrogate_tau'] is not None
+                and n['ceiling'] is not None and n['surrogate_tau'] > n['ceiling']):
+            means = [r['levels'][n['level']]['mean'] for r in references
+                     if (r['levels'].get(n['level']) or {}).get('mean') is not None]
+            near = '' if n['near_chance'] is None or not means else (
+                f' {100 * n["near_chance"]:.1f}% of the genomes score within 0.05 of chance there, '
+                f'against reference means of {_f(min(means))}-{_f(max(means))};')
+            retest = [m for m in noise if m['level'] == n['level'] and m['source'].startswith('retest')]
+            tail = (' a retest of the genomes themselves measures their noise.' if not retest else
+                    ' the retest of the genomes themselves measures it: ' +
+                    '; '.join(f'{m["source"][len("retest: "):]}, tau ceiling {_f(m["ceiling"])}'
+                              for m in retest) + '.')
+            L.append(f'At the {n["name"]} the surrogate\'s held-out tau ({_f(n["surrogate_tau"])}) is above '
+                     f'the ceiling computed from the references\' seed noise ({_f(n["ceiling"])}), so that '
+                     f'ceiling is too low: the references are attentions that all learn, and their seed '
+                     f'noise overstates that of the genomes as a whole;{near}{tail}')
+            L.append('')
+        elif n['source'].startswith('retest') and n['surrogate_tau'] is not None and n['retest_tau'] is not None:
+            d = n['surrogate_tau'] - n['retest_tau']
+            how = ('level with it: the surrogate predicts a genome\'s single-seed score about as well as '
+                   'training the genome again does' if abs(d) <= 0.02 else
+                   'above it: the surrogate predicts a genome\'s single-seed score better than training the '
+                   'genome again does' if d > 0 else
+                   'below it: training the genome again predicts its single-seed score better than the surrogate')
+            L.append(f'At the {n["name"]} a second training of {n["n"]} of the genomes '
+                     f'({n["source"][len("retest: "):]}) ranks them against the first at tau '
+                     f'{_f(n["retest_tau"])}; the surrogate\'s held-out tau ({_f(n["surrogate_tau"])}) is {how}. '
+                     f'What is left to gain is the distance to the retest\'s ceiling ({_f(n["ceiling"])}).')
+            L.append('')
+        elif (n['source'].startswith('references') and n['surrogate_tau'] is not None
+              and n['ceiling'] is not None and n['surrogate_tau'] < n['ceiling'] - 0.05
+              and not any(m['level'] == n['level'] and m['source'].startswith('retest') for m in noise)):
+            first = noise[0]
+            sample = ('' if first['level'] == n['level'] else
+                      f' It is fitted on {n["n_genomes"]} genomes (the {first["name"]} has '
+                      f'{first["n_genomes"]}), {n["n_top"]} of them promoted as the best of their batch: '
+                      f'`tools/surrogate_cv.py` predicts the {first["name"]}\'s scores on exactly these genomes '
+                      f'and on a random sample of the same size, which tells the sample\'s share of the gap.')
+            L.append(f'At the {n["name"]} the surrogate\'s held-out tau ({_f(n["surrogate_tau"])}) is well below '
+                     f'the ceiling from the references\' seed noise ({_f(n["ceiling"])}): seed noise is not '
+                     f'what limits it there.{sample}')
+            L.append('')
+    return L
 
 
 def _ref_rows(res: Dict[str, Any], keys: Sequence[str]) -> List[List[Any]]:
@@ -464,20 +518,7 @@ def render_levels_report(bench, res: Dict[str, Any], bench_label: str, plots: Se
                  'training predicts the first. A surrogate near these figures is limited by the noise of the '
                  'bench, not by its features.')
         L.append('')
-        for n in res['noise']:
-            if (n['source'].startswith('references') and n['surrogate_tau'] is not None
-                    and n['ceiling'] is not None and n['surrogate_tau'] > n['ceiling']):
-                means = [r['levels'][n['level']]['mean'] for r in res['references']
-                         if (r['levels'].get(n['level']) or {}).get('mean') is not None]
-                near = '' if n['near_chance'] is None or not means else (
-                    f' {100 * n["near_chance"]:.1f}% of the genomes score within 0.05 of chance there, '
-                    f'against reference means of {_f(min(means))}-{_f(max(means))};')
-                L.append(f'At the {n["name"]} the surrogate\'s held-out tau ({_f(n["surrogate_tau"])}) is above '
-                         f'the ceiling computed from the references\' seed noise ({_f(n["ceiling"])}), so that '
-                         f'ceiling is too low: the references are attentions that all learn, and their seed '
-                         f'noise overstates that of the genomes as a whole;{near} a retest of the genomes '
-                         f'themselves measures their noise.')
-                L.append('')
+        L += _noise_paragraphs(res['noise'], res['references'])
     # references
     L += ['## References (zoo attentions and published genomes)', '']
     L.append(_md_table(['reference'] + [f'{k} ep: mean ± sd (seeds)' for k in keys], _ref_rows(res, keys)))

@@ -23,7 +23,7 @@ __all__ = ['Bench', 'load', 'default_path', 'as_genome', 'GenomeLike', 'VERSIONS
 #: the shipped benches by version name: folders inside the package (``attnzero/data/``)
 VERSIONS = {'v1': 'attn-bench-101', 'v2': 'attn-bench-101-v2'}
 #: the version :func:`load` gives without a name
-DEFAULT_VERSION = 'v1'
+DEFAULT_VERSION = 'v2'
 #: the folder of the default shipped bench
 BENCH_DATA = VERSIONS[DEFAULT_VERSION]
 

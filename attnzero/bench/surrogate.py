@@ -217,22 +217,39 @@ def compare_feature_sets(bench, reps: int = 3, folds: int = 5, seed: int = 0,
     ``min_genomes`` trained genomes; a version 1 bench's one level) and feature set: the number of
     genomes and the mean and standard error of the cross-validated Kendall tau
     (:func:`cross_validate`). A multi-fidelity bench's budgets get one row more: the default feature
-    set stacked on the first rung (``aux``)."""
+    set stacked on the first rung (``aux``), and two sample controls at the first rung, so that a
+    lower tau at a budget can be told apart from a smaller or selected sample: the rung's scores
+    predicted on exactly the genomes that reached that budget, and on a random sample of the rung's
+    genomes of the same size (drawn with ``seed``)."""
     views = ([(budget_key(lv), bench.view(lv)) for lv in list(bench.rungs) + list(bench.budgets)]
              if bench.rungs else [(budget_key(bench.budgets[-1]) if bench.budgets else 'score', bench)])
     rung = budget_key(bench.rungs[0]) if bench.rungs else None
+    rung_view = dict(views).get(rung)
     rows = []
+
+    def row(level, name, view, fs, aux=None):
+        recs = trained_with(view.records)
+        t = np.array(cross_validate(view, fs, reps=reps, folds=folds, seed=seed, aux=aux, aux_bench=bench))
+        rows.append(dict(level=f'{level} ep' if level != 'score' else level, features=name, n=len(recs),
+                         folds=len(t), tau_mean=float(t.mean()), tau_se=float(t.std(ddof=1) / np.sqrt(len(t))),
+                         tau_min=float(t.min()), tau_max=float(t.max())))
+
     for level, view in views:
         n = len(trained_with(view.records))
         if n < min_genomes:
             continue
-        variants = [(fs, fs, None) for fs in FEATURE_SETS]
-        if rung is not None and level not in map(budget_key, bench.rungs):
-            variants.append((f'{DEFAULT_FEATURES}, stacked on {rung} ep', DEFAULT_FEATURES, rung))
-        for name, fs, aux in variants:
-            t = np.array(cross_validate(view, fs, reps=reps, folds=folds, seed=seed, aux=aux, aux_bench=bench))
-            rows.append(dict(level=f'{level} ep' if level != 'score' else level, features=name, n=n,
-                             folds=len(t), tau_mean=float(t.mean()),
-                             tau_se=float(t.std(ddof=1) / np.sqrt(len(t))), tau_min=float(t.min()),
-                             tau_max=float(t.max())))
+        for fs in FEATURE_SETS:
+            row(level, fs, view, fs)
+        if rung is None or level in map(budget_key, bench.rungs):
+            continue
+        row(level, f'{DEFAULT_FEATURES}, stacked on {rung} ep', view, DEFAULT_FEATURES, rung)
+        reached = {r['hash'] for r in trained_with(view.records)}
+        pool = [r['hash'] for r in trained_with(rung_view.records)]
+        if not len(reached) < len(pool) or not reached <= set(pool):
+            continue
+        row(rung, f'{DEFAULT_FEATURES}, on the genomes of {level} ep', rung_view.filter(lambda r: r['hash'] in reached),
+            DEFAULT_FEATURES)
+        drawn = set(np.random.default_rng(seed).choice(sorted(pool), len(reached), replace=False).tolist())
+        row(rung, f'{DEFAULT_FEATURES}, on a random {len(reached)} of its genomes',
+            rung_view.filter(lambda r: r['hash'] in drawn), DEFAULT_FEATURES)
     return rows

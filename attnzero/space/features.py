@@ -20,8 +20,8 @@ Gradient features (:func:`gradient_features`, the feature set ``'syntax+probe+gr
 probe, how strongly a learning signal at the attention's output reaches q, k and v -- the gradient
 of a fixed random readout of the output (and of its direction alone) with respect to each input.
 An attention whose output cannot steer its q or k is slow to learn, whatever it computes.
-On the v2 checkpoint of 2016 genomes at the rung and 504 at the full budget (3 x 5-fold CV, the
-same folds) adding them to the probe features raised the tau from 0.481 to 0.536 at the rung and
+On the finished v2 (2016 genomes at the rung, 504 at the full budget; 3 x 5-fold CV, the same
+folds) adding them to the probe features raised the tau from 0.481 to 0.536 at the rung and
 from 0.421 to 0.441 at the full budget; on v1 from 0.232 to 0.238 (within its noise).
 """
 from __future__ import annotations
