@@ -295,7 +295,8 @@ def test_noise_paragraphs_say_what_limits_the_surrogate():
     from attnzero.bench.levels_report import _noise_paragraphs
 
     def row(level, name, source, ceiling, sur, retest_tau=None, n=11, n_genomes=2000, n_top=0):
-        return dict(level=level, name=name, source=source, ceiling=ceiling, surrogate_tau=sur,
+        kind, _, what = source.partition(': ') if source.startswith('retest') else ('references', '', None)
+        return dict(level=level, name=name, kind=kind, what=what, source=source, ceiling=ceiling, surrogate_tau=sur,
                     retest_tau=retest_tau, n=n, n_genomes=n_genomes, n_top=n_top, near_chance=0.5)
 
     refs = [dict(levels={'0.5': dict(mean=0.3)}), dict(levels={'0.5': dict(mean=0.4)})]

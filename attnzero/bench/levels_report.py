@@ -268,11 +268,8 @@ def _noise(bench, res: Dict[str, Any]) -> List[Dict[str, Any]]:
         var_g = float(np.var(sc, ddof=1))
         sg = (res['levels'].get(k) or {}).get('analysis', {}).get('surrogate')
         near = None if chance is None else float(np.mean([abs(x - chance) <= 0.05 for x in sc]))
-        promoted = [r for r in trained_with(bench.records, level_score(k)) if r.get('role', 'sample') == 'sample']
-        n_top = sum(any(budget_key(p['budget']) == k and p.get('selection') == 'top'
-                        for p in r.get('promotions') or []) for r in promoted)
         base = dict(level=k, name=_level_name(bench, lv), n_genomes=len(sc), genome_sd=float(np.sqrt(var_g)),
-                    near_chance=near, n_top=n_top,
+                    near_chance=near, n_top=res['selections'].get(k, {}).get('top', 0),
                     surrogate_tau=sg['tau'] if sg else None,
                     surrogate_cv=sg['cv_tau_mean'] if sg else None)
         ss = dof = 0.0
@@ -286,7 +283,7 @@ def _noise(bench, res: Dict[str, Any]) -> List[Dict[str, Any]]:
         if dof:
             var_n = ss / dof
             rel = max(0.0, 1.0 - var_n / var_g) if var_g > 0 else None
-            out.append(dict(base, source=f'references ({n_refs}, pooled over their seeds)', n=n_refs,
+            out.append(dict(base, kind='references', source=f'references ({n_refs}, pooled over their seeds)', n=n_refs,
                             noise_sd=float(np.sqrt(var_n)), reliability=rel, ceiling=_ceiling(rel),
                             retest_tau=None, retest_rho=None))
         seeds = sorted({s for r in bench.records for s in ((r.get('retest_scores') or {}).get(k) or {})}, key=int)
@@ -299,7 +296,8 @@ def _noise(bench, res: Dict[str, Any]) -> List[Dict[str, Any]]:
             y = np.array([r['retest_scores'][k][s] for r in both])
             c = _corr(x.tolist(), y.tolist())
             r_xy = float(np.corrcoef(x, y)[0, 1]) if np.ptp(x) > 0 and np.ptp(y) > 0 else None
-            out.append(dict(base, source=f'retest: the same genomes at seed {s}', n=len(both),
+            what = f'the same genomes at seed {s}'
+            out.append(dict(base, kind='retest', what=what, source=f'retest: {what}', n=len(both),
                             noise_sd=float(np.std(x - y, ddof=1) / np.sqrt(2.0)), reliability=r_xy,
                             ceiling=_ceiling(r_xy), retest_tau=c['tau'], retest_rho=c['rho']))
     return out
@@ -311,24 +309,24 @@ def _noise_paragraphs(noise: List[Dict[str, Any]], references: List[Dict[str, An
     with no retest at its level (so limited by something other than seed noise)."""
     L: List[str] = []
     for n in noise:
-        if (n['source'].startswith('references') and n['surrogate_tau'] is not None
+        if (n['kind'] == 'references' and n['surrogate_tau'] is not None
                 and n['ceiling'] is not None and n['surrogate_tau'] > n['ceiling']):
             means = [r['levels'][n['level']]['mean'] for r in references
                      if (r['levels'].get(n['level']) or {}).get('mean') is not None]
             near = '' if n['near_chance'] is None or not means else (
                 f' {100 * n["near_chance"]:.1f}% of the genomes score within 0.05 of chance there, '
                 f'against reference means of {_f(min(means))}-{_f(max(means))};')
-            retest = [m for m in noise if m['level'] == n['level'] and m['source'].startswith('retest')]
+            retest = [m for m in noise if m['level'] == n['level'] and m['kind'] == 'retest']
             tail = (' a retest of the genomes themselves measures their noise.' if not retest else
                     ' the retest of the genomes themselves measures it: ' +
-                    '; '.join(f'{m["source"][len("retest: "):]}, tau ceiling {_f(m["ceiling"])}'
+                    '; '.join(f'{m["what"]}, tau ceiling {_f(m["ceiling"])}'
                               for m in retest) + '.')
             L.append(f'At the {n["name"]} the surrogate\'s held-out tau ({_f(n["surrogate_tau"])}) is above '
                      f'the ceiling computed from the references\' seed noise ({_f(n["ceiling"])}), so that '
                      f'ceiling is too low: the references are attentions that all learn, and their seed '
                      f'noise overstates that of the genomes as a whole;{near}{tail}')
             L.append('')
-        elif n['source'].startswith('retest') and n['surrogate_tau'] is not None and n['retest_tau'] is not None:
+        elif n['kind'] == 'retest' and n['surrogate_tau'] is not None and n['retest_tau'] is not None:
             d = n['surrogate_tau'] - n['retest_tau']
             how = ('level with it: the surrogate predicts a genome\'s single-seed score about as well as '
                    'training the genome again does' if abs(d) <= 0.02 else
@@ -336,13 +334,13 @@ def _noise_paragraphs(noise: List[Dict[str, Any]], references: List[Dict[str, An
                    'genome again does' if d > 0 else
                    'below it: training the genome again predicts its single-seed score better than the surrogate')
             L.append(f'At the {n["name"]} a second training of {n["n"]} of the genomes '
-                     f'({n["source"][len("retest: "):]}) ranks them against the first at tau '
+                     f'({n["what"]}) ranks them against the first at tau '
                      f'{_f(n["retest_tau"])}; the surrogate\'s held-out tau ({_f(n["surrogate_tau"])}) is {how}. '
                      f'What is left to gain is the distance to the retest\'s ceiling ({_f(n["ceiling"])}).')
             L.append('')
-        elif (n['source'].startswith('references') and n['surrogate_tau'] is not None
+        elif (n['kind'] == 'references' and n['surrogate_tau'] is not None
               and n['ceiling'] is not None and n['surrogate_tau'] < n['ceiling'] - 0.05
-              and not any(m['level'] == n['level'] and m['source'].startswith('retest') for m in noise)):
+              and not any(m['level'] == n['level'] and m['kind'] == 'retest' for m in noise)):
             first = noise[0]
             sample = ('' if first['level'] == n['level'] else
                       f' It is fitted on {n["n_genomes"]} genomes (the {first["name"]} has '

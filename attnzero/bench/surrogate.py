@@ -235,15 +235,15 @@ def compare_feature_sets(bench, reps: int = 3, folds: int = 5, seed: int = 0,
                          tau_min=float(t.min()), tau_max=float(t.max())))
 
     for level, view in views:
-        n = len(trained_with(view.records))
-        if n < min_genomes:
+        trained = trained_with(view.records)
+        if len(trained) < min_genomes:
             continue
         for fs in FEATURE_SETS:
             row(level, fs, view, fs)
         if rung is None or level in map(budget_key, bench.rungs):
             continue
         row(level, f'{DEFAULT_FEATURES}, stacked on {rung} ep', view, DEFAULT_FEATURES, rung)
-        reached = {r['hash'] for r in trained_with(view.records)}
+        reached = {r['hash'] for r in trained}
         pool = [r['hash'] for r in trained_with(rung_view.records)]
         if not len(reached) < len(pool) or not reached <= set(pool):
             continue
