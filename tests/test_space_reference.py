@@ -171,3 +171,38 @@ def test_gradients_flow():
     TRIAL_105.compile()(q, k, v).square().sum().backward()
     for t in (q, k, v):
         assert t.grad is not None and torch.isfinite(t.grad).all() and t.grad.abs().max() > 0
+
+
+def test_min_max_differentiates_without_aminmax_derivative(monkeypatch):
+    """torch 2.11 has no derivative for aminmax (backward raises; seen on torch 2.11 + CUDA when
+    training an AttnZero model). Simulated here: the fast executor must train through min() and
+    max() as the reference does, with the reference's gradients, and keep its one-pass aminmax
+    where no gradient is needed."""
+    real = torch.aminmax
+    calls = []
+
+    class _NoDerivative(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            lo, hi = real(x)
+            return lo, hi
+
+        @staticmethod
+        def backward(ctx, *grads):
+            raise RuntimeError('derivative for aten::aminmax is not implemented')
+
+    def aminmax(x, *args, **kw):
+        calls.append(x.requires_grad)
+        return _NoDerivative.apply(x) if not (args or kw) else real(x, *args, **kw)
+
+    monkeypatch.setattr(torch, 'aminmax', aminmax)
+    q, k, v = (t.requires_grad_(True) for t in _qkv())
+    TRIAL_105.compile()(q, k, v).square().sum().backward()
+    q2, k2, v2 = (t.detach().clone().requires_grad_(True) for t in (q, k, v))
+    ref_trial_105(q2, k2, v2).square().sum().backward()
+    for a, b in ((q, q2), (k, k2), (v, v2)):
+        torch.testing.assert_close(a.grad, b.grad)
+    assert not any(calls)  # no aminmax on a tensor that needs a gradient
+    with torch.no_grad():
+        TRIAL_105.compile()(q, k, v)
+    assert calls  # the no-grad path keeps its single aminmax pass

@@ -547,9 +547,14 @@ class FastExecutor:
         # no device sync). Non-finite statistics need no fallback: the symbolic form gives the
         # reference's values (NaN everywhere when X holds NaN or -inf; 0, and NaN at +inf
         # entries, when it holds only +inf).
-        if torch.compiler.is_exporting():  # torch.export / ONNX: ops every runtime has
+        # min() and max() (two passes) where gradients flow: aminmax has no derivative in some
+        # torch versions this package allows (2.11: backward raises "derivative for aten::aminmax
+        # is not implemented"; 2.14 has one), and the
+        # reference differentiates min() and max(); also under torch.export / ONNX (ops every
+        # runtime has). Otherwise one aminmax pass for both.
+        if torch.compiler.is_exporting() or (torch.is_grad_enabled() and x.core.requires_grad):
             lo, hi = x.core.min(), x.core.max()
-        else:  # eager: one pass for both
+        else:
             lo, hi = torch.aminmax(x.core)
         if ctx.half:
             lo, hi = lo.to(_F32), hi.to(_F32)
