@@ -4,8 +4,9 @@ with ``fullgraph=True`` against eager, and images/s eager vs compiled.
     python tools/benchmark_deploy.py --device cuda --out docs/benchmarks/deploy_cuda
     python tools/benchmark_deploy.py --quick                     # tiny, on CPU (tests)
 
-Per model x attention (``attnzero_<model>`` built with ``attn=<attention>``; ``attnzero`` is the
-family's default genome, Trial-105 unless the family says otherwise):
+Per model x attention (``attnzero_<model>`` built with ``attn=<attention>`` at its default size by
+:func:`attnzero.models.export.build`, as ``tools/export.py`` builds it, and fed ``--img`` inputs;
+``attnzero`` is the family's default genome, Trial-105 unless the family says otherwise):
 
 * **host syncs**: on CUDA, a forward without grad, then a training forward + backward, run under
   ``torch.cuda.set_sync_debug_mode('error')``, which raises on any operation that makes the host
@@ -25,7 +26,6 @@ short keeps what it measured); ``OUT.md``, ``.csv`` and ``.png`` are written at 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import json
 import statistics
@@ -37,8 +37,8 @@ from typing import Dict, List, Optional, Sequence
 import timm
 import torch
 
-import attnzero.models  # noqa: F401  (registers the backbones with timm)
 from attnzero.io import loadavg, tool_command
+from attnzero.models.export import build
 
 from .timing import machine_info, md_table, sync
 
@@ -46,13 +46,6 @@ MODELS = ('deit_tiny', 'pvt_tiny', 'pvt_v2_b0', 'swin_tiny', 'cswin_tiny', 'effi
 ATTNS = ('attnzero', 'softmax')
 FIELDS = ('model', 'attn', 'img', 'batch', 'host_syncs', 'compile_ok', 'compile_s', 'compile_max_abs_err',
           'eager_fp32_img_s', 'eager_bf16_img_s', 'compiled_fp32_img_s', 'compiled_over_eager', 'error')
-
-
-def build(model: str, attn: str, img: int) -> torch.nn.Module:
-    kw = dict(attn=attn)
-    if model != 'vit':  # attnzero_vit takes its size from its arch
-        kw['img_size'] = img
-    return timm.create_model(f'attnzero_{model}', **kw)
 
 
 def _first_line(e: BaseException) -> str:
@@ -106,7 +99,7 @@ def check(model_name: str, attn: str, device: torch.device, img: int = 224, batc
                                   compiled_fp32_img_s=float('nan'), compiled_over_eager=float('nan'), error='')
     try:
         torch.manual_seed(0)
-        model = build(model_name, attn, img).to(device).eval()
+        model = build(f'attnzero_{model_name}', [attn]).to(device)  # as tools/export.py builds it
         x = torch.randn(batch, 3, img, img, device=device)
         row['host_syncs'] = host_sync_check(model, x[:2])
         row['eager_fp32_img_s'] = images_per_s(model, x, iters, warmup)
@@ -116,6 +109,7 @@ def check(model_name: str, attn: str, device: torch.device, img: int = 224, batc
                     return model(t)
             row['eager_bf16_img_s'] = images_per_s(bf16, x, iters, warmup)
         if compile:
+            row['compile_ok'] = 'failed'  # until its first call has run
             torch._dynamo.reset()
             cmodel = torch.compile(model, fullgraph=True)
             with torch.no_grad():
@@ -130,8 +124,6 @@ def check(model_name: str, attn: str, device: torch.device, img: int = 224, batc
             row['compiled_over_eager'] = row['compiled_fp32_img_s'] / row['eager_fp32_img_s']
     except Exception as e:  # one failing cell is reported in the table, the others still run
         row['error'] = _first_line(e)
-        if compile and row['compile_ok'] == '' and row['eager_fp32_img_s'] == row['eager_fp32_img_s']:
-            row['compile_ok'] = 'failed'
     return row
 
 

@@ -549,9 +549,8 @@ class FastExecutor:
         # entries, when it holds only +inf).
         # min() and max() (two passes) where gradients flow: aminmax has no derivative in some
         # torch versions this package allows (2.11: backward raises "derivative for aten::aminmax
-        # is not implemented"; 2.14 has one), and the
-        # reference differentiates min() and max(); also under torch.export / ONNX (ops every
-        # runtime has). Otherwise one aminmax pass for both.
+        # is not implemented"; 2.14 has one), and the reference differentiates min() and max();
+        # also under torch.export / ONNX (ops every runtime has). Otherwise one aminmax pass.
         if torch.compiler.is_exporting() or (torch.is_grad_enabled() and x.core.requires_grad):
             lo, hi = x.core.min(), x.core.max()
         else:
