@@ -391,6 +391,20 @@ def test_rungs_and_prescreen_accelerators_and_bad_values(tmp_path, capsys):
     assert 'rungs=5' in capsys.readouterr().err and not os.path.exists(tmp_path / 'c' / 'seed-0')
     assert tool.main(['--preset', 'tiny', '--prescreen', 'bogus', '--out', str(tmp_path / 'c')]) == 2
     assert "'bogus'" in capsys.readouterr().err
+    # --prescreen-pool K: a pre-screened generation proposes K offspring; off, the base config's number
+    pooled = efficiency.variants(efficiency.ACCELERATORS + (efficiency.prescreen_accelerator('attn_rank', 24, 6),))
+    assert pooled['full']['n_offsprings'] == 24 and pooled['full']['prescreen'] == 'attn_rank'
+    assert pooled['naive']['n_offsprings'] == 6 == pooled['no_prescreen']['n_offsprings']
+    assert pooled['no_cache']['n_offsprings'] == 24
+    assert tool.main(['--preset', 'tiny', '--prescreen-pool', '8', '--out', str(tmp_path / 'c')]) == 2
+    assert '--prescreen-pool 8: needs --prescreen' in capsys.readouterr().err
+    assert tool.main(['--preset', 'tiny', '--prescreen', 'attn_rank', '--prescreen-pool', '0',
+                      '--out', str(tmp_path / 'c')]) == 2
+    assert '--prescreen-pool 0' in capsys.readouterr().err and not os.path.exists(tmp_path / 'c' / 'seed-0')
+    out = str(tmp_path / 'pool')
+    assert tool.main(['--preset', 'tiny', '--set', 'generations=1', '--seeds', '1', '--prescreen', 'attn_rank',
+                      '--prescreen-pool', '6', '--variants', 'naive,full', '--out', out, '--no-progress']) == 0
+    assert _cfg(out, 'full').n_offsprings == 6 and _cfg(out, 'naive').n_offsprings is None
 
 
 def test_variants_option_runs_only_those_and_refuses_unknown_names(tmp_path, capsys):

@@ -200,3 +200,59 @@ def test_prescreen_scores_survive_a_kill(tmp_path):
     fresh.run()
     assert resumed.state.population == fresh.state.population
     assert {i: r['F'] for i, r in resumed.state.records.items()} == {i: r['F'] for i, r in fresh.state.records.items()}
+
+
+# ---- Pareto order in the promotions and the pre-screen (promote_by / prescreen_by) ------------
+def _order_by_pareto(F):
+    from attnzero.search.operators import pareto_order
+    return pareto_order(F)[0]
+
+
+def test_rungs_promote_by_pareto_order_of_accuracy_and_cost(tmp_path):
+    """``promote_by='pareto'``: a rung promotes the first ``1/eta`` of NSGA-II's order of
+    (rung accuracy, cost), which may include a cheaper, less accurate candidate that the accuracy
+    order would stop; the rest of the rung protocol is unchanged."""
+    cfg = _cfg(generations=1, pop_size=8, promote_by='pareto')
+    s = Search(cfg, str(tmp_path / 'pareto'), progress=False)
+    s.run()
+    trained = [r for r in s.state.records.values() if 'rung' in r]
+    ok0 = [r for r in trained if r['rungs'][0]['status'] == 'ok']
+    promoted = {r['idx'] for r in trained if r['rung'] == 1}
+    assert promoted and len(ok0) > len(promoted)
+    n = len(ok0[0]['rungs'][0]['accs'])
+    F = {r['idx']: [-sum(r['rungs'][0]['accs'].values()) / n, math.log10(r['cost'])] for r in ok0}
+    expect = _order_by_pareto(F)[:len(promoted)]
+    assert promoted == set(expect)
+    by_acc = sorted(F, key=lambda i: (F[i][0], i))[:len(promoted)]
+    assert promoted != set(by_acc), 'this seed should promote other candidates than the accuracy order'
+    assert len(promoted) == min(len(ok0), math.ceil(len(trained) / cfg.eta))
+    # every promoted candidate is in a front no later than any stopped one
+    from attnzero.search.operators import pareto_order
+    front = pareto_order(F)[1]
+    assert max(front[i] for i in promoted) <= min(front[r['idx']] for r in ok0 if r['idx'] not in promoted)
+    with pytest.raises(ConfigError, match="promote_by='best'"):
+        SearchConfig(promote_by='best').validate()
+
+
+def test_prescreen_by_pareto_order_of_score_rank_and_cost(tmp_path):
+    cfg = preset('tiny').replace(generations=1, pop_size=8, seed=5, prescreen='attn_rank', prescreen_keep=0.5,
+                                 prescreen_by='pareto')
+    s = Search(cfg, str(tmp_path / 'p'), progress=False)
+    s.run()
+    scored = [r for r in s.state.records.values() if 'prescreen' in r]
+    assert len(scored) >= 3
+    # the mean per-architecture rank of the score (1 = best), as the pre-screen computes it
+    rank = {r['idx']: 0.0 for r in scored}
+    for a in cfg.archs:
+        order = sorted(scored, key=lambda r: (-r['prescreen']['scores'][a], r['idx']))
+        for k, r in enumerate(order):
+            rank[r['idx']] += (k + 1) / len(cfg.archs)
+    expect = _order_by_pareto({r['idx']: [rank[r['idx']], math.log10(r['cost'])] for r in scored})
+    assert [r['idx'] for r in sorted(scored, key=lambda r: r['prescreen']['rank'])] == expect
+    kept = {r['idx'] for r in scored if r['prescreen']['kept']}
+    assert kept == set(expect[:math.ceil(0.5 * len(scored))])
+    for r in scored:
+        if r['idx'] not in kept:
+            assert r['reason'] == 'deferred' and '(Pareto order with cost)' in r['message']
+    with pytest.raises(ConfigError, match="prescreen_by='cost'"):
+        SearchConfig(prescreen_by='cost').validate()

@@ -54,6 +54,43 @@ def test_a_twin_of_a_bad_result_is_deferred_and_nothing_acts_too_early():
     assert surrogate.training_set(rung, 1) == []
 
 
+def test_rung_results_teach_the_surrogate():
+    """``surrogate_rungs``: the lower rungs' results are learned from too, at their fraction of the
+    budget; a run whose candidates mostly stopped at rung 0 has a surrogate that acts, where one
+    that learns from full-budget results alone is still waiting for enough of them."""
+    cfg, recs = _records()
+    rung_recs = []
+    for r in recs:   # every 3rd promoted to the full budget, the others stopped after rung 0
+        r0 = dict(epochs=2 / 3, status='ok', reason='', accs={'deit': r['acc_mean'] - 0.05})
+        if r['idx'] % 3 == 0:
+            rung_recs.append(dict(r, rungs=[r0, dict(epochs=2, status='ok', reason='', accs={'deit': r['acc_mean']})]))
+        else:
+            rung_recs.append(dict(r, stage='rung0', acc_mean=r0['accs']['deit'], rungs=[r0]))
+    rung_recs.append(dict(recs[0], idx=12, status='rejected', stage='train', acc_mean=None,
+                          rungs=[dict(epochs=2 / 3, status='rejected', reason='below_baseline', accs={'deit': None})]))
+    bad_twin = dict(recs[1], idx=100, gen=1, status='rejected', stage='', acc_mean=None, F=None, G=None)
+    strict = cfg.replace(surrogate=True, surrogate_z=0.0, surrogate_min=6)
+    assert strict.epochs == 2
+    waiting = surrogate.decide([bad_twin], rung_recs, 1, strict, objectives)
+    assert not waiting['active'] and waiting['n_train'] == 4   # the 4 full-budget results only
+    on = strict.replace(surrogate_rungs=True)
+    rows = surrogate.training_rows(rung_recs, 1, on)
+    assert len(rows) == 12 + 4 and sorted({round(f, 9) for _, _, f in rows}) == [round(1 / 3, 9), 1.0]
+    assert all(r['idx'] != 12 for r, _, _ in rows)   # a rejected rung teaches nothing
+    res = surrogate.decide([bad_twin], rung_recs, 1, on, objectives)
+    assert res['active'] and res['n_train'] == 12 and res['n_rows'] == 16
+    d = res['decisions'][100]
+    assert d['deferred'] and d['pred'] < 0.5 and np.isfinite(d['cv_rmse'])
+    # without rungs in the records the rows are the full-budget results, and the fit is the plain one
+    assert [(r['idx'], a, f) for r, a, f in surrogate.training_rows(recs, 1, on)] == \
+        [(r['idx'], r['acc_mean'], 1.0) for r in recs]
+    plain, _ = surrogate.fit(recs, cfg)
+    X = np.stack([surrogate.features(r, cfg) for r in recs])
+    assert np.allclose(plain.predict(X), surrogate.fit(surrogate.training_rows(recs, 1, cfg), cfg)[0].predict(X))
+    with pytest.raises(ConfigError, match="surrogate_rungs='yes'"):
+        SearchConfig(surrogate_rungs='yes').validate()
+
+
 def test_bad_values():
     with pytest.raises(ConfigError, match='surrogate_min=2'):
         SearchConfig(surrogate_min=2).validate()

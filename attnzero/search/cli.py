@@ -305,6 +305,10 @@ def search_efficiency_parser() -> argparse.ArgumentParser:
                    help='also measure the pre-screen deferral by SCORE (e.g. early_loss; the kept '
                         'fraction from --set prescreen_keep=...): on in the full search, off in the '
                         'naive one, plus a no_prescreen ablation')
+    p.add_argument('--prescreen-pool', type=int, default=None, metavar='K',
+                   help='with --prescreen: a pre-screened generation proposes K offspring (the '
+                        'pre-screen picks the best prescreen_keep of them to train); off, the base '
+                        "config's n_offsprings (default: a generation of the pre-screen's own size)")
     p.add_argument('--surrogate', action='store_true',
                    help='also measure the online surrogate deferral (surrogate_min / surrogate_z from '
                         '--set): on in the full search, off in the naive one, plus a no_surrogate ablation')
@@ -335,9 +339,12 @@ def search_efficiency_main(argv: Optional[Sequence[str]] = None) -> int:
         if args.rungs != 1:
             accelerators = accelerators + (efficiency.rungs_accelerator(args.rungs),)
             cfg = cfg.replace(rungs=args.rungs)
+        if args.prescreen_pool is not None and not args.prescreen:
+            raise EfficiencyError(f'--prescreen-pool {args.prescreen_pool}: needs --prescreen SCORE')
         if args.prescreen:
-            accelerators = accelerators + (efficiency.prescreen_accelerator(args.prescreen),)
-            cfg = cfg.replace(prescreen=args.prescreen)
+            acc = efficiency.prescreen_accelerator(args.prescreen, args.prescreen_pool, cfg.n_offsprings)
+            accelerators = accelerators + (acc,)
+            cfg = cfg.replace(**acc.on)
         if args.surrogate:
             accelerators = accelerators + (efficiency.surrogate_accelerator(),)
             cfg = cfg.replace(surrogate=True)

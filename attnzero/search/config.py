@@ -36,8 +36,8 @@ ACCELERATOR_FIELDS = ('program_check', 'cache', 'rejection')
 SEARCH_ONLY_FIELDS = ('pop_size', 'generations', 'n_offsprings', 'crossover_prob', 'mutation_prob',
                       'init_genomes', 'acc_objective', 'baseline', 'min_acc_ratio', 'workers',
                       'dask_scheduler', 'eval_timeout_s', 'retries', 'fault_injection', 'cache',
-                      'rungs', 'eta', 'prescreen', 'prescreen_keep', 'surrogate', 'surrogate_min', 'surrogate_z',
-                      'prior', 'prior_key', 'prior_where', 'prior_keep', 'prior_features', 'shape_space', 'shape_evaluator')
+                      'rungs', 'eta', 'promote_by', 'prescreen', 'prescreen_keep', 'prescreen_by', 'surrogate',
+                      'surrogate_min', 'surrogate_z', 'surrogate_rungs', 'prior', 'prior_key', 'prior_where', 'prior_keep', 'prior_features', 'shape_space', 'shape_evaluator')
 #: the default proxy's architectures and their shapes (``docs/fidelity/DESIGN.md`` says why: depth
 #: is what makes the proxy rank hydra's global gating below the attentions that route between
 #: tokens; an 8-block DeiT of width 32 ranks the published attentions better over five seeds than
@@ -135,6 +135,12 @@ Accelerators (each ``True`` by default; all ``False`` is the *naive* search that
             deferred, not dropped. Results and training states of every rung are checkpointed, so
             a kill loses none and a resume makes the same promotions.
         eta: the promotion factor of the rungs (``>= 2``).
+        promote_by: which candidates of a rung are promoted: ``'accuracy'`` (the default: the best
+            ``1/eta`` by mean proxy accuracy at the rung, successive halving's rule) or
+            ``'pareto'`` (the first ``1/eta`` in NSGA-II's order of the search's objectives with
+            the rung's accuracy: non-dominated front, then crowding distance, as multi-objective
+            successive halving does; a cheap candidate of moderate accuracy that extends the front
+            is promoted instead of a costly one that a more accurate candidate dominates).
         prescreen: defer candidates by a pre-screen score (``''``: off, the default; one of
             :data:`PRESCREEN_SCORES`, :mod:`attnzero.search.prescreen`): the candidates of a
             generation that would train are scored in every proxy architecture at initialisation
@@ -144,15 +150,23 @@ Accelerators (each ``True`` by default; all ``False`` is the *naive* search that
             the message, and are no cache source: proposed again, they are scored again. Scores are
             checkpointed; their CPU time counts in ``check_cpu_seconds``.
         prescreen_keep: the fraction of a generation's scored candidates that train (``(0, 1]``).
+        prescreen_by: how the scored candidates are ranked: ``'score'`` (the default: by the mean
+            of their per-architecture score ranks) or ``'pareto'`` (in NSGA-II's order of (that
+            mean rank, the cost objective), as the prior ranks: the score alone keeps the best
+            scored whatever they cost).
         surrogate: defer candidates by the online accuracy surrogate (:mod:`attnzero.search.surrogate`;
             off by default): before a generation trains, a Bayesian ridge fitted on the run's
             full-budget results of the earlier generations predicts each candidate's accuracy; one
             whose optimistic prediction (mean + ``surrogate_z`` standard deviations) is dominated
             by a result the run has is recorded as ``rejected`` with reason ``deferred``
             (``stage='surrogate'``) and not trained. Needs scikit-learn and ``acc_objective='mean'``.
-        surrogate_min: the results the surrogate needs before it defers anything (``>= 3``).
+        surrogate_min: the results the surrogate needs before it defers anything (``>= 3``;
+            genomes, with ``surrogate_rungs`` those with a result at any rung).
         surrogate_z: predictive standard deviations added to the prediction (``>= 0``; larger
             defers less).
+        surrogate_rungs: the surrogate also learns from the lower successive-halving rungs'
+            results, with the fraction of the full budget as one more feature, and predicts at
+            the full budget (``False``: full-budget results only, the default).
         prior: warm start from results measured before the search (``''``: off, the default): a
             JSON-lines file of ``genome`` + score lines, e.g. a shipped Attn-Bench-101's
             ``bench.jsonl`` (:mod:`attnzero.search.prior`). A model fitted on it ranks each
@@ -230,11 +244,14 @@ Accelerators (each ``True`` by default; all ``False`` is the *naive* search that
     rejection: bool = True
     rungs: int = 1
     eta: int = 3
+    promote_by: str = 'accuracy'
     prescreen: str = ''
     prescreen_keep: float = 0.5
+    prescreen_by: str = 'score'
     surrogate: bool = False
     surrogate_min: int = 8
     surrogate_z: float = 1.0
+    surrogate_rungs: bool = False
     prior: str = ''
     prior_key: str = 'score'
     prior_where: str = ''
@@ -316,10 +333,13 @@ Accelerators (each ``True`` by default; all ``False`` is the *naive* search that
         need(self.prescreen in ('',) + PRESCREEN_SCORES, 'prescreen',
              f"must be '' (off) or one of {', '.join(PRESCREEN_SCORES)}")
         need(0.0 < self.prescreen_keep <= 1.0, 'prescreen_keep', 'must be in (0, 1]')
+        need(self.promote_by in ('accuracy', 'pareto'), 'promote_by', "must be 'accuracy' or 'pareto'")
+        need(self.prescreen_by in ('score', 'pareto'), 'prescreen_by', "must be 'score' or 'pareto'")
         need(isinstance(self.surrogate, bool), 'surrogate', 'must be true or false')
         need(isinstance(self.surrogate_min, int) and self.surrogate_min >= 3, 'surrogate_min',
              'must be an integer >= 3')
         need(isinstance(self.surrogate_z, (int, float)) and self.surrogate_z >= 0, 'surrogate_z', 'must be >= 0')
+        need(isinstance(self.surrogate_rungs, bool), 'surrogate_rungs', 'must be true or false')
         need(isinstance(self.prior, str), 'prior', 'must be a file path or empty')
         need(isinstance(self.prior_key, str) and self.prior_key != '', 'prior_key', 'must be a non-empty path')
         need(isinstance(self.prior_where, str), 'prior_where', 'must be a string')

@@ -135,13 +135,24 @@ def rungs_accelerator(rungs: int) -> Accelerator:
                        f'successive-halving rungs ({rungs} budgets, the best 1/eta promoted)')
 
 
-def prescreen_accelerator(score: str) -> Accelerator:
+def prescreen_accelerator(score: str, pool: Optional[int] = None,
+                          offsprings: Optional[int] = None) -> Accelerator:
     """The pre-screen deferral (``SearchConfig.prescreen``, opt-in) as an accelerator:
-    ``tools/search_efficiency.py --prescreen SCORE``."""
+    ``tools/search_efficiency.py --prescreen SCORE``. ``pool``: the offspring a generation proposes
+    when it is pre-screened (``--prescreen-pool``: the pre-screen picks the ones that train from a
+    larger pool); off, a generation has the base config's ``offsprings`` (``None``: the population
+    size), so the naive search and the ``no_prescreen`` ablation are unchanged by it."""
     if score not in PRESCREEN_SCORES:
         raise EfficiencyError(f'--prescreen {score!r}: one of {", ".join(PRESCREEN_SCORES)}')
-    return Accelerator('prescreen', dict(prescreen=score), dict(prescreen=''),
-                       f'pre-screen deferral by {score} (the best prescreen_keep of a generation train)')
+    if pool is None:
+        return Accelerator('prescreen', dict(prescreen=score), dict(prescreen=''),
+                           f'pre-screen deferral by {score} (the best prescreen_keep of a generation train)')
+    if not isinstance(pool, int) or pool < 1:
+        raise EfficiencyError(f'--prescreen-pool {pool!r}: must be an integer >= 1')
+    return Accelerator('prescreen', dict(prescreen=score, n_offsprings=pool),
+                       dict(prescreen='', n_offsprings=offsprings),
+                       f'pre-screen by {score}: a generation proposes {pool} offspring and the best '
+                       f'prescreen_keep of them train')
 
 
 def surrogate_accelerator() -> Accelerator:

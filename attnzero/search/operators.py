@@ -16,7 +16,7 @@ shapes are equal and their genomes compute the same function (:func:`fec_key` of
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import List, Sequence
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 from pymoo.core.crossover import Crossover
@@ -24,6 +24,8 @@ from pymoo.core.duplicate import DuplicateElimination
 from pymoo.core.mutation import Mutation
 from pymoo.core.problem import Problem
 from pymoo.core.sampling import Sampling
+from pymoo.operators.survival.rank_and_crowding.metrics import calc_crowding_distance
+from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
 from attnzero.space import (DEFAULT_DISTRIBUTION, ORIGINAL_DISTRIBUTION, Genome, VariationError,
                             crossover, fingerprint, mutate, sample)
@@ -31,7 +33,29 @@ from attnzero.space.shape import SHAPE_SPACES, JointGenome, ShapeSpace
 
 __all__ = ['GenomeProblem', 'GenomeSampling', 'GenomeCrossover', 'GenomeMutation', 'JointSampling',
            'JointCrossover', 'JointMutation', 'FECDuplicateElimination', 'TextDuplicateElimination', 'fec_key',
-           'build_algorithm', 'space_distribution']
+           'build_algorithm', 'space_distribution', 'pareto_order']
+
+
+def pareto_order(F: Dict[int, Sequence[float]]) -> Tuple[List[int], Dict[int, int]]:
+    """``(indices best first, front of each index)``: candidates ordered as NSGA-II's survival orders
+    them, by the non-dominated front of their (predicted) objectives ``F`` (minimised), then by
+    crowding distance within a front (the extremes first), then by index. Ranking by predicted
+    accuracy alone would keep only the most accurate, costliest family and lose the cheap end of the
+    front (measured: ``docs/efficiency/search/prior``). Used by the prior, and by the pre-screen and
+    the rungs' promotions with ``SearchConfig.prescreen_by`` / ``promote_by = 'pareto'``."""
+    ids = sorted(F)
+    if not ids:
+        return [], {}
+    A = np.asarray([list(F[i]) for i in ids], dtype=float)
+    order: List[int] = []
+    front_of: Dict[int, int] = {}
+    for f, members in enumerate(NonDominatedSorting().do(A)):
+        members = sorted(int(m) for m in members)
+        cd = calc_crowding_distance(A[members]) if len(members) > 2 else np.full(len(members), np.inf)
+        for m, _ in sorted(zip(members, cd), key=lambda t: (-t[1], ids[t[0]])):
+            order.append(ids[m])
+            front_of[ids[m]] = f + 1
+    return order, front_of
 
 
 def space_distribution(name: str):

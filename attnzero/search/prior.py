@@ -28,14 +28,13 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
-from pymoo.operators.survival.rank_and_crowding.metrics import calc_crowding_distance
-from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
 from attnzero.io import sha256_file
 from attnzero.space import Genome
 from attnzero.space.features import genome_features, regressor
 
 from .config import ConfigError
+from .operators import pareto_order
 
 __all__ = ['Prior', 'load_rows', 'parse_where', 'pareto_order']
 
@@ -120,27 +119,6 @@ class Prior:
 
 def _features(text: str, features: str) -> np.ndarray:
     return genome_features(Genome.parse(text.split('|')[-1]), features=features)
-
-
-def pareto_order(F: Dict[int, Sequence[float]]) -> Tuple[List[int], Dict[int, int]]:
-    """``(indices best first, front of each index)``: candidates ordered as NSGA-II's survival orders
-    them, by the non-dominated front of their (predicted) objectives ``F`` (minimised), then by
-    crowding distance within a front (the extremes first), then by index. Ranking by predicted
-    accuracy alone would keep only the most accurate, costliest family and lose the cheap end of the
-    front (measured: ``docs/efficiency/search/prior``)."""
-    ids = sorted(F)
-    if not ids:
-        return [], {}
-    A = np.asarray([list(F[i]) for i in ids], dtype=float)
-    order: List[int] = []
-    front_of: Dict[int, int] = {}
-    for f, members in enumerate(NonDominatedSorting().do(A)):
-        members = sorted(int(m) for m in members)
-        cd = calc_crowding_distance(A[members]) if len(members) > 2 else np.full(len(members), np.inf)
-        for m, _ in sorted(zip(members, cd), key=lambda t: (-t[1], ids[t[0]])):
-            order.append(ids[m])
-            front_of[ids[m]] = f + 1
-    return order, front_of
 
 
 def describe(prior: Optional[Prior]) -> Dict[str, Any]:

@@ -25,7 +25,7 @@ from .config import ConfigError, SearchConfig
 from .evaluate import baseline_task, objectives, precheck, training_task
 from .supernet import supernet_task
 from .executor import make_executor
-from .operators import GenomeProblem, build_algorithm, fec_key
+from .operators import GenomeProblem, build_algorithm, fec_key, pareto_order
 from . import prior as prior_mod
 from . import surrogate as surrogate_mod
 from .prescreen import prescreen_task
@@ -319,7 +319,7 @@ class Search:
             jobs = self._surrogate(jobs, gen, out)
         for _, _, payload in jobs:
             log.info('dispatch idx=%d genome=%s', payload['idx'], payload['genome'])
-        results = (self._successive_halving(jobs, executor, generation)
+        results = (self._successive_halving(jobs, executor, generation, out)
                    if self.cfg.rungs > 1 else executor.run(jobs))
         for key, res in results:
             idx = int(key.split('-', 1)[1])
@@ -360,7 +360,11 @@ class Search:
                                                                scored[j]))
             for r, j in enumerate(order):
                 rank[scored[j]] += (r + 1) / len(cfg.archs)
-        ranked = sorted(scored, key=lambda i: (rank[i], i))
+        if cfg.prescreen_by == 'pareto':   # NSGA-II's order of (mean score rank, cost)
+            recs = {i: out[i] if i in pending else self.state.records[i] for i in scored}
+            ranked = pareto_order({i: [rank[i]] + self._cost_objectives(recs[i]) for i in scored})[0]
+        else:
+            ranked = sorted(scored, key=lambda i: (rank[i], i))
         kept = set(ranked[:keep_count(len(scored), cfg.prescreen_keep)])
         for i in sorted(pending):
             pre = self.state.prescreen[i]
@@ -372,9 +376,22 @@ class Search:
             if i in kept:
                 rec['prescreen_gflops'] = pre.get('gflops')
                 continue
-            self._defer(rec, 'prescreen', f'pre-screen {cfg.prescreen}: rank {ranked.index(i) + 1} of '
+            how = ' (Pareto order with cost)' if cfg.prescreen_by == 'pareto' else ''
+            self._defer(rec, 'prescreen', f'pre-screen {cfg.prescreen}{how}: rank {ranked.index(i) + 1} of '
                         f'{len(scored)}, below the best {cfg.prescreen_keep:g} that train', pre.get('gflops'))
         return [pending[i] for i in sorted(pending) if i in kept]
+
+    def _cost_objectives(self, rec: Dict[str, Any]) -> List[float]:
+        """The cost part of ``rec``'s minimised objectives (what follows the accuracies)."""
+        n_acc = len(self.cfg.archs) if self.cfg.acc_objective == 'per_arch' else 1
+        return objectives(self.cfg, 'rejected', {}, rec['cost'], rec.get('macs'))[0][n_acc:]
+
+    def _pareto_rank(self, accs: Dict[int, Dict[str, float]], recs: Dict[int, Dict[str, Any]]
+                     ) -> Tuple[List[int], Dict[int, int]]:
+        """:func:`~attnzero.search.operators.pareto_order` of candidates by index, from their
+        accuracies ``accs`` and the costs of their records ``recs``."""
+        return pareto_order({i: objectives(self.cfg, 'ok', a, recs[i]['cost'], recs[i].get('macs'))[0]
+                                       for i, a in accs.items()})
 
     def _prior(self, jobs: List[Tuple[str, Any, Dict[str, Any]]], generation: range,
                out: Dict[int, Dict[str, Any]]) -> List[Tuple[str, Any, Dict[str, Any]]]:
@@ -397,7 +414,7 @@ class Search:
                 recs[i] = rec
         F = {i: objectives(cfg, 'ok', {a: preds[i] for a in cfg.archs}, recs[i]['cost'], recs[i].get('macs'))[0]
              for i in preds}
-        ranked, front = prior_mod.pareto_order(F)
+        ranked, front = pareto_order(F)
         rank = {i: r + 1 for r, i in enumerate(ranked)}
         kept = set(ranked[:keep_count(len(ranked), cfg.prior_keep)])
         share_s = (time.perf_counter() - t0) / len(order)
@@ -449,7 +466,8 @@ class Search:
         return kept
 
     def _successive_halving(self, jobs: List[Tuple[str, Any, Dict[str, Any]]], executor,
-                            generation: range) -> Iterator[Tuple[str, Dict[str, Any]]]:
+                            generation: range, recs: Dict[int, Dict[str, Any]]
+                            ) -> Iterator[Tuple[str, Dict[str, Any]]]:
         """``executor.run(jobs)`` with the rungs of ``cfg.rungs``: yields ``(key, result)`` for
         every job once its last rung is known (not promoted, or the full budget).
 
@@ -461,7 +479,8 @@ class Search:
         after the rung's epochs, and the promoted candidates resume from the saved training state
         (``rungs/<idx>-r<rung>-<arch>.pt`` in the run directory, written before the rung's result
         is checkpointed in the state, removed once the generation is final). Each rung's result
-        holds the compute of its own segment only."""
+        holds the compute of its own segment only. ``recs``: the generation's records by index
+        (their costs, for ``promote_by='pareto'``)."""
         cfg = self.cfg
         budgets = cfg.rung_epochs
         pending = {p['idx']: (key, fn, p) for key, fn, p in jobs}
@@ -499,7 +518,10 @@ class Search:
             if last:
                 return
             ok = [i for i in alive if results[i].get('status') == 'ok']
-            ok.sort(key=lambda i: (-_mean_acc(results[i]), i))
+            if cfg.promote_by == 'pareto':   # NSGA-II's order of the objectives at this rung
+                ok = self._pareto_rank({i: _rung_accs(results[i]) for i in ok}, recs)[0]
+            else:
+                ok.sort(key=lambda i: (-_mean_acc(results[i]), i))
             promoted = set(ok[:-(-len(alive) // cfg.eta)])
             for i in alive:
                 if i not in promoted and i in pending:
@@ -640,6 +662,10 @@ class Search:
 
 def _finite(x: Any) -> bool:
     return isinstance(x, (int, float)) and math.isfinite(x)
+
+
+def _rung_accs(res: Dict[str, Any]) -> Dict[str, float]:
+    return {a['arch']: a['acc'] for a in res.get('per_arch', []) if a.get('acc') is not None}
 
 
 def _mean_acc(res: Dict[str, Any]) -> float:

@@ -12,6 +12,12 @@ already has (no more costly and at least as accurate, better in one): it is reco
 stage ``surrogate``, the prediction and the result that dominates it, and it is never a cache
 source. Nothing acts before ``surrogate_min`` results exist.
 
+With ``SearchConfig.surrogate_rungs`` it also learns from the lower successive-halving rungs'
+results (:func:`training_rows`), with the fraction of the full budget as one more feature, and
+predicts at the full budget; its cross-validated error is then measured on the held-out genomes'
+full-budget results. Measured on the default proxy it still deferred nothing
+(``docs/efficiency/search/selection/README.md``).
+
 Why online: within a search, whose offspring are variations of the results it learns from, a
 genome-feature surrogate has some signal (``docs/efficiency/surrogate/surrogate.md``); over the
 fidelity run's 30 random genomes it had none (leave-one-out Kendall tau-b -0.12). Results measured
@@ -25,7 +31,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from pymoo.util.dominator import Dominator
@@ -35,7 +41,7 @@ from attnzero.space.features import genome_features
 
 from .config import ConfigError, SearchConfig
 
-__all__ = ['training_set', 'fit', 'decide', 'require_sklearn']
+__all__ = ['training_set', 'training_rows', 'fit', 'decide', 'require_sklearn']
 
 
 def require_sklearn() -> None:
@@ -51,12 +57,15 @@ def _log10(v: Optional[float]) -> float:
     return math.log10(v) if v is not None and math.isfinite(v) and v > 0 else 0.0
 
 
-def features(rec: Dict[str, Any], cfg: SearchConfig) -> np.ndarray:
-    """The feature vector of a record (its genome, its cost)."""
+def features(rec: Dict[str, Any], cfg: SearchConfig, fidelity: float = 1.0) -> np.ndarray:
+    """The feature vector of a record (its genome, its cost; with ``cfg.surrogate_rungs`` also the
+    training budget of the result, as a fraction of the full budget: ``fidelity``)."""
     genome = Genome.parse(rec['genome'].split('|')[-1])
     extra = [_log10(rec.get('cost'))]
     if cfg.space == 'joint':
         extra.append(_log10(rec.get('macs')))
+    if cfg.surrogate_rungs:
+        extra.append(float(fidelity))
     return np.concatenate([genome_features(genome), np.asarray(extra, dtype=float)])
 
 
@@ -66,6 +75,38 @@ def training_set(records: Sequence[Dict[str, Any]], before_gen: int) -> List[Dic
     out = [r for r in records if r['gen'] < before_gen and r['status'] == 'ok'
            and not str(r.get('stage', '')).startswith('rung') and r.get('acc_mean') is not None]
     return sorted(out, key=lambda r: r['idx'])
+
+
+def _mean(accs: Dict[str, Any], cfg: SearchConfig) -> Optional[float]:
+    vals = [accs.get(a) for a in cfg.archs]
+    return None if any(v is None for v in vals) else float(sum(vals) / len(vals))
+
+
+def training_rows(records: Sequence[Dict[str, Any]], before_gen: int, cfg: SearchConfig
+                  ) -> List[Tuple[Dict[str, Any], float, float]]:
+    """``(record, mean accuracy, fidelity)`` rows the surrogate learns from, in evaluation order.
+
+    Without ``cfg.surrogate_rungs``: the full-budget results of :func:`training_set` (fidelity 1).
+    With it, also every successive-halving rung a first-hand record of an earlier generation
+    completed, at its fraction of the full budget (``epochs / cfg.epochs``): a candidate stopped at
+    a lower rung, or rejected by the protocol in a later rung, still says how its genome trained
+    that far. With the rungs on, those are most of a run's trainings (the full-budget ones alone
+    were 5-11 per efficiency run)."""
+    if not cfg.surrogate_rungs:
+        return [(r, float(r['acc_mean']), 1.0) for r in training_set(records, before_gen)]
+    rows = []
+    for r in sorted(records, key=lambda r: r['idx']):
+        if r['gen'] >= before_gen or r['status'] == 'cached' or r.get('lost'):
+            continue
+        if r.get('rungs'):
+            for x in r['rungs']:
+                acc = _mean(x.get('accs') or {}, cfg) if x.get('status') == 'ok' else None
+                if acc is not None and x.get('epochs'):
+                    rows.append((r, acc, float(x['epochs']) / cfg.epochs))
+        elif r['status'] == 'ok' and r.get('acc_mean') is not None \
+                and not str(r.get('stage', '')).startswith('rung'):
+            rows.append((r, float(r['acc_mean']), 1.0))
+    return rows
 
 
 def _model():
@@ -80,17 +121,27 @@ def _model():
 FOLDS = 8
 
 
-def fit(train: Sequence[Dict[str, Any]], cfg: SearchConfig):
+def fit(train: Sequence[Any], cfg: SearchConfig):
     """``(model, cv_rmse)``: a ``StandardScaler -> BayesianRidge`` pipeline fitted on ``train``
-    and its root-mean-square error over :data:`FOLDS` contiguous cross-validation folds."""
-    X = np.stack([features(r, cfg) for r in train])
-    y = np.asarray([float(r['acc_mean']) for r in train])
-    folds = np.array_split(np.arange(len(y)), min(FOLDS, len(y)))
+    (records with ``acc_mean``, or :func:`training_rows`) and its root-mean-square error over
+    :data:`FOLDS` contiguous cross-validation folds of the records (the rungs of one record stay in
+    one fold), on the full-budget rows where a fold has any: the error of the predictions the
+    search makes."""
+    rows = [t if isinstance(t, tuple) else (t, float(t['acc_mean']), 1.0) for t in train]
+    X = np.stack([features(r, cfg, f) for r, _, f in rows])
+    y = np.asarray([acc for _, acc, _ in rows])
+    full = np.asarray([f == 1.0 for _, _, f in rows])
+    ids = [r['idx'] for r, _, _ in rows]
+    groups = list(dict.fromkeys(ids))
     err = []
-    for te in folds:
-        tr = np.setdiff1d(np.arange(len(y)), te)
-        err.extend(_model().fit(X[tr], y[tr]).predict(X[te]) - y[te])
-    return _model().fit(X, y), float(np.sqrt(np.mean(np.square(err))))
+    for fold in np.array_split(np.arange(len(groups)), min(FOLDS, len(groups))):
+        held = {groups[g] for g in fold}
+        te = np.asarray([i in held for i in ids])
+        if te.all():   # one record only: nothing to fit on
+            continue
+        scored = te & full if (te & full).any() else te
+        err.extend(_model().fit(X[~te], y[~te]).predict(X[scored]) - y[scored])
+    return _model().fit(X, y), float(np.sqrt(np.mean(np.square(err)))) if err else float('inf')
 
 
 def decide(candidates: Sequence[Dict[str, Any]], records: Sequence[Dict[str, Any]], gen: int,
@@ -102,10 +153,13 @@ def decide(candidates: Sequence[Dict[str, Any]], records: Sequence[Dict[str, Any
     index of the result that dominates the optimistic prediction). ``objectives``: the search's
     ``(cfg, status, accs, cost, macs) -> (F, G)``."""
     t0, c0 = time.perf_counter(), time.process_time()
-    train = training_set(records, gen)
-    out: Dict[str, Any] = dict(active=len(train) >= cfg.surrogate_min, n_train=len(train), decisions={})
+    rows = training_rows(records, gen, cfg)
+    n_train = len({r['idx'] for r, _, _ in rows})   # genomes learned from (a record's rungs: one)
+    out: Dict[str, Any] = dict(active=n_train >= cfg.surrogate_min, n_train=n_train, decisions={})
+    if cfg.surrogate_rungs:
+        out['n_rows'] = len(rows)
     if out['active'] and candidates:
-        model, cv_rmse = fit(train, cfg)
+        model, cv_rmse = fit(rows, cfg)
         # one candidate at a time: a prediction must not depend on which others are pending (after
         # a resume fewer are; a batched product may round differently)
         pred = [model[-1].predict(model[:-1].transform(features(c, cfg)[None]), return_std=True)
@@ -119,7 +173,7 @@ def decide(candidates: Sequence[Dict[str, Any]], records: Sequence[Dict[str, Any
             F, _ = objectives(cfg, 'ok', {a: opt for a in cfg.archs}, c.get('cost'), c.get('macs'))
             by = next((r['idx'] for r in front if Dominator.get_relation(r['F'], F) == 1), None)
             out['decisions'][c['idx']] = dict(pred=float(m), std=float(s), cv_rmse=cv_rmse, z=cfg.surrogate_z,
-                                              optimistic=opt, n_train=len(train), deferred=by is not None,
+                                              optimistic=opt, n_train=n_train, deferred=by is not None,
                                               dominated_by=by)
     out['seconds'] = time.perf_counter() - t0
     out['cpu_seconds'] = time.process_time() - c0
