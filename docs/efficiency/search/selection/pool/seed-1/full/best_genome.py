@@ -1,0 +1,5 @@
+# Best genome of the attnzero search in this directory (highest proxy accuracy on
+# the Pareto front). Use as an mmengine _base_ or copy the two keys into a backbone
+# dict; timm: timm.create_model(name, attn="attnzero", genome=GENOME).
+GENOME = 'i3n301:normalize_ps,relu2;invert,sigmoid;softmax;-;scale;abs,min_max_normalize:sum,sum,product'
+model = dict(backbone=dict(attn='attnzero', genome=GENOME))
