@@ -84,9 +84,11 @@ def test_rung_results_teach_the_surrogate():
     # without rungs in the records the rows are the full-budget results, and the fit is the plain one
     assert [(r['idx'], a, f) for r, a, f in surrogate.training_rows(recs, 1, on)] == \
         [(r['idx'], r['acc_mean'], 1.0) for r in recs]
-    plain, _ = surrogate.fit(recs, cfg)
+    plain, plain_rmse = surrogate.fit(surrogate.training_rows(recs, 1, cfg), cfg)
+    with_rungs, rungs_rmse = surrogate.fit(surrogate.training_rows(recs, 1, on), on)
     X = np.stack([surrogate.features(r, cfg) for r in recs])
-    assert np.allclose(plain.predict(X), surrogate.fit(surrogate.training_rows(recs, 1, cfg), cfg)[0].predict(X))
+    X_on = np.stack([surrogate.features(r, on) for r in recs])
+    assert np.allclose(plain.predict(X), with_rungs.predict(X_on)) and np.isclose(plain_rmse, rungs_rmse)
     with pytest.raises(ConfigError, match="surrogate_rungs='yes'"):
         SearchConfig(surrogate_rungs='yes').validate()
 

@@ -37,7 +37,8 @@ SEARCH_ONLY_FIELDS = ('pop_size', 'generations', 'n_offsprings', 'crossover_prob
                       'init_genomes', 'acc_objective', 'baseline', 'min_acc_ratio', 'workers',
                       'dask_scheduler', 'eval_timeout_s', 'retries', 'fault_injection', 'cache',
                       'rungs', 'eta', 'promote_by', 'prescreen', 'prescreen_keep', 'prescreen_by', 'surrogate',
-                      'surrogate_min', 'surrogate_z', 'surrogate_rungs', 'prior', 'prior_key', 'prior_where', 'prior_keep', 'prior_features', 'shape_space', 'shape_evaluator')
+                      'surrogate_min', 'surrogate_z', 'surrogate_rungs', 'prior', 'prior_key', 'prior_where',
+                      'prior_keep', 'prior_features', 'shape_space', 'shape_evaluator')
 #: the default proxy's architectures and their shapes (``docs/fidelity/DESIGN.md`` says why: depth
 #: is what makes the proxy rank hydra's global gating below the attentions that route between
 #: tokens; an 8-block DeiT of width 32 ranks the published attentions better over five seeds than

@@ -361,8 +361,7 @@ class Search:
             for r, j in enumerate(order):
                 rank[scored[j]] += (r + 1) / len(cfg.archs)
         if cfg.prescreen_by == 'pareto':   # NSGA-II's order of (mean score rank, cost)
-            recs = {i: out[i] if i in pending else self.state.records[i] for i in scored}
-            ranked = pareto_order({i: [rank[i]] + self._cost_objectives(recs[i]) for i in scored})[0]
+            ranked = pareto_order({i: [rank[i]] + self._cost_objectives(out[i]) for i in scored})[0]
         else:
             ranked = sorted(scored, key=lambda i: (rank[i], i))
         kept = set(ranked[:keep_count(len(scored), cfg.prescreen_keep)])
@@ -397,7 +396,7 @@ class Search:
                out: Dict[int, Dict[str, Any]]) -> List[Tuple[str, Any, Dict[str, Any]]]:
         """Rank the generation's candidates that would train as NSGA-II ranks a population, on their
         objectives with the prior's predicted score in place of the accuracy
-        (:func:`attnzero.search.prior.pareto_order`); commit the ones below the best ``prior_keep``
+        (:func:`attnzero.search.operators.pareto_order`); commit the ones below the best ``prior_keep``
         as deferred and return the jobs of the others. The ranking is over those of ``jobs`` and,
         after a resume, those of the generation already final that were ranked (their prediction is
         in their record). Its CPU time is charged evenly to the candidates' check time."""
@@ -412,9 +411,7 @@ class Search:
             if i not in pending and rec is not None and 'prior' in rec:
                 preds[i] = float(rec['prior']['pred'])
                 recs[i] = rec
-        F = {i: objectives(cfg, 'ok', {a: preds[i] for a in cfg.archs}, recs[i]['cost'], recs[i].get('macs'))[0]
-             for i in preds}
-        ranked, front = pareto_order(F)
+        ranked, front = self._pareto_rank({i: {a: preds[i] for a in cfg.archs} for i in preds}, recs)
         rank = {i: r + 1 for r, i in enumerate(ranked)}
         kept = set(ranked[:keep_count(len(ranked), cfg.prior_keep)])
         share_s = (time.perf_counter() - t0) / len(order)

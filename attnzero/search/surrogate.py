@@ -121,13 +121,11 @@ def _model():
 FOLDS = 8
 
 
-def fit(train: Sequence[Any], cfg: SearchConfig):
-    """``(model, cv_rmse)``: a ``StandardScaler -> BayesianRidge`` pipeline fitted on ``train``
-    (records with ``acc_mean``, or :func:`training_rows`) and its root-mean-square error over
-    :data:`FOLDS` contiguous cross-validation folds of the records (the rungs of one record stay in
-    one fold), on the full-budget rows where a fold has any: the error of the predictions the
-    search makes."""
-    rows = [t if isinstance(t, tuple) else (t, float(t['acc_mean']), 1.0) for t in train]
+def fit(rows: Sequence[Tuple[Dict[str, Any], float, float]], cfg: SearchConfig):
+    """``(model, cv_rmse)``: a ``StandardScaler -> BayesianRidge`` pipeline fitted on ``rows``
+    (:func:`training_rows`) and its root-mean-square error over :data:`FOLDS` contiguous
+    cross-validation folds of the records (the rungs of one record stay in one fold), on the
+    full-budget rows where a fold has any: the error of the predictions the search makes."""
     X = np.stack([features(r, cfg, f) for r, _, f in rows])
     y = np.asarray([acc for _, acc, _ in rows])
     full = np.asarray([f == 1.0 for _, _, f in rows])
