@@ -150,6 +150,29 @@ def test_benchmark_ops_quick(tmp_path):
     assert 0 <= elu['elu_plus_one(x)'][2] < 1e-5 and 0 <= elu['F.elu(x) + 1'][2] < 1e-5, elu
 
 
+def test_benchmark_ops_pass_table(tmp_path):
+    from attnzero.perf import ops as bo
+
+    out = tmp_path / 'ops'
+    assert bo.main(['--quick', '--default-malloc', '--passes', '--no-inductor', '--out', str(out)]) == 0
+    base = tmp_path / 'ops_passes'
+    text = base.with_suffix('.md').read_text()
+    assert 'python tools/benchmark_ops.py --quick --default-malloc --passes --no-inductor' in text
+    assert 'Interleaved single calls (1 rounds)' in text and 'inductor' not in text.split('| what |')[1]
+    assert base.with_suffix('.png').stat().st_size > 0
+    with open(base.with_suffix('.csv')) as f:
+        rows = {r['name']: r for r in csv.DictReader(f)}
+    assert float(rows['floor']['ratio']) == 1.0
+    assert 'Trial-105, eager executor' in rows and 'Trial-105, inductor (static shapes)' not in rows
+    # the derived row is the sum of its parts' minima (not a timing) and its ratio is to the floor
+    parts = sum(float(rows[n]['min_ms']) for n in bo.BOUND_PARTS)
+    bound = rows[bo.BOUND_NAME]
+    assert float(bound['min_ms']) == pytest.approx(parts, rel=1e-9)
+    assert float(bound['ratio']) == pytest.approx(parts / float(rows['floor']['min_ms']), rel=1e-9)
+    assert bound['median_ms'] == 'nan'
+    assert all(float(r['min_ms']) > 0 for r in rows.values())
+
+
 def test_fit_exponent():
     assert abs(timing.fit_exponent([3136, 12544, 50176], [1.0, 4.0, 16.0]) - 1.0) < 1e-9
     assert math.isnan(timing.fit_exponent([196], [1.0]))  # too few points

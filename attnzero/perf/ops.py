@@ -1,4 +1,5 @@
-"""Micro-benchmarks behind two choices of the fast path, with their committed results.
+"""Micro-benchmarks behind choices of the fast path and the limits of the acceptance cells, with
+their committed results.
 
 1. **ELU+1 without expm1.** ``F.elu(x) + 1`` against :func:`attnzero.space.ops.elu_plus_one`
    (``exp2(log2(e) * min(x, 0)) + max(x, 0)``) and the elementwise kernels involved (``expm1``,
@@ -7,13 +8,25 @@
    a plain two-temporaries pattern, each in a fresh subprocess with glibc's default (adaptive)
    thresholds and with :func:`attnzero.perf.runtime.tune_malloc`: minor page faults per call
    (``getrusage``) and time per call, after a warm-up.
+3. **What one memory pass costs next to the matmul floor** (``--passes``): at the hardest
+   acceptance cell (``1 x 2 x 12544 x 32``), the two matmuls of the floor alone and together,
+   single elementwise / reduction passes over one operand, the executor's ELU+1, Trial-105 through
+   the eager executor and through ``torch.compile`` (inductor, static shapes), and a derived lower
+   bound: the floor plus the three passes that any implementation leaving its two matmuls to the
+   BLAS library must add (an ``exp2`` pass over K for ELU+1, with the column sum fused into it;
+   one read of V for its global min and max; one pass reading the product and Q and writing the
+   output, for the row normalisation and the gate). Interleaved blocks of back-to-back calls
+   (steady state), minimum and median; ratios are to the floor's minimum. Written as md, csv and
+   png (``OUT_passes.*``).
 
     python tools/benchmark_ops.py --out docs/benchmarks/ops_cpu
+    python tools/benchmark_ops.py --passes --out docs/benchmarks/ops_cpu   # also the pass table
     python tools/benchmark_ops.py --quick          # tiny setting (tests)
 """
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import subprocess
 import sys
@@ -23,7 +36,8 @@ from typing import Dict, List
 import torch
 import torch.nn.functional as F
 
-from attnzero.io import loadavg, tool_command
+from attnzero.io import atomic_savefig, loadavg, tool_command
+from attnzero.space import TRIAL_105
 from attnzero.space.ops import elu_plus_one
 
 from .timing import interleaved, machine_info, md_table, median, setup_malloc
@@ -98,6 +112,70 @@ def fault_table(shapes, calls: int, threads: int) -> List[List[object]]:
     return rows
 
 
+#: the derived row of the pass table: the floor plus the passes it is made of
+BOUND_PARTS = ('floor', 'exp2 pass (read + write)', 'aminmax (one read)', 'two-input pass (2 reads + write)')
+BOUND_NAME = 'lower bound: ' + ' + '.join(BOUND_PARTS)
+
+
+def pass_table(shape, rounds: int, block_ms: float, warmup_ms: float, inductor: bool = True) -> List[dict]:
+    """Rows ``{name, median_ms, min_ms, ratio}`` (``ratio``: minimum over the floor's minimum) of
+    the pass table (module docstring, item 3) at ``shape`` = ``(B, heads, N, d)``."""
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(*shape, generator=g) for _ in range(3))
+    B, h, N, d = shape
+    q3, k3, v3 = (t.view(B * h, N, d) for t in (q, k, v))
+    state = torch.randn(B * h, d, d, generator=g)
+    out, out2 = torch.empty_like(q), torch.empty_like(q)
+    fn = TRIAL_105.compile()
+    fns = {
+        'floor': lambda: q @ (k.transpose(-1, -2) @ v),
+        'bmm K^T V (d x d result)': lambda: torch.bmm(k3.transpose(1, 2), v3),
+        'bmm Q S (N x d result)': lambda: torch.bmm(q3, state),
+        'copy (read + write)': lambda: out.copy_(k),
+        'clamp_min pass (read + write)': lambda: torch.clamp_min(k, 0, out=out),
+        'exp2 pass (read + write)': lambda: torch.exp2(k, out=out),
+        'two-input pass (2 reads + write)': lambda: torch.mul(q, k, out=out2),
+        'aminmax (one read)': lambda: torch.aminmax(v),
+        'sum over tokens (one read)': lambda: k.sum(dim=-2),
+        'row L2 norm (one read)': lambda: torch.linalg.vector_norm(k, dim=-1, keepdim=True),
+        'elu_plus_one (the executor\'s ELU+1)': lambda: elu_plus_one(k),
+        'Trial-105, eager executor': lambda: fn(q, k, v),
+    }
+    if inductor:
+        compiled = torch.compile(fn._executor, dynamic=False)
+        with torch.no_grad():
+            compiled(q, k, v)  # compile outside the timing
+        fns['Trial-105, inductor (static shapes)'] = lambda: compiled(q, k, v)
+    with torch.no_grad():
+        times = interleaved(fns, torch.device('cpu'), rounds=rounds, block_ms=block_ms, warmup_ms=warmup_ms)
+    floor = min(times['floor'])
+    rows = [dict(name=n, median_ms=median(t), min_ms=min(t), ratio=min(t) / floor) for n, t in times.items()]
+    bound = sum(min(times[n]) for n in BOUND_PARTS)
+    rows.append(dict(name=BOUND_NAME, median_ms=float('nan'), min_ms=bound, ratio=bound / floor))
+    return rows
+
+
+def plot_passes(rows: List[dict], path: str, title: str) -> None:
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(9, 0.35 * len(rows) + 1.2))
+    names = ['lower bound (floor + 3 passes; derived)' if r['name'] == BOUND_NAME else r['name']
+             for r in rows][::-1]
+    ratios = [r['ratio'] for r in rows][::-1]
+    ax.barh(names, ratios, color=['tab:red' if n.startswith('Trial-105') else
+                                  'tab:gray' if n.startswith('lower bound') else 'tab:blue' for n in names])
+    ax.axvline(1.0, color='k', lw=0.8)
+    ax.axvline(2.5, color='tab:red', lw=0.8, ls='--', label='issue 16 goal: 2.5x the floor')
+    ax.set_xlabel('minimum time / minimum time of the floor')
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, loc='lower right')
+    ax.tick_params(axis='y', labelsize=7)
+    fig.tight_layout()
+    atomic_savefig(fig, path, dpi=110)
+    plt.close(fig)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--threads', type=int, default=2)
@@ -106,6 +184,9 @@ def main(argv=None) -> int:
     p.add_argument('--out', default=None, help='write OUT.md')
     p.add_argument('--quick', action='store_true', help='tiny setting (tests)')
     p.add_argument('--default-malloc', action='store_true', help="ELU table: keep glibc's adaptive malloc")
+    p.add_argument('--passes', action='store_true',
+                   help='also the pass table (item 3 above; with --out: OUT_passes.md/.csv/.png)')
+    p.add_argument('--no-inductor', action='store_true', help='pass table: leave out the torch.compile row')
     args = p.parse_args(argv)
     command = tool_command('benchmark_ops', argv)
     torch.set_num_threads(args.threads)
@@ -133,6 +214,33 @@ def main(argv=None) -> int:
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).with_suffix('.md').write_text(text)
+    if args.passes:
+        pass_shape = elu_shape
+        load0 = loadavg()
+        rows = pass_table(pass_shape, rounds, block, warm, inductor=not args.no_inductor)
+        shape_s = '×'.join(map(str, pass_shape))
+        ptext = '\n'.join([
+            f'# What one memory pass costs next to the matmul floor ({shape_s}, cpu, fp32, no grad)', '',
+            'Machine: ' + ', '.join(f'{k} {v}' for k, v in info.items()), '',
+            f'Command: `{command}`', '',
+            (f'Interleaved blocks of back-to-back calls ({rounds} rounds, blocks of about {block:g} ms after '
+             f'{warm:g} ms of warm-up per variant; steady state, operands of the previous call in the caches), '
+             if block > 0 else f'Interleaved single calls ({rounds} rounds), ') +
+            'allocator: ' + ('glibc default' if args.default_malloc else 'tune_malloc') + '. '
+            'Ratio: minimum time over the minimum time of the floor. The last row is derived (a sum of '
+            'measured minima), not timed.', '',
+            md_table(['what', 'median ms', 'min ms', 'min / floor min'],
+                     [[r['name'], r['median_ms'], r['min_ms'], r['ratio']] for r in rows]), '',
+            f'Load average: {load0} -> {loadavg()}', ''])
+        print(ptext)
+        if args.out:
+            base = str(Path(args.out).with_suffix('')) + '_passes'
+            Path(base + '.md').write_text(ptext)
+            with open(base + '.csv', 'w', newline='') as f:
+                w = csv.DictWriter(f, fieldnames=['name', 'median_ms', 'min_ms', 'ratio'])
+                w.writeheader()
+                w.writerows(rows)
+            plot_passes(rows, base + '.png', f'{shape_s}: time / matmul floor (min of rounds)')
     return 0
 
 
