@@ -46,6 +46,24 @@ def test_probe_features_measure_what_they_say():
         assert p['sens_q'] > 0 and p['sens_k'] > 0 and 1 <= p['effective_rank'] <= 16
 
 
+def test_an_invariance_is_exactly_zero_on_every_machine():
+    """A relative change below ``REL_FLOOR`` is 0: for an attention that doubling q and k leaves
+    unchanged, float64 gives rounding error (1e-17 to 1e-10), which differs between CPUs and, ranked,
+    made the committed bench report differ between machines."""
+    assert _probe('relu_linear')['sens_qk_scale'] == 0.0
+    # a bench genome whose change was 7e-17 on one host (and something else on another)
+    g = Genome.parse('i3n2:normalize_ps;abs;abs,abs;unsqz2:cosine_sim,sum')
+    q, k, v = F._probe_inputs()[:3]
+    f = g.compile(fast=False)
+    with torch.no_grad():
+        raw = float((f(2 * q, 2 * k, v) - f(q, k, v)).norm() / f(q, k, v).norm())
+    assert raw < F.REL_FLOOR
+    assert dict(zip(F.PROBE_FEATURES, F.probe_features(g)))['sens_qk_scale'] == 0.0
+    a = torch.linspace(1, 2, 50, dtype=torch.float64)
+    assert F._rel(a * (1 + 1e-10), a) == 0.0
+    assert F._rel(a * (1 + 1e-6), a) == pytest.approx(1e-6, rel=1e-6)
+
+
 def test_probe_features_are_a_function_of_the_genome():
     g = REFERENCE_GENOMES['trial_140']
     a = F.probe_features(g)

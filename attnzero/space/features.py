@@ -22,7 +22,7 @@ of a fixed random readout of the output (and of its direction alone) with respec
 An attention whose output cannot steer its q or k is slow to learn, whatever it computes.
 On the finished v2 (2016 genomes at the rung, 504 at the full budget; 3 x 5-fold CV, the same
 folds) adding them to the probe features raised the tau from 0.481 to 0.536 at the rung and
-from 0.421 to 0.441 at the full budget; on v1 from 0.232 to 0.238 (within its noise).
+from 0.421 to 0.442 at the full budget; on v1 from 0.234 to 0.239 (within its noise).
 """
 from __future__ import annotations
 
@@ -172,8 +172,17 @@ def _cos(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a * b).sum() / (a.norm() * b.norm()).clamp_min(1e-300))
 
 
+#: relative changes below this are 0: what an invariant attention gives there is rounding error of
+#: the float64 evaluation (1e-17 to 1e-10, different on another CPU or BLAS) or the trace of an
+#: epsilon inside a normalisation, and ranking genomes by it made the feature, and every table built
+#: on it, depend on the machine
+REL_FLOOR = 1e-8
+
+
 def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a - b).norm() / b.norm().clamp_min(1e-300))
+    """``|a - b| / |b|``, 0 below :data:`REL_FLOOR`."""
+    r = float((a - b).norm() / b.norm().clamp_min(1e-300))
+    return 0.0 if r < REL_FLOOR else r
 
 
 #: the largest magnitude of a feature: a ratio of a near-zero output can be finite in float64 yet
@@ -199,8 +208,9 @@ def probe_features(genome) -> np.ndarray:
     to its overall spread. ``probe_ok`` is 0 (and every other feature 0) for a genome whose output
     on the probe is not finite or that fails to run.
 
-    Reference evaluator in float64, values rounded to 5 significant digits, so they are the same on
-    every machine; cached by the genome's canonical text (about 8 ms each)."""
+    Reference evaluator in float64, values rounded to 5 significant digits and the four relative
+    changes (``sens_*``, ``v_nonlinearity``) set to 0 below :data:`REL_FLOOR`, so that they are the
+    same on every machine; cached by the genome's canonical text (about 8 ms each)."""
     return np.array(_probe_cached(genome.to_string()))
 
 
