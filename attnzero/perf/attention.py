@@ -55,7 +55,7 @@ from attnzero.space import TRIAL_105, Genome
 from attnzero.space import fast as fast_executor
 
 from .timing import (cache_flusher, fit_exponent, fmt, interleaved, machine_info, md_table, median,
-                     peak_memory_mib, set_mem_limit, setup_malloc)
+                     peak_memory_mib, set_mem_limit, setup_malloc, write_csv)
 
 DTYPES = {'fp32': torch.float32, 'fp16': torch.float16, 'bf16': torch.bfloat16, 'fp64': torch.float64}
 ZOO = ('softmax', 'linear', 'relu_linear', 'focused', 'hydra', 'agent', 'attnzero', 'lsh', 'sepvit')
@@ -193,20 +193,12 @@ def run_sweep(args, device: torch.device, dtype: torch.dtype) -> List[dict]:
                                          skipped='', load=load0,
                                          floor=LINEAR_FLOOR.get(n, '')))
                     if args.partial:
-                        _write_csv(rows, Path(args.partial))
+                        write_csv(rows, Path(args.partial))
                     if args.verbose:
                         print(f'{hd} B={B} N={N} {mode}: ' + ', '.join(
                             f'{n} {median(times[n]):.2f}' for n in active), f'[load {load0}]', flush=True)
                 del q, k, v, fns, leaves, active
     return rows
-
-
-def _write_csv(rows: List[dict], path: Path) -> None:
-    keys = list(dict.fromkeys(k for r in rows for k in r))
-    with open(path, 'w', newline='') as f:
-        w = csv.DictWriter(f, fieldnames=keys)
-        w.writeheader()
-        w.writerows(rows)
 
 
 def load_rows(path: str) -> List[dict]:
@@ -579,7 +571,7 @@ def main(argv=None) -> int:
     print(text)
     if out:
         out.with_suffix('.md').write_text(text)
-        _write_csv(rows, out.with_suffix('.csv'))
+        write_csv(rows, out.with_suffix('.csv'))
         if not args.acceptance:
             plot(rows, args, out.with_suffix('.png'))
     return 0

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
 import json
 import resource
 import subprocess
@@ -47,7 +46,7 @@ import attnzero.models  # noqa: F401  (registers the backbones with timm)
 from attnzero.io import loadavg, tool_command
 
 from .timing import (interleaved, machine_info, md_table, median, peak_memory_mib,
-                     set_mem_limit, setup_malloc)
+                     set_mem_limit, setup_malloc, write_csv)
 
 TP_MODELS = ('deit_tiny', 'pvt_tiny', 'pvt_v2_b0', 'swin_tiny', 'cswin_tiny', 'efficientformer_l1',
              'efficientformer_l3')
@@ -223,11 +222,7 @@ def main(argv=None) -> int:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.with_suffix('.md').write_text(text)
         rows = [dict(kind='throughput', **r) for r in tp] + [dict(kind='highres', **r) for r in hr]
-        keys = list(dict.fromkeys(k for r in rows for k in r))
-        with open(out.with_suffix('.csv'), 'w', newline='') as f:
-            w = csv.DictWriter(f, fieldnames=keys)
-            w.writeheader()
-            w.writerows(rows)
+        write_csv(rows, out.with_suffix('.csv'))
     return 0
 
 

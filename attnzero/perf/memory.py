@@ -12,7 +12,6 @@ Linux only (``/proc``); CPU only (CUDA peak memory would be ``torch.cuda.max_mem
 """
 from __future__ import annotations
 
-import csv
 import gc
 import json
 import os
@@ -28,6 +27,7 @@ from attnzero.io import tool_command
 from attnzero.mm.runner import setup_scope, speed_up_base_lookup
 
 from .runtime import proc_status_kib, reset_peak_rss
+from .timing import write_csv
 
 __all__ = ['measure_step', 'measure_in_subprocess', 'write_table']
 
@@ -125,11 +125,7 @@ def write_table(rows: List[Dict[str, object]], out_prefix: str, command: str,
     import matplotlib.pyplot as plt
 
     os.makedirs(os.path.dirname(out_prefix) or '.', exist_ok=True)
-    keys = list(rows[0])
-    with open(out_prefix + '.csv', 'w', newline='') as f:
-        w = csv.DictWriter(f, fieldnames=keys)
-        w.writeheader()
-        w.writerows(rows)
+    write_csv(rows, out_prefix + '.csv')
     by_cfg: Dict[str, Dict[bool, Dict[str, object]]] = {}
     for r in rows:
         by_cfg.setdefault(str(r['config']), {})[bool(r['with_cp'])] = r

@@ -26,7 +26,6 @@ their committed results.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import subprocess
 import sys
@@ -40,7 +39,8 @@ from attnzero.io import atomic_savefig, loadavg, tool_command
 from attnzero.space import TRIAL_105
 from attnzero.space.ops import elu_plus_one
 
-from .timing import interleaved, machine_info, md_table, median, setup_malloc
+from .attention import floor_dd
+from .timing import interleaved, machine_info, md_table, median, setup_malloc, write_csv
 
 _FAULT_PROBE = r'''
 import json, resource, sys, time, torch
@@ -128,7 +128,7 @@ def pass_table(shape, rounds: int, block_ms: float, warmup_ms: float, inductor: 
     out, out2 = torch.empty_like(q), torch.empty_like(q)
     fn = TRIAL_105.compile()
     fns = {
-        'floor': lambda: q @ (k.transpose(-1, -2) @ v),
+        'floor': lambda: floor_dd(q, k, v),
         'bmm K^T V (d x d result)': lambda: torch.bmm(k3.transpose(1, 2), v3),
         'bmm Q S (N x d result)': lambda: torch.bmm(q3, state),
         'copy (read + write)': lambda: out.copy_(k),
@@ -236,10 +236,7 @@ def main(argv=None) -> int:
         if args.out:
             base = str(Path(args.out).with_suffix('')) + '_passes'
             Path(base + '.md').write_text(ptext)
-            with open(base + '.csv', 'w', newline='') as f:
-                w = csv.DictWriter(f, fieldnames=['name', 'median_ms', 'min_ms', 'ratio'])
-                w.writeheader()
-                w.writerows(rows)
+            write_csv(rows, base + '.csv')
             plot_passes(rows, base + '.png', f'{shape_s}: time / matmul floor (min of rounds)')
     return 0
 

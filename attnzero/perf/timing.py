@@ -9,6 +9,7 @@ above the RSS before it (:mod:`attnzero.perf.runtime`), on CUDA ``max_memory_all
 """
 from __future__ import annotations
 
+import csv
 import math
 import os
 import platform
@@ -26,7 +27,7 @@ from .runtime import malloc_trim, proc_status_kib, reset_peak_rss, tune_malloc
 
 __all__ = ['sync', 'cache_flusher', 'last_level_cache', 'interleaved', 'median', 'MALLOC_MODE',
            'setup_malloc', 'peak_memory_mib', 'machine_info', 'set_mem_limit', 'fmt',
-           'md_table', 'fit_exponent']
+           'md_table', 'write_csv', 'fit_exponent']
 
 
 def sync(device: torch.device) -> None:
@@ -214,6 +215,16 @@ def md_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     out = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
     out += ['| ' + ' | '.join(fmt(x) for x in r) + ' |' for r in rows]
     return '\n'.join(out)
+
+
+def write_csv(rows: Sequence[Dict[str, object]], path) -> None:
+    """``rows`` as a csv file at ``path``; the columns are every key of the rows, in the order
+    they first appear."""
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    with open(path, 'w', newline='') as f:
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        w.writerows(rows)
 
 
 def fit_exponent(ns: Sequence[int], ts: Sequence[float], lo: int = 3136, hi: int = 50176) -> float:
